@@ -1,0 +1,60 @@
+#ifndef TWIST_FRAMEWORK_ADDRESS_H_
+#define TWIST_FRAMEWORK_ADDRESS_H_
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace twist {
+
+/// An IPv4 or IPv6 TCP endpoint (Twisted's IPv4Address / IPv6Address).
+/// Small and copyable: a connection keeps its two endpoints inline.
+class Address {
+ public:
+  /// An unspecified address (family AF_UNSPEC, port 0).
+  Address();
+
+  /// Parses a numeric IPv4 or IPv6 host ("127.0.0.1", "::1", "[::1]") and a
+  /// port in 0..65535. "" means every IPv4 interface, as in Twisted.
+  static absl::StatusOr<Address> Parse(absl::string_view host, int port);
+  /// Like Parse, but also resolves a host name (e.g. "localhost") with
+  /// getaddrinfo. Blocks while resolving: meant for start-up code.
+  static absl::StatusOr<Address> Resolve(absl::string_view host, int port);
+  static Address FromSockaddr(const sockaddr* sa, socklen_t len);
+  /// getsockname / getpeername of a socket.
+  static absl::StatusOr<Address> LocalOf(int fd);
+  static absl::StatusOr<Address> PeerOf(int fd);
+
+  int family() const { return addr_.sa.sa_family; }
+  bool isIPv6() const { return family() == AF_INET6; }
+  /// The numeric host, without brackets ("::1").
+  std::string host() const;
+  int port() const;
+  /// "127.0.0.1:8000" or "[::1]:8000".
+  std::string ToString() const;
+
+  const sockaddr* sockaddr_ptr() const { return &addr_.sa; }
+  socklen_t length() const;
+
+  friend bool operator==(const Address& a, const Address& b) {
+    return a.ToString() == b.ToString();
+  }
+  friend bool operator!=(const Address& a, const Address& b) {
+    return !(a == b);
+  }
+
+ private:
+  union {
+    sockaddr sa;
+    sockaddr_in v4;
+    sockaddr_in6 v6;
+  } addr_;
+};
+
+}  // namespace twist
+
+#endif  // TWIST_FRAMEWORK_ADDRESS_H_

@@ -1,0 +1,103 @@
+#ifndef TWIST_FRAMEWORK_PROTOCOL_H_
+#define TWIST_FRAMEWORK_PROTOCOL_H_
+
+#include <memory>
+#include <utility>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "framework/address.h"
+#include "framework/transport.h"
+
+namespace twist {
+
+class Factory;
+
+/// The user's side of a connection (twisted.internet.protocol.Protocol).
+///
+/// Callback order, guaranteed by the reactor: makeConnection() once, which
+/// calls connectionMade(); then dataReceived() zero or more times; then
+/// connectionLost() exactly once; then the protocol is destroyed, at the end
+/// of that loop iteration. Nothing calls into a protocol after
+/// connectionLost(), and its transport must not be used after it returns.
+class Protocol {
+ public:
+  virtual ~Protocol() = default;
+
+  /// Attaches the transport and calls connectionMade().
+  void makeConnection(Transport* transport);
+
+  virtual void connectionMade() {}
+  /// `data` points into a buffer reused by the reactor: copy what you keep.
+  virtual void dataReceived(absl::string_view data) {}
+  /// `reason`: OK for a clean close (ConnectionDone), ABORTED after
+  /// abortConnection(), UNAVAILABLE with the cause when the connection was
+  /// lost. See framework/errors.h.
+  virtual void connectionLost(const absl::Status& reason) {}
+
+  Transport* transport() const { return transport_; }
+  Factory* factory() const { return factory_; }
+  /// Set by the reactor (or a test) before makeConnection().
+  void setFactory(Factory* factory) { factory_ = factory; }
+
+ private:
+  Transport* transport_ = nullptr;
+  Factory* factory_ = nullptr;
+};
+
+/// A protocol that also inherits this hears about the peer's half-close
+/// (Twisted's IHalfCloseableProtocol): when the peer shuts down its write
+/// side, readConnectionLost() runs and the connection stays open for
+/// writing until loseConnection(). Without it, end of input means
+/// loseConnection(): queued output is still sent, then the connection closes.
+class HalfCloseableProtocol {
+ public:
+  virtual ~HalfCloseableProtocol() = default;
+  virtual void readConnectionLost() = 0;
+};
+
+/// Builds a protocol for each connection (twisted.internet.protocol.Factory).
+/// A factory is not owned by the ports that use it: it must outlive them and
+/// their connections (typically it lives as long as the reactor).
+class Factory {
+ public:
+  Factory() = default;
+  /// A factory whose buildProtocol() calls `make`.
+  explicit Factory(absl::AnyInvocable<std::unique_ptr<Protocol>()> make)
+      : make_(std::move(make)) {}
+  virtual ~Factory() = default;
+  Factory(const Factory&) = delete;
+  Factory& operator=(const Factory&) = delete;
+
+  /// Twisted's Factory.forProtocol: a factory that builds P(args...).
+  template <typename P, typename... Args>
+  static std::unique_ptr<Factory> forProtocol(Args... args) {
+    return std::make_unique<Factory>(
+        [args...]() -> std::unique_ptr<Protocol> {
+          return std::make_unique<P>(args...);
+        });
+  }
+
+  /// Returns the protocol for a new connection from `addr`, or nullptr to
+  /// refuse it (the connection is closed at once). The reactor sets the
+  /// protocol's factory().
+  virtual std::unique_ptr<Protocol> buildProtocol(const Address& addr);
+
+  /// Called before the first port starts using this factory and after the
+  /// last one stops.
+  virtual void startFactory() {}
+  virtual void stopFactory() {}
+
+  /// Reference-counted wrappers the ports call.
+  void doStart();
+  void doStop();
+
+ private:
+  absl::AnyInvocable<std::unique_ptr<Protocol>()> make_;
+  int num_ports_ = 0;
+};
+
+}  // namespace twist
+
+#endif  // TWIST_FRAMEWORK_PROTOCOL_H_

@@ -1,0 +1,314 @@
+#include "framework/reactor.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "framework/errors.h"
+#include "framework/tcp_connection.h"
+#include "framework/tcp_port.h"
+
+namespace twist {
+
+// Wakes the loop from another thread (callFromThread) through an eventfd.
+class Reactor::Waker final : public Selectable {
+ public:
+  Waker(Reactor* reactor, int fd) : reactor_(reactor), fd_(fd) {}
+  ~Waker() override { ::close(fd_); }
+  int fd() const { return fd_; }
+  void wake() {
+    uint64_t one = 1;
+    ssize_t n;
+    do {
+      n = ::write(fd_, &one, sizeof(one));
+    } while (n < 0 && errno == EINTR);
+  }
+  void handleEvents(uint32_t) override {
+    uint64_t count;
+    while (::read(fd_, &count, sizeof(count)) < 0 && errno == EINTR) {
+    }
+    reactor_->runThreadCalls();
+  }
+
+ private:
+  Reactor* reactor_;
+  int fd_;
+};
+
+// Turns signals into a stop() on the loop, through a signalfd: no code runs
+// in signal context.
+class Reactor::SignalWatcher final : public Selectable {
+ public:
+  SignalWatcher(Reactor* reactor, int fd) : reactor_(reactor), fd_(fd) {}
+  ~SignalWatcher() override { ::close(fd_); }
+  int fd() const { return fd_; }
+  void handleEvents(uint32_t) override {
+    signalfd_siginfo info;
+    while (true) {
+      ssize_t n = ::read(fd_, &info, sizeof(info));
+      if (n < 0 && errno == EINTR) continue;
+      if (n != static_cast<ssize_t>(sizeof(info))) break;
+      reactor_->stop();
+    }
+  }
+
+ private:
+  Reactor* reactor_;
+  int fd_;
+};
+
+absl::StatusOr<std::unique_ptr<Reactor>> Reactor::Create(
+    ReactorOptions options) {
+  absl::StatusOr<std::unique_ptr<Poller>> poller =
+      CreatePoller(options.poller);
+  if (!poller.ok()) return poller.status();
+  std::unique_ptr<Reactor> reactor(
+      new Reactor(*std::move(poller), std::move(options)));
+  if (absl::Status s = reactor->init(); !s.ok()) return s;
+  return reactor;
+}
+
+Reactor::Reactor(std::unique_ptr<Poller> poller, ReactorOptions options)
+    : options_(std::move(options)),
+      poller_(std::move(poller)),
+      clock_(options_.clock != nullptr ? options_.clock : &monotonic_),
+      timers_(clock_),
+      read_buffer_(new char[kReadBufferSize]) {}
+
+absl::Status Reactor::init() {
+  int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (efd < 0) return absl::ErrnoToStatus(errno, "eventfd");
+  waker_ = std::make_unique<Waker>(this, efd);
+  if (absl::Status s = poller_->add(efd, kReadable, waker_.get()); !s.ok()) {
+    return s;
+  }
+  // Held in reserve for accept's EMFILE handling (see shedOneConnection).
+  reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  return absl::OkStatus();
+}
+
+Reactor::~Reactor() {
+  // Abort what is left so that every protocol still gets connectionLost.
+  std::vector<TcpConnection*> open;
+  for (auto& [c, owned] : connections_) open.push_back(c);
+  for (TcpConnection* c : open) c->abortConnection();
+  processPendingCloses();
+  dead_.clear();
+  for (auto& port : ports_) port->stopListening();
+  ports_.clear();
+  if (signals_ != nullptr) poller_->remove(signals_->fd());
+  if (waker_ != nullptr) poller_->remove(waker_->fd());
+  if (reserve_fd_ >= 0) ::close(reserve_fd_);
+}
+
+void Reactor::run() {
+  running_ = true;
+  stop_requested_ = false;
+  std::vector<absl::AnyInvocable<void()>> calls = std::move(when_running_);
+  when_running_.clear();
+  for (auto& fn : calls) {
+    fn();
+    processPendingCloses();
+  }
+  while (!stop_requested_) iterate(absl::InfiniteDuration());
+
+  // Shut down: no new connections; let the open ones flush and close.
+  for (auto& port : ports_) port->stopListening();
+  std::vector<TcpConnection*> open;
+  for (auto& [c, owned] : connections_) open.push_back(c);
+  for (TcpConnection* c : open) c->loseConnection();
+  processPendingCloses();
+  dead_.clear();
+  const absl::Time deadline = monotonic_.now() + options_.shutdown_grace;
+  while (!connections_.empty()) {
+    absl::Duration left = deadline - monotonic_.now();
+    if (left <= absl::ZeroDuration()) break;
+    iterate(left);
+  }
+  open.clear();
+  for (auto& [c, owned] : connections_) open.push_back(c);
+  for (TcpConnection* c : open) c->abortConnection();
+  processPendingCloses();
+  dead_.clear();
+  running_ = false;
+}
+
+void Reactor::stop() {
+  if (running_) stop_requested_ = true;
+}
+
+void Reactor::iterate(absl::Duration max_wait) {
+  processPendingCloses();
+  absl::Duration timeout = max_wait;
+  absl::Time due = timers_.nextDue();
+  if (due != absl::InfiniteFuture()) {
+    timeout = std::min(timeout, std::max(absl::ZeroDuration(), due - clock_->now()));
+  }
+  if (stop_requested_) timeout = absl::ZeroDuration();
+  ready_.clear();
+  absl::Status s = poller_->poll(timeout, &ready_);
+  if (!s.ok()) {
+    // Only a bug (EBADF, EINVAL) gets here; say so rather than spin silently.
+    fprintf(stderr, "twist: %s\n", std::string(s.message()).c_str());
+  }
+  for (const ReadyEvent& ev : ready_) {
+    ev.selectable->handleEvents(ev.events);
+    processPendingCloses();
+  }
+  runUntilCurrent();
+  dead_.clear();
+}
+
+void Reactor::runUntilCurrent() {
+  timers_.runDue([this] { processPendingCloses(); });
+}
+
+DelayedCall Reactor::callLater(absl::Duration delay,
+                               absl::AnyInvocable<void()> fn) {
+  return timers_.callLater(delay, std::move(fn));
+}
+
+void Reactor::callWhenRunning(absl::AnyInvocable<void()> fn) {
+  if (running_) {
+    fn();
+    processPendingCloses();
+  } else {
+    when_running_.push_back(std::move(fn));
+  }
+}
+
+void Reactor::callFromThread(absl::AnyInvocable<void()> fn) {
+  bool was_empty;
+  {
+    absl::MutexLock lock(&thread_calls_mu_);
+    was_empty = thread_calls_.empty();
+    thread_calls_.push_back(std::move(fn));
+  }
+  if (was_empty) waker_->wake();
+}
+
+void Reactor::runThreadCalls() {
+  std::vector<absl::AnyInvocable<void()>> calls;
+  {
+    absl::MutexLock lock(&thread_calls_mu_);
+    calls.swap(thread_calls_);
+  }
+  for (auto& fn : calls) {
+    fn();
+    processPendingCloses();
+  }
+}
+
+absl::StatusOr<Port*> Reactor::listenTCP(int port, Factory* factory,
+                                         int backlog,
+                                         absl::string_view interface) {
+  if (port < 0 || port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid port ", port, ": must be 0..65535"));
+  }
+  absl::StatusOr<Address> addr = Address::Resolve(interface, port);
+  if (!addr.ok()) return addr.status();
+  const std::string where = absl::StrCat("cannot listen on ", addr->ToString());
+  int fd = ::socket(addr->family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::ErrnoToStatus(errno, where);
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  // "::" means IPv6 only; IPv4 clients use an IPv4 port of their own.
+  if (addr->isIPv6()) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+  if (::bind(fd, addr->sockaddr_ptr(), addr->length()) != 0 ||
+      ::listen(fd, backlog) != 0) {
+    absl::Status s = absl::ErrnoToStatus(errno, where);
+    ::close(fd);
+    return s;
+  }
+  absl::StatusOr<Address> bound = Address::LocalOf(fd);
+  std::unique_ptr<Port> p(new Port(this, factory, fd, bound.ok() ? *bound : *addr));
+  if (absl::Status s = poller_->add(fd, kReadable, p.get()); !s.ok()) {
+    ::close(fd);
+    p->fd_ = -1;
+    return absl::Status(s.code(), absl::StrCat(where, ": ", s.message()));
+  }
+  factory->doStart();
+  ports_.push_back(std::move(p));
+  return ports_.back().get();
+}
+
+absl::Status Reactor::installSignalHandlers(std::initializer_list<int> signals) {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : signals) sigaddset(&set, sig);
+  if (pthread_sigmask(SIG_BLOCK, &set, nullptr) != 0) {
+    return absl::InternalError("pthread_sigmask failed");
+  }
+  int fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+  if (fd < 0) return absl::ErrnoToStatus(errno, "signalfd");
+  if (signals_ != nullptr) poller_->remove(signals_->fd());
+  signals_ = std::make_unique<SignalWatcher>(this, fd);
+  return poller_->add(fd, kReadable, signals_.get());
+}
+
+void Reactor::adoptConnection(int fd, Factory* factory, const Address& host,
+                              const Address& peer) {
+  std::unique_ptr<Protocol> protocol = factory->buildProtocol(peer);
+  if (protocol == nullptr) {  // the factory refused this peer
+    ::close(fd);
+    return;
+  }
+  if (protocol->factory() == nullptr) protocol->setFactory(factory);
+  auto conn = std::make_unique<TcpConnection>(this, fd, std::move(protocol),
+                                              host, peer);
+  TcpConnection* c = conn.get();
+  connections_.emplace(c, std::move(conn));
+  if (absl::Status s = c->start(); !s.ok()) {
+    // The poller cannot watch this descriptor (select's FD_SETSIZE): refuse
+    // the connection; its protocol never started, so it hears nothing.
+    if (!warned_refused_) {
+      warned_refused_ = true;
+      fprintf(stderr, "twist: refusing connection from %s: %s\n",
+              peer.ToString().c_str(), std::string(s.message()).c_str());
+    }
+    connections_.erase(c);
+  }
+}
+
+void Reactor::enqueueClose(TcpConnection* c) { pending_closes_.push_back(c); }
+
+void Reactor::processPendingCloses() {
+  while (!pending_closes_.empty()) {
+    std::vector<TcpConnection*> closes;
+    closes.swap(pending_closes_);
+    for (TcpConnection* c : closes) c->closeNow(c->close_reason_);
+  }
+}
+
+void Reactor::retire(TcpConnection* c) {
+  auto it = connections_.find(c);
+  if (it == connections_.end()) return;
+  dead_.push_back(std::move(it->second));
+  connections_.erase(it);
+}
+
+bool Reactor::shedOneConnection(int listen_fd) {
+  if (reserve_fd_ < 0) {
+    reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    return false;
+  }
+  ::close(reserve_fd_);
+  int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+  if (fd >= 0) ::close(fd);
+  reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  return fd >= 0;
+}
+
+}  // namespace twist

@@ -1,0 +1,157 @@
+#ifndef TWIST_FRAMEWORK_REACTOR_H_
+#define TWIST_FRAMEWORK_REACTOR_H_
+
+#include <csignal>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "framework/address.h"
+#include "framework/clock.h"
+#include "framework/delayed_call.h"
+#include "framework/poller.h"
+#include "framework/protocol.h"
+
+namespace twist {
+
+class Port;
+class TcpConnection;
+
+struct ReactorOptions {
+  /// "epoll" (default), "poll" or "select"; see PollerNames().
+  std::string poller = "epoll";
+  /// Time source for callLater; nullptr = CLOCK_MONOTONIC. Not owned; must
+  /// outlive the reactor. Tests pass a FakeClock.
+  Clock* clock = nullptr;
+  /// After stop(), how long run() lets connections flush their output
+  /// before aborting the rest.
+  absl::Duration shutdown_grace = absl::Seconds(5);
+};
+
+/// The event loop (Twisted's reactor, muduo's EventLoop). It owns the
+/// poller, the listening ports, the connections and the timers, and runs
+/// every callback on the thread that calls run(). There is no global
+/// reactor: pass it to whoever needs it; one reactor per thread is fine.
+///
+/// Everything except callFromThread() must be called on the reactor's
+/// thread (or before run() starts).
+class Reactor {
+ public:
+  static absl::StatusOr<std::unique_ptr<Reactor>> Create(
+      ReactorOptions options = {});
+  /// Closes what is still open: connections are aborted (their protocols
+  /// get connectionLost), ports stop listening, pending calls are dropped.
+  ~Reactor();
+  Reactor(const Reactor&) = delete;
+  Reactor& operator=(const Reactor&) = delete;
+
+  /// Runs the loop until stop(). Then it stops listening, asks every
+  /// connection to loseConnection(), waits up to shutdown_grace for them
+  /// to flush, aborts the rest, and returns.
+  void run();
+  /// Makes run() return after the current callback; callable from any
+  /// callback (from another thread, use callFromThread).
+  void stop();
+  bool running() const { return running_; }
+  /// One turn of the loop: waits up to `max_wait` for I/O, dispatches it,
+  /// runs due calls. For tests and for embedding in another loop.
+  void iterate(absl::Duration max_wait = absl::ZeroDuration());
+  /// Runs the calls that are due now (after moving a FakeClock, say).
+  void runUntilCurrent();
+
+  /// Runs `fn` once, `delay` from now (Twisted's callLater).
+  DelayedCall callLater(absl::Duration delay, absl::AnyInvocable<void()> fn);
+  /// Runs `fn` when run() starts (at once if it is already running).
+  void callWhenRunning(absl::AnyInvocable<void()> fn);
+  /// Thread-safe: runs `fn` on the reactor's thread soon, waking it up.
+  void callFromThread(absl::AnyInvocable<void()> fn);
+  /// The reactor's current time (Twisted's reactor.seconds()).
+  absl::Time seconds() const { return clock_->now(); }
+
+  /// Listens on `interface`:`port` (port 0 = any free port; interface ""
+  /// = every IPv4 interface, "::" = every IPv6 one) and builds a protocol
+  /// with `factory` for each connection. The port is owned by the reactor;
+  /// the pointer stays valid for the reactor's lifetime.
+  absl::StatusOr<Port*> listenTCP(int port, Factory* factory,
+                                  int backlog = 50,
+                                  absl::string_view interface = "");
+
+  /// Makes SIGINT and SIGTERM (or `signals`) call stop() on this reactor,
+  /// through a signalfd. Blocks those signals in the calling thread: call it
+  /// from main() before starting other threads.
+  absl::Status installSignalHandlers(
+      std::initializer_list<int> signals = {SIGINT, SIGTERM});
+
+  Poller& poller() { return *poller_; }
+  Clock& clock() { return *clock_; }
+  size_t connectionCount() const { return connections_.size(); }
+
+ private:
+  friend class Port;
+  friend class TcpConnection;
+  class Waker;
+  class SignalWatcher;
+
+  Reactor(std::unique_ptr<Poller> poller, ReactorOptions options);
+  absl::Status init();
+
+  // Wraps an accepted or connected socket in a transport and starts its
+  // protocol. Takes ownership of fd; closes it on failure.
+  void adoptConnection(int fd, Factory* factory, const Address& host,
+                       const Address& peer);
+  // Called by a transport that wants to be closed once the current callback
+  // returns (never re-entrantly inside a user's call).
+  void enqueueClose(TcpConnection* c);
+  // Called by a transport once connectionLost has run: it is destroyed at
+  // the end of this loop iteration, when no event can still point to it.
+  void retire(TcpConnection* c);
+  void processPendingCloses();
+  // Accept's answer to EMFILE/ENFILE: frees the reserved descriptor, accepts
+  // and closes one pending connection, takes the descriptor back. Returns
+  // false when there is no reserve to spend (the caller backs off).
+  bool shedOneConnection(int listen_fd);
+  void runThreadCalls();
+  void beginShutdown();
+  void finishShutdown();
+
+  ReactorOptions options_;
+  std::unique_ptr<Poller> poller_;
+  MonotonicClock monotonic_;
+  Clock* clock_;
+  TimerQueue timers_;
+
+  absl::flat_hash_map<TcpConnection*, std::unique_ptr<TcpConnection>>
+      connections_;
+  std::vector<TcpConnection*> pending_closes_;
+  std::vector<std::unique_ptr<TcpConnection>> dead_;
+  std::vector<std::unique_ptr<Port>> ports_;
+  std::vector<ReadyEvent> ready_;
+  std::unique_ptr<char[]> read_buffer_;  // shared by every connection
+  int reserve_fd_ = -1;
+
+  std::vector<absl::AnyInvocable<void()>> when_running_;
+  std::unique_ptr<Waker> waker_;
+  std::unique_ptr<SignalWatcher> signals_;
+  absl::Mutex thread_calls_mu_;
+  std::vector<absl::AnyInvocable<void()>> thread_calls_
+      ABSL_GUARDED_BY(thread_calls_mu_);
+
+  bool running_ = false;
+  bool warned_refused_ = false;  // say once that connections are refused
+  bool stop_requested_ = false;
+};
+
+/// Size of the reactor's shared read buffer: the most one read() takes.
+inline constexpr size_t kReadBufferSize = 64 * 1024;
+
+}  // namespace twist
+
+#endif  // TWIST_FRAMEWORK_REACTOR_H_

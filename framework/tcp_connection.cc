@@ -1,0 +1,374 @@
+#include "framework/tcp_connection.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <utility>
+
+#include "framework/errors.h"
+#include "framework/reactor.h"
+
+namespace twist {
+namespace {
+// At most this many iovecs per sendmsg(); IOV_MAX is 1024, but a few dozen
+// already fill any socket buffer.
+constexpr int kMaxIov = 64;
+
+absl::Status SetIntOption(int fd, int level, int name, bool enabled,
+                          absl::string_view what) {
+  int v = enabled ? 1 : 0;
+  if (setsockopt(fd, level, name, &v, sizeof(v)) != 0) {
+    return absl::ErrnoToStatus(errno, what);
+  }
+  return absl::OkStatus();
+}
+}  // namespace
+
+TcpConnection::TcpConnection(Reactor* reactor, int fd,
+                             std::unique_ptr<Protocol> protocol,
+                             const Address& host, const Address& peer)
+    : reactor_(reactor),
+      fd_(fd),
+      protocol_(std::move(protocol)),
+      half_closeable_(dynamic_cast<HalfCloseableProtocol*>(protocol_.get())),
+      host_(host),
+      peer_(peer) {}
+
+TcpConnection::~TcpConnection() {
+  if (fd_ >= 0) {
+    if (registered_) reactor_->poller().remove(fd_);
+    ::close(fd_);
+  }
+}
+
+absl::Status TcpConnection::start() {
+  absl::Status s = reactor_->poller().add(fd_, kReadable, this);
+  if (!s.ok()) return s;
+  registered_ = true;
+  interest_ = kReadable;
+  protocol_->makeConnection(this);
+  return absl::OkStatus();
+}
+
+// ---- Writing ---------------------------------------------------------------
+
+ssize_t TcpConnection::sendNow(const iovec* iov, int n) {
+  msghdr msg = {};
+  msg.msg_iov = const_cast<iovec*>(iov);
+  msg.msg_iovlen = n;
+  ssize_t w;
+  do {
+    // MSG_NOSIGNAL: a peer that went away yields EPIPE, never SIGPIPE.
+    w = n == 1 ? ::send(fd_, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL)
+               : ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
+  } while (w < 0 && errno == EINTR);
+  return w;
+}
+
+void TcpConnection::write(absl::string_view data) {
+  writeSequence(absl::MakeConstSpan(&data, 1));
+}
+
+void TcpConnection::writeSequence(absl::Span<const absl::string_view> data) {
+  if (state_ != State::kConnected || write_shutdown_) return;
+  size_t sent = 0;
+  if (out_.empty()) {
+    iovec iov[kMaxIov];
+    int n = 0;
+    size_t total = 0;
+    for (absl::string_view piece : data) {
+      if (piece.empty()) continue;
+      if (n == kMaxIov) break;
+      iov[n].iov_base = const_cast<char*>(piece.data());
+      iov[n].iov_len = piece.size();
+      total += piece.size();
+      ++n;
+    }
+    if (n == 0) return;
+    ssize_t w = sendNow(iov, n);
+    if (w < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        failWrite(errno);
+        return;
+      }
+      w = 0;
+    }
+    sent = static_cast<size_t>(w);
+    if (sent == total && n == static_cast<int>(data.size())) return;
+  }
+  queue(data, sent);
+  afterQueue();
+}
+
+void TcpConnection::queue(absl::Span<const absl::string_view> pieces,
+                          size_t skip) {
+  for (absl::string_view piece : pieces) {
+    if (skip >= piece.size()) {
+      skip -= piece.size();
+      continue;
+    }
+    out_.append(piece.substr(skip));
+    skip = 0;
+  }
+}
+
+void TcpConnection::afterQueue() {
+  if (out_.empty()) return;
+  updateInterest();
+  if (producer_ != nullptr && streaming_ && !producer_paused_ &&
+      out_.size() > high_water_) {
+    producer_paused_ = true;
+    producer_->pauseProducing();
+  }
+}
+
+void TcpConnection::doWrite() {
+  if (!out_.empty()) {
+    iovec iov[kMaxIov];
+    int n = out_.peek(iov, kMaxIov);
+    ssize_t w = sendNow(iov, n);
+    if (w < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      closeNow(ConnectionLost(errno));
+      return;
+    }
+    out_.consume(static_cast<size_t>(w));
+  }
+  afterDrain();
+}
+
+void TcpConnection::afterDrain() {
+  if (out_.empty()) {
+    if (state_ == State::kDisconnecting) {
+      closeNow(ConnectionDone());
+      return;
+    }
+    if (write_shutdown_ && !write_shut_) {
+      ::shutdown(fd_, SHUT_WR);
+      write_shut_ = true;
+      if (read_eof_) {
+        closeNow(ConnectionDone());
+        return;
+      }
+    }
+  }
+  updateInterest();
+  if (producer_ == nullptr) return;
+  if (streaming_) {
+    if (producer_paused_ && out_.size() <= low_water_) {
+      producer_paused_ = false;
+      producer_->resumeProducing();
+    }
+  } else if (out_.empty()) {
+    producer_->resumeProducing();
+  }
+}
+
+void TcpConnection::failWrite(int error_number) {
+  out_.clear();
+  write_shutdown_ = true;
+  write_shut_ = true;
+  updateInterest();
+  scheduleClose(ConnectionLost(error_number));
+}
+
+// ---- Reading ---------------------------------------------------------------
+
+void TcpConnection::doRead() {
+  char* buf = reactor_->read_buffer_.get();
+  ssize_t n;
+  do {
+    n = ::read(fd_, buf, kReadBufferSize);
+  } while (n < 0 && errno == EINTR);
+  if (n > 0) {
+    protocol_->dataReceived(absl::string_view(buf, static_cast<size_t>(n)));
+    return;
+  }
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+    closeNow(ConnectionLost(errno));
+    return;
+  }
+  // End of input: the peer shut down its write side.
+  read_eof_ = true;
+  if (half_closeable_ == nullptr) {
+    loseConnection();  // flush what is queued, then close cleanly
+    return;
+  }
+  updateInterest();
+  half_closeable_->readConnectionLost();
+  if (state_ != State::kClosed && write_shut_) closeNow(ConnectionDone());
+}
+
+void TcpConnection::handleEvents(uint32_t ready) {
+  if (state_ == State::kClosed) return;
+  if ((interest_ & kReadable) && (ready & (kReadable | kErrorOrHangup))) {
+    doRead();
+    if (state_ == State::kClosed) return;
+  }
+  if ((interest_ & kWritable) && (ready & (kWritable | kErrorOrHangup))) {
+    doWrite();
+  }
+}
+
+// ---- Flow control ----------------------------------------------------------
+
+void TcpConnection::updateInterest() {
+  if (state_ == State::kClosed) return;
+  uint32_t want = 0;
+  if (state_ == State::kConnected && !reading_paused_ && !read_eof_) {
+    want |= kReadable;
+  }
+  bool pull_waiting = producer_ != nullptr && !streaming_ &&
+                      state_ == State::kConnected && !write_shutdown_;
+  if (!write_shut_ && (!out_.empty() || pull_waiting)) want |= kWritable;
+  if (want == interest_) return;
+  absl::Status s;
+  if (want == 0) {
+    // Unwatched rather than watched for nothing: a hung-up socket would
+    // otherwise wake a level-triggered poller forever.
+    reactor_->poller().remove(fd_);
+    registered_ = false;
+  } else if (!registered_) {
+    s = reactor_->poller().add(fd_, want, this);
+    registered_ = s.ok();
+  } else {
+    s = reactor_->poller().modify(fd_, want, this);
+  }
+  if (!s.ok()) {
+    scheduleClose(ConnectionLost(s.message()));
+    return;
+  }
+  interest_ = want;
+}
+
+void TcpConnection::pauseProducing() {
+  reading_paused_ = true;
+  updateInterest();
+}
+
+void TcpConnection::resumeProducing() {
+  reading_paused_ = false;
+  updateInterest();
+}
+
+void TcpConnection::stopProducing() { loseConnection(); }
+
+absl::Status TcpConnection::registerProducer(Producer* producer,
+                                             bool streaming) {
+  if (producer_ != nullptr) {
+    return absl::FailedPreconditionError(
+        "a producer is already registered with this transport");
+  }
+  if (state_ == State::kClosed) {
+    return absl::FailedPreconditionError("the connection is closed");
+  }
+  producer_ = producer;
+  streaming_ = streaming;
+  producer_paused_ = false;
+  if (streaming && out_.size() > high_water_) {
+    producer_paused_ = true;
+    producer->pauseProducing();
+  }
+  updateInterest();  // a pull producer is asked for data once writable
+  return absl::OkStatus();
+}
+
+void TcpConnection::unregisterProducer() {
+  producer_ = nullptr;
+  producer_paused_ = false;
+  updateInterest();
+}
+
+void TcpConnection::setWriteBufferWaterMarks(size_t low, size_t high) {
+  if (high < low) high = low;
+  low_water_ = low;
+  high_water_ = high;
+}
+
+// ---- Closing ---------------------------------------------------------------
+
+void TcpConnection::loseConnection() {
+  if (state_ != State::kConnected) return;
+  state_ = State::kDisconnecting;
+  if (out_.empty()) {
+    scheduleClose(ConnectionDone());
+  } else {
+    updateInterest();  // stop reading; keep flushing
+  }
+}
+
+void TcpConnection::abortConnection() {
+  if (state_ == State::kClosed) return;
+  state_ = State::kDisconnecting;
+  out_.clear();
+  write_shutdown_ = true;
+  write_shut_ = true;
+  updateInterest();
+  scheduleClose(ConnectionAborted());
+}
+
+void TcpConnection::loseWriteConnection() {
+  if (state_ == State::kClosed || write_shutdown_) return;
+  write_shutdown_ = true;
+  if (out_.empty()) {
+    ::shutdown(fd_, SHUT_WR);
+    write_shut_ = true;
+    if (read_eof_) scheduleClose(ConnectionDone());
+  }
+  updateInterest();
+}
+
+void TcpConnection::scheduleClose(absl::Status reason) {
+  if (state_ == State::kClosed) return;
+  if (close_pending_) {
+    if (IsConnectionAborted(reason)) close_reason_ = std::move(reason);
+    return;
+  }
+  close_pending_ = true;
+  close_reason_ = std::move(reason);
+  reactor_->enqueueClose(this);
+}
+
+void TcpConnection::closeNow(absl::Status reason) {
+  if (state_ == State::kClosed) return;
+  state_ = State::kClosed;
+  if (registered_) {
+    reactor_->poller().remove(fd_);
+    registered_ = false;
+  }
+  if (IsConnectionDone(reason)) {
+    // Input left unread turns close() into a reset, which can destroy the
+    // last bytes we sent before the peer reads them. Drain a bounded amount.
+    char* buf = reactor_->read_buffer_.get();
+    for (int i = 0; i < 16; ++i) {
+      ssize_t n = ::read(fd_, buf, kReadBufferSize);
+      if (n <= 0 && !(n < 0 && errno == EINTR)) break;
+    }
+  }
+  ::close(fd_);
+  fd_ = -1;
+  out_.clear();
+  if (Producer* p = std::exchange(producer_, nullptr); p != nullptr && p != this) {
+    p->stopProducing();
+  }
+  protocol_->connectionLost(reason);
+  reactor_->retire(this);
+}
+
+absl::Status TcpConnection::setTcpNoDelay(bool enabled) {
+  if (fd_ < 0) return absl::FailedPreconditionError("the connection is closed");
+  return SetIntOption(fd_, IPPROTO_TCP, TCP_NODELAY, enabled,
+                      "setsockopt(TCP_NODELAY)");
+}
+
+absl::Status TcpConnection::setTcpKeepAlive(bool enabled) {
+  if (fd_ < 0) return absl::FailedPreconditionError("the connection is closed");
+  return SetIntOption(fd_, SOL_SOCKET, SO_KEEPALIVE, enabled,
+                      "setsockopt(SO_KEEPALIVE)");
+}
+
+}  // namespace twist

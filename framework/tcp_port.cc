@@ -1,0 +1,76 @@
+#include "framework/tcp_port.h"
+
+#include <errno.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "framework/reactor.h"
+
+namespace twist {
+namespace {
+// Accepts per readiness event: enough to drain a burst, few enough that a
+// flood of connects cannot starve established connections.
+constexpr int kMaxAcceptsPerEvent = 64;
+constexpr absl::Duration kBackOff = absl::Milliseconds(100);
+}  // namespace
+
+Port::Port(Reactor* reactor, Factory* factory, int fd, const Address& host)
+    : reactor_(reactor), factory_(factory), fd_(fd), host_(host) {}
+
+Port::~Port() { stopListening(); }
+
+void Port::stopListening() {
+  if (fd_ < 0) return;
+  resume_.cancel().IgnoreError();
+  reactor_->poller().remove(fd_);
+  ::close(fd_);
+  fd_ = -1;
+  factory_->doStop();
+}
+
+void Port::handleEvents(uint32_t ready) {
+  for (int i = 0; i < kMaxAcceptsPerEvent && fd_ >= 0; ++i) {
+    sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    int fd = accept4(fd_, reinterpret_cast<sockaddr*>(&ss), &len,
+                     SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      switch (errno) {
+        case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+        case EWOULDBLOCK:
+#endif
+          return;
+        case EINTR:
+        case ECONNABORTED:  // the peer gave up while queued
+        case EPROTO:
+        case EPERM:  // firewall
+          continue;
+        case EMFILE:
+        case ENFILE:
+          // Without a free descriptor the pending connection can be neither
+          // served nor refused, and level-triggered readiness would spin.
+          if (!reactor_->shedOneConnection(fd_)) {
+            backOff(kBackOff);
+            return;
+          }
+          continue;
+        default:  // ENOBUFS, ENOMEM: give the kernel a moment
+          backOff(kBackOff);
+          return;
+      }
+    }
+    Address peer = Address::FromSockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+    absl::StatusOr<Address> host = Address::LocalOf(fd);
+    reactor_->adoptConnection(fd, factory_, host.ok() ? *host : host_, peer);
+  }
+}
+
+void Port::backOff(absl::Duration pause) {
+  reactor_->poller().remove(fd_);
+  resume_ = reactor_->callLater(pause, [this] {
+    if (fd_ >= 0) reactor_->poller().add(fd_, kReadable, this).IgnoreError();
+  });
+}
+
+}  // namespace twist

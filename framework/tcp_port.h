@@ -1,0 +1,46 @@
+#ifndef TWIST_FRAMEWORK_TCP_PORT_H_
+#define TWIST_FRAMEWORK_TCP_PORT_H_
+
+#include "absl/time/time.h"
+#include "framework/address.h"
+#include "framework/delayed_call.h"
+#include "framework/poller.h"
+#include "framework/protocol.h"
+
+namespace twist {
+
+class Reactor;
+
+/// A listening TCP socket (Twisted's tcp.Port / IListeningPort), returned by
+/// Reactor::listenTCP and owned by the reactor.
+class Port final : private Selectable {
+ public:
+  ~Port() override;
+
+  /// The bound address; the real port when 0 was asked for.
+  Address getHost() const { return host_; }
+  /// Closes the listening socket; connections already accepted carry on.
+  /// The factory's stopFactory() runs if this was its last port. Idempotent.
+  void stopListening();
+  bool listening() const { return fd_ >= 0; }
+  Factory* factory() const { return factory_; }
+
+ private:
+  friend class Reactor;
+  Port(Reactor* reactor, Factory* factory, int fd, const Address& host);
+
+  void handleEvents(uint32_t ready) override;
+  // Stops accepting for `pause` (out of descriptors or kernel memory):
+  // retrying at once would spin the loop.
+  void backOff(absl::Duration pause);
+
+  Reactor* reactor_;
+  Factory* factory_;
+  int fd_;
+  Address host_;
+  DelayedCall resume_;
+};
+
+}  // namespace twist
+
+#endif  // TWIST_FRAMEWORK_TCP_PORT_H_

@@ -1,0 +1,77 @@
+#ifndef TWIST_FRAMEWORK_TRANSPORT_H_
+#define TWIST_FRAMEWORK_TRANSPORT_H_
+
+#include <cstddef>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+#include "framework/address.h"
+
+namespace twist {
+
+/// Something that produces data for a consumer (Twisted's IPushProducer /
+/// IPullProducer). A push ("streaming") producer writes on its own and is
+/// paused when the consumer's buffer is full; a pull producer writes only
+/// when resumeProducing() asks it for more.
+class Producer {
+ public:
+  virtual ~Producer() = default;
+  virtual void pauseProducing() {}
+  virtual void resumeProducing() = 0;
+  /// The consumer is gone; produce nothing more.
+  virtual void stopProducing() {}
+};
+
+/// The connection as a protocol sees it (Twisted's ITCPTransport, which is
+/// also an IConsumer and an IPushProducer). Writes are ordered and never
+/// block: what the kernel does not take at once is queued and sent later.
+///
+/// Closing never calls back into the protocol from inside the call that
+/// asked for it: connectionLost runs once the current callback returns.
+class Transport : public Producer {
+ public:
+  ~Transport() override = default;
+
+  /// Queues `data`, sending as much as the kernel takes at once. Ignored
+  /// once loseConnection(), abortConnection() or loseWriteConnection() has
+  /// been called: those flush (or drop) what was written before them.
+  virtual void write(absl::string_view data) = 0;
+  /// Writes several pieces in order, with one system call where possible.
+  virtual void writeSequence(absl::Span<const absl::string_view> data) = 0;
+  /// Closes once every queued byte is sent; stops reading now.
+  /// connectionLost gets ConnectionDone (OK) unless the flush fails.
+  virtual void loseConnection() = 0;
+  /// Closes at once, dropping unsent data; connectionLost gets
+  /// ConnectionAborted.
+  virtual void abortConnection() = 0;
+  /// Shuts down the write side (TCP FIN) once queued bytes are sent, and
+  /// keeps reading (half-close).
+  virtual void loseWriteConnection() = 0;
+
+  virtual Address getPeer() const = 0;
+  virtual Address getHost() const = 0;
+
+  virtual absl::Status setTcpNoDelay(bool enabled) = 0;
+  virtual absl::Status setTcpKeepAlive(bool enabled) = 0;
+
+  /// As a producer of incoming data: pauseProducing() stops reading from the
+  /// peer, resumeProducing() starts again, stopProducing() loses the
+  /// connection.
+
+  /// As a consumer: `producer` is told to pause when more than the high
+  /// water mark is queued, and to resume once the queue drains to the low
+  /// mark (streaming), or each time the queue empties (pull). It gets
+  /// stopProducing() when the connection goes away. One producer at a time.
+  virtual absl::Status registerProducer(Producer* producer, bool streaming) = 0;
+  virtual void unregisterProducer() = 0;
+
+  /// Bytes queued and not yet taken by the kernel.
+  virtual size_t bufferedBytes() const = 0;
+  /// Defaults: low 32 KiB, high 64 KiB.
+  virtual void setWriteBufferWaterMarks(size_t low, size_t high) = 0;
+};
+
+}  // namespace twist
+
+#endif  // TWIST_FRAMEWORK_TRANSPORT_H_

@@ -1,0 +1,490 @@
+// TCP transports through the real reactor and real loopback sockets, on
+// every poller.
+
+#include <sys/socket.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "framework/errors.h"
+#include "framework/protocol.h"
+#include "framework/reactor.h"
+#include "framework/tcp_port.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "protocols/echo.h"
+#include "tests/test_util.h"
+
+namespace twist {
+namespace {
+
+using ::testing::ElementsAre;
+using testing::BlockingClient;
+using testing::Pattern;
+using testing::RunUntil;
+
+// What a RecordingProtocol saw, kept outside it so it outlives it.
+struct Record {
+  std::vector<std::string> events;
+  std::string received;
+  absl::Status reason = absl::UnknownError("connectionLost not called");
+  bool destroyed = false;
+  Transport* transport = nullptr;
+};
+
+class RecordingProtocol : public Protocol {
+ public:
+  explicit RecordingProtocol(Record* r) : r_(r) {}
+  ~RecordingProtocol() override {
+    r_->events.push_back("destroyed");
+    r_->destroyed = true;
+  }
+  void connectionMade() override {
+    r_->events.push_back("made");
+    r_->transport = transport();
+  }
+  void dataReceived(absl::string_view data) override {
+    if (r_->events.back() != "data") r_->events.push_back("data");
+    r_->received.append(data.data(), data.size());
+  }
+  void connectionLost(const absl::Status& reason) override {
+    r_->events.push_back("lost");
+    r_->reason = reason;
+  }
+
+ private:
+  Record* r_;
+};
+
+// Each test makes its reactor after its factory and records, so that it is
+// destroyed first: its destructor still calls into them (connectionLost,
+// stopFactory).
+class TcpTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  std::unique_ptr<Reactor> NewReactor() {
+    auto r = testing::MakeReactor(GetParam());
+    current_ = r.get();
+    return r;
+  }
+  Address Listen(Factory* factory) {
+    absl::StatusOr<Port*> port = current_->listenTCP(0, factory, 1024, "127.0.0.1");
+    EXPECT_TRUE(port.ok()) << port.status();
+    return (*port)->getHost();
+  }
+  BlockingClient Connect(const Address& a, int rcvbuf = 0) {
+    absl::StatusOr<BlockingClient> c = BlockingClient::Connect(a, rcvbuf);
+    EXPECT_TRUE(c.ok()) << c.status();
+    return *std::move(c);
+  }
+
+ private:
+  Reactor* current_ = nullptr;
+};
+
+TEST_P(TcpTest, LifecycleIsMadeDataLostThenDestroyed) {
+  Record r;
+  Factory factory([&] { return std::make_unique<RecordingProtocol>(&r); });
+  auto reactor_ = NewReactor();
+  Address addr = Listen(&factory);
+  {
+    BlockingClient c = Connect(addr);
+    ASSERT_TRUE(c.SendAll("hello").ok());
+  }  // closed: FIN
+  ASSERT_TRUE(RunUntil(*reactor_, [&] { return r.destroyed; }));
+  EXPECT_THAT(r.events, ElementsAre("made", "data", "lost", "destroyed"));
+  EXPECT_EQ(r.received, "hello");
+  EXPECT_TRUE(IsConnectionDone(r.reason)) << r.reason;
+  EXPECT_EQ(reactor_->connectionCount(), 0u);
+}
+
+TEST_P(TcpTest, PeerResetIsConnectionLost) {
+  Record r;
+  Factory factory([&] { return std::make_unique<RecordingProtocol>(&r); });
+  auto reactor_ = NewReactor();
+  Address addr = Listen(&factory);
+  BlockingClient c = Connect(addr);
+  ASSERT_TRUE(RunUntil(*reactor_, [&] { return r.transport != nullptr; }));
+  c.Reset();
+  ASSERT_TRUE(RunUntil(*reactor_, [&] { return r.destroyed; }));
+  EXPECT_TRUE(IsConnectionLost(r.reason)) << r.reason;
+}
+
+TEST_P(TcpTest, HostAndPeerAddresses) {
+  Record r;
+  Factory factory([&] { return std::make_unique<RecordingProtocol>(&r); });
+  auto reactor_ = NewReactor();
+  Address addr = Listen(&factory);
+  EXPECT_NE(addr.port(), 0) << "port 0 must report the real port";
+  BlockingClient c = Connect(addr);
+  ASSERT_TRUE(RunUntil(*reactor_, [&] { return r.transport != nullptr; }));
+  EXPECT_EQ(r.transport->getHost(), addr);
+  Address client_side = *Address::LocalOf(c.fd());
+  EXPECT_EQ(r.transport->getPeer(), client_side);
+  EXPECT_TRUE(r.transport->setTcpNoDelay(true).ok());
+  EXPECT_TRUE(r.transport->setTcpKeepAlive(true).ok());
+}
+
+// Writes `total` bytes in pieces at connectionMade (far more than the socket
+// buffer holds), then closes with loseConnection or abortConnection.
+class Blaster : public Protocol {
+ public:
+  Blaster(const std::string* data, bool abort, Record* r)
+      : data_(data), abort_(abort), r_(r) {}
+  void connectionMade() override {
+    absl::string_view rest(*data_);
+    int i = 0;
+    while (!rest.empty()) {
+      size_t n = std::min<size_t>(rest.size(), 1000 + (i++ % 7) * 4096);
+      if (i % 3 == 0 && n > 10) {
+        absl::string_view pieces[] = {rest.substr(0, 10), rest.substr(10, n - 10)};
+        transport()->writeSequence(pieces);
+      } else {
+        transport()->write(rest.substr(0, n));
+      }
+      rest.remove_prefix(n);
+    }
+    r_->events.push_back(absl::StrCat("buffered>0:", transport()->bufferedBytes() > 0));
+    if (abort_) {
+      transport()->abortConnection();
+    } else {
+      transport()->loseConnection();
+    }
+    transport()->write("written after close: must not be sent");
+  }
+  void connectionLost(const absl::Status& reason) override {
+    r_->reason = reason;
+    r_->destroyed = true;
+  }
+
+ private:
+  const std::string* data_;
+  bool abort_;
+  Record* r_;
+};
+
+TEST_P(TcpTest, PartialWritesFinishInOrderAndLoseConnectionFlushesFirst) {
+  const std::string data = Pattern(8 << 20, 1);
+  Record r;
+  Factory factory([&] { return std::make_unique<Blaster>(&data, false, &r); });
+  auto reactor_ = NewReactor();
+  Address addr = Listen(&factory);
+  BlockingClient c = Connect(addr, 64 * 1024);
+  absl::StatusOr<std::string> got;
+  std::atomic<bool> done{false};
+  std::thread reader([&] {
+    got = c.ReadToEof();
+    done = true;
+  });
+  bool finished = RunUntil(*reactor_, [&] { return done && r.destroyed; });
+  reader.join();
+  ASSERT_TRUE(finished);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->size(), data.size());
+  EXPECT_TRUE(*got == data) << "bytes reordered or corrupted";
+  EXPECT_THAT(r.events, ElementsAre("buffered>0:1"))
+      << "the kernel took everything at once; the partial-write path was not exercised";
+  EXPECT_TRUE(IsConnectionDone(r.reason)) << r.reason;
+}
+
+TEST_P(TcpTest, AbortConnectionDropsUnsentData) {
+  const std::string data = Pattern(16 << 20, 2);
+  Record r;
+  Factory factory([&] { return std::make_unique<Blaster>(&data, true, &r); });
+  auto reactor_ = NewReactor();
+  Address addr = Listen(&factory);
+  BlockingClient c = Connect(addr, 64 * 1024);
+  ASSERT_TRUE(RunUntil(*reactor_, [&] { return r.destroyed; }));
+  EXPECT_TRUE(IsConnectionAborted(r.reason)) << r.reason;
+  std::string got = c.ReadUntilClosed();
+  EXPECT_LT(got.size(), data.size());
+  EXPECT_EQ(got, data.substr(0, got.size()));
+}
+
+TEST_P(TcpTest, WritesToAResetPeerNeverRaiseSigpipe) {
+  const std::string data = Pattern(16 << 20, 3);
+  Record r;
+  Factory factory([&] { return std::make_unique<Blaster>(&data, false, &r); });
+  auto reactor_ = NewReactor();
+  Address addr = Listen(&factory);
+  BlockingClient c = Connect(addr, 4096);
+  ASSERT_TRUE(RunUntil(*reactor_, [&] { return reactor_->connectionCount() == 1; }));
+  c.Reset();
+  ASSERT_TRUE(RunUntil(*reactor_, [&] { return r.destroyed; }));
+  EXPECT_TRUE(IsConnectionLost(r.reason)) << r.reason;
+}
+
+// Protocols that know each other through their factory: a line "close N"
+// or "abort N" closes connection N from inside this one's callback.
+struct Registry {
+  std::vector<Protocol*> conns;
+  std::vector<std::string> events;
+};
+
+class Closer : public Protocol {
+ public:
+  explicit Closer(Registry* reg) : reg_(reg) {}
+  void connectionMade() override {
+    id_ = static_cast<int>(reg_->conns.size());
+    reg_->conns.push_back(this);
+  }
+  void dataReceived(absl::string_view data) override {
+    EXPECT_FALSE(lost_) << "dataReceived after connectionLost";
+    reg_->events.push_back(absl::StrCat(id_, ":data"));
+    for (Protocol* other : reg_->conns) {
+      if (other == nullptr || other == this) continue;
+      if (data == "abort") other->transport()->abortConnection();
+      if (data == "close") other->transport()->loseConnection();
+    }
+    transport()->write("ok");
+  }
+  void connectionLost(const absl::Status& reason) override {
+    lost_ = true;
+    reg_->conns[id_] = nullptr;
+    reg_->events.push_back(absl::StrCat(id_, ":lost:", reason.ok() ? "done" : reason.ToString()));
+  }
+
+ private:
+  Registry* reg_;
+  int id_ = -1;
+  bool lost_ = false;
+};
+
+TEST_P(TcpTest, ClosingAnotherConnectionFromACallbackIsSafe) {
+  Registry reg;
+  Factory factory([&] { return std::make_unique<Closer>(&reg); });
+  auto reactor_ = NewReactor();
+  Address addr = Listen(&factory);
+  BlockingClient a = Connect(addr);
+  BlockingClient b = Connect(addr);
+  ASSERT_TRUE(RunUntil(*reactor_, [&] { return reg.conns.size() == 2; }));
+  ASSERT_TRUE(a.SendAll("close").ok());
+  ASSERT_TRUE(RunUntil(*reactor_, [&] { return reg.conns[1] == nullptr; }));
+  EXPECT_THAT(reg.events, ElementsAre("0:data", "1:lost:done"));
+  EXPECT_EQ(*a.ReadExactly(2), "ok");
+  EXPECT_EQ(*b.ReadToEof(), "");
+  // The survivor still works.
+  ASSERT_TRUE(a.SendAll("x").ok());
+  ASSERT_TRUE(RunUntil(*reactor_, [&] { return reg.events.size() == 3; }));
+  EXPECT_EQ(reg.events[2], "0:data");
+  EXPECT_EQ(*a.ReadExactly(2), "ok");
+}
+
+TEST_P(TcpTest, ConnectionClosedByAnotherInTheSameTurnGetsNoMoreCallbacks) {
+  Registry reg;
+  Factory factory([&] { return std::make_unique<Closer>(&reg); });
+  auto reactor_ = NewReactor();
+  Address addr = Listen(&factory);
+  BlockingClient a = Connect(addr);
+  BlockingClient b = Connect(addr);
+  ASSERT_TRUE(RunUntil(*reactor_, [&] { return reg.conns.size() == 2; }));
+  // Both are readable before the next poll; whichever runs first aborts the
+  // other, whose pending readiness must then be ignored.
+  ASSERT_TRUE(a.SendAll("abort").ok());
+  ASSERT_TRUE(b.SendAll("abort").ok());
+  ASSERT_TRUE(RunUntil(*reactor_, [&] {
+    return reg.conns[0] == nullptr || reg.conns[1] == nullptr;
+  }));
+  for (int i = 0; i < 5; ++i) reactor_->iterate();
+  ASSERT_EQ(reg.events.size(), 2u);
+  EXPECT_THAT(reg.events[1], ::testing::HasSubstr(":lost:ABORTED"));
+  EXPECT_EQ(reg.events[0][0] == '0' ? '1' : '0', reg.events[1][0]);
+}
+
+TEST_P(TcpTest, PauseProducingHoldsDataUntilResumed) {
+  Record r;
+  Factory factory([&] { return std::make_unique<RecordingProtocol>(&r); });
+  auto reactor_ = NewReactor();
+  Address addr = Listen(&factory);
+  BlockingClient c = Connect(addr);
+  ASSERT_TRUE(RunUntil(*reactor_, [&] { return r.transport != nullptr; }));
+  r.transport->pauseProducing();
+  ASSERT_TRUE(c.SendAll("held").ok());  // in our receive queue when this returns
+  for (int i = 0; i < 5; ++i) reactor_->iterate(absl::Milliseconds(1));
+  EXPECT_EQ(r.received, "");
+  r.transport->resumeProducing();
+  ASSERT_TRUE(RunUntil(*reactor_, [&] { return r.received == "held"; }));
+}
+
+TEST_P(TcpTest, FactoryCanRefuseAConnection) {
+  int built = 0, started = 0, stopped = 0;
+  class Counting : public Factory {
+   public:
+    Counting(int* b, int* s, int* t) : b_(b), s_(s), t_(t) {}
+    std::unique_ptr<Protocol> buildProtocol(const Address&) override {
+      ++*b_;
+      return nullptr;
+    }
+    void startFactory() override { ++*s_; }
+    void stopFactory() override { ++*t_; }
+    int *b_, *s_, *t_;
+  } factory(&built, &started, &stopped);
+  auto reactor_ = NewReactor();
+  Port* p1 = *reactor_->listenTCP(0, &factory, 50, "127.0.0.1");
+  Port* p2 = *reactor_->listenTCP(0, &factory, 50, "127.0.0.1");
+  EXPECT_EQ(started, 1);
+  BlockingClient c = Connect(p1->getHost());
+  std::atomic<bool> eof{false};
+  std::thread t([&] { eof = c.ReadToEof().ok(); });
+  bool ok = RunUntil(*reactor_, [&] { return eof.load(); });
+  t.join();
+  EXPECT_TRUE(ok) << "a refused connection must be closed";
+  EXPECT_EQ(built, 1);
+  p1->stopListening();
+  EXPECT_EQ(stopped, 0);
+  p2->stopListening();
+  p2->stopListening();
+  EXPECT_EQ(stopped, 1);
+}
+
+TEST_P(TcpTest, ListenOnAPortInUseIsAClearError) {
+  Record r;
+  Factory factory([&] { return std::make_unique<RecordingProtocol>(&r); });
+  auto reactor_ = NewReactor();
+  Address addr = Listen(&factory);
+  absl::StatusOr<Port*> again = reactor_->listenTCP(addr.port(), &factory, 50, "127.0.0.1");
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.status().message(),
+            absl::StrCat("cannot listen on 127.0.0.1:", addr.port(),
+                         ": Address already in use"));
+  EXPECT_FALSE(reactor_->listenTCP(65536, &factory).ok());
+  EXPECT_FALSE(reactor_->listenTCP(0, &factory, 50, "not-an-address.invalid").ok());
+}
+
+TEST_P(TcpTest, EchoesEightMegabytesByteExact) {
+  auto factory = Factory::forProtocol<Echo>();
+  auto reactor_ = NewReactor();
+  Address addr = Listen(factory.get());
+  const std::string data = Pattern(8 << 20, 4);
+  BlockingClient c = Connect(addr);
+  absl::StatusOr<std::string> got;
+  std::atomic<bool> done{false};
+  std::thread writer([&] { EXPECT_TRUE(c.SendAll(data).ok()); });
+  std::thread reader([&] {
+    got = c.ReadExactly(data.size());
+    done = true;
+  });
+  bool finished = RunUntil(*reactor_, [&] { return done.load(); });
+  writer.join();
+  reader.join();
+  ASSERT_TRUE(finished);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(*got == data);
+}
+
+TEST_P(TcpTest, EchoesFiveHundredConcurrentClients) {
+  constexpr int kClients = 500;
+  auto factory = Factory::forProtocol<Echo>();
+  auto reactor_ = NewReactor();
+  Address addr = Listen(factory.get());
+  std::atomic<bool> done{false};
+  std::atomic<int> good{0};
+  size_t most_open = 0;
+  std::thread clients([&] {
+    std::vector<BlockingClient> cs;
+    for (int i = 0; i < kClients; ++i) {
+      absl::StatusOr<BlockingClient> c = BlockingClient::Connect(addr);
+      if (!c.ok()) break;
+      cs.push_back(*std::move(c));
+    }
+    for (int i = 0; i < static_cast<int>(cs.size()); ++i) {
+      cs[i].SendAll(absl::StrCat("client ", i, " says ", Pattern(64, i))).IgnoreError();
+    }
+    for (int i = 0; i < static_cast<int>(cs.size()); ++i) {
+      std::string want = absl::StrCat("client ", i, " says ", Pattern(64, i));
+      absl::StatusOr<std::string> got = cs[i].ReadExactly(want.size());
+      if (got.ok() && *got == want) ++good;
+    }
+    done = true;
+  });
+  bool finished = RunUntil(*reactor_, [&] {
+    most_open = std::max(most_open, reactor_->connectionCount());
+    return done.load();
+  });
+  clients.join();
+  ASSERT_TRUE(finished);
+  EXPECT_EQ(good.load(), kClients);
+  EXPECT_EQ(most_open, static_cast<size_t>(kClients));
+}
+
+TEST_P(TcpTest, EchoServesIPv6Loopback) {
+  auto factory = Factory::forProtocol<Echo>();
+  auto reactor_ = NewReactor();
+  absl::StatusOr<Port*> port = reactor_->listenTCP(0, factory.get(), 50, "::1");
+  if (!port.ok()) GTEST_SKIP() << "no IPv6 loopback here: " << port.status();
+  EXPECT_EQ((*port)->getHost().host(), "::1");
+  BlockingClient c = Connect((*port)->getHost());
+  ASSERT_TRUE(c.SendAll("six").ok());
+  std::atomic<bool> done{false};
+  absl::StatusOr<std::string> got;
+  std::thread t([&] {
+    got = c.ReadExactly(3);
+    done = true;
+  });
+  RunUntil(*reactor_, [&] { return done.load(); });
+  t.join();
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, "six");
+}
+
+TEST_P(TcpTest, EchoAnswersAHalfClosedPeerInFullThenCloses) {
+  auto factory = Factory::forProtocol<Echo>();
+  auto reactor_ = NewReactor();
+  Address addr = Listen(factory.get());
+  const std::string data = Pattern(1 << 20, 5);
+  BlockingClient c = Connect(addr);
+  absl::StatusOr<std::string> got;
+  std::atomic<bool> done{false};
+  std::thread t([&] {
+    std::thread writer([&] {
+      EXPECT_TRUE(c.SendAll(data).ok());
+      c.ShutdownWrite();
+    });
+    got = c.ReadToEof();
+    writer.join();
+    done = true;
+  });
+  bool finished = RunUntil(*reactor_, [&] { return done.load(); });
+  t.join();
+  ASSERT_TRUE(finished);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(*got == data);
+  ASSERT_TRUE(RunUntil(*reactor_, [&] { return reactor_->connectionCount() == 0; }));
+}
+
+TEST_P(TcpTest, StopClosesConnectionsAndRunReturns) {
+  Record r;
+  Factory factory([&] { return std::make_unique<RecordingProtocol>(&r); });
+  auto reactor_ = NewReactor();
+  Address addr = Listen(&factory);
+  BlockingClient c = Connect(addr);
+  reactor_->callLater(absl::ZeroDuration(), [&] {
+    // Once connected, stop; run() must close the connection and return.
+    if (r.transport != nullptr) reactor_->stop();
+  });
+  reactor_->callWhenRunning([&] {});
+  std::function<void()> poll_stop;
+  poll_stop = [&] {
+    if (r.transport != nullptr) {
+      reactor_->stop();
+    } else {
+      reactor_->callLater(absl::Milliseconds(1), poll_stop);
+    }
+  };
+  reactor_->callLater(absl::Milliseconds(1), poll_stop);
+  reactor_->callLater(testing::kTimeout, [&] { reactor_->stop(); });
+  reactor_->run();
+  EXPECT_TRUE(r.destroyed);
+  EXPECT_TRUE(IsConnectionDone(r.reason)) << r.reason;
+  EXPECT_EQ(*c.ReadToEof(), "");
+}
+
+INSTANTIATE_TEST_SUITE_P(AllPollers, TcpTest,
+                         ::testing::ValuesIn(PollerNames()),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
+}  // namespace twist

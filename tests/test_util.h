@@ -1,0 +1,68 @@
+#ifndef TWIST_TESTS_TEST_UTIL_H_
+#define TWIST_TESTS_TEST_UTIL_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "framework/address.h"
+#include "framework/clock.h"
+#include "framework/reactor.h"
+
+namespace twist {
+namespace testing {
+
+/// Every wait in the tests is bounded by this; a hang fails instead of
+/// timing out the whole test binary.
+inline constexpr absl::Duration kTimeout = absl::Seconds(20);
+
+/// A reactor on `poller`; aborts the test binary if it cannot be made.
+std::unique_ptr<Reactor> MakeReactor(const std::string& poller,
+                                     Clock* clock = nullptr);
+
+/// Turns the loop until pred() holds or `timeout` passes; returns pred().
+bool RunUntil(Reactor& reactor, absl::FunctionRef<bool()> pred,
+              absl::Duration timeout = kTimeout);
+
+/// A plain blocking socket for the peer side of a test, with every call
+/// bounded by kTimeout (SO_RCVTIMEO / SO_SNDTIMEO). Closes on destruction.
+class BlockingClient {
+ public:
+  static absl::StatusOr<BlockingClient> Connect(const Address& to,
+                                                int rcvbuf = 0);
+  BlockingClient(BlockingClient&& other) noexcept;
+  BlockingClient& operator=(BlockingClient&& other) noexcept;
+  ~BlockingClient();
+
+  absl::Status SendAll(absl::string_view data);
+  /// Reads exactly n bytes, or fails (EOF, reset, timeout).
+  absl::StatusOr<std::string> ReadExactly(size_t n);
+  /// Reads until EOF; fails on reset or timeout. Stops at `max` bytes.
+  absl::StatusOr<std::string> ReadToEof(size_t max = 1 << 30);
+  /// Reads until EOF or reset, whichever comes first; returns what arrived.
+  std::string ReadUntilClosed();
+  void ShutdownWrite();
+  /// Closes with SO_LINGER 0, which sends a TCP reset.
+  void Reset();
+  int fd() const { return fd_; }
+
+ private:
+  explicit BlockingClient(int fd) : fd_(fd) {}
+  int fd_ = -1;
+};
+
+/// The loopback address of a listening port.
+Address LoopbackOf(const Address& listening);
+
+/// `n` bytes of a pattern that depends on `seed` and position, so that a
+/// lost, repeated or reordered byte shows.
+std::string Pattern(size_t n, uint32_t seed = 0);
+
+}  // namespace testing
+}  // namespace twist
+
+#endif  // TWIST_TESTS_TEST_UTIL_H_

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the build needs, once. Idempotent: when every
+# package is already installed it does nothing and touches no network.
+set -euo pipefail
+
+packages=(
+  bazel-bootstrap
+  bazel-rules-java
+  g++
+  pkg-config
+  libabsl-dev
+  libgflags-dev
+  libgtest-dev
+  libgmock-dev
+  libbenchmark-dev
+  netcat-openbsd
+  python3-twisted
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  sudo="sudo"
+fi
+echo "tools/setup.sh: installing ${missing[*]}" >&2
+$sudo apt-get update -qq >&2
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
