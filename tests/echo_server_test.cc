@@ -1,0 +1,153 @@
+// The echo_server program as a user runs it: its flags, its first line, its
+// errors and its exit on SIGTERM/SIGINT.
+
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
+#include "framework/address.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/subprocess.h"
+#include "tests/test_util.h"
+
+namespace twist {
+namespace {
+
+using testing::BlockingClient;
+using testing::Subprocess;
+
+constexpr absl::Duration kWait = absl::Seconds(20);
+
+Subprocess StartServer(const std::vector<std::string>& args) {
+  absl::StatusOr<Subprocess> p =
+      Subprocess::Start(testing::RunfilePath("examples/echo_server"), args);
+  EXPECT_TRUE(p.ok()) << p.status();
+  return *std::move(p);
+}
+
+// Parses "listening on HOST:PORT" (HOST may itself contain colons).
+int PortOf(const std::string& line, const std::string& host) {
+  std::string prefix = absl::StrCat("listening on ", host, ":");
+  EXPECT_TRUE(absl::StartsWith(line, prefix)) << line;
+  int port = 0;
+  EXPECT_TRUE(absl::SimpleAtoi(line.substr(prefix.size()), &port)) << line;
+  return port;
+}
+
+void ExpectOneLineError(const std::vector<std::string>& args,
+                        const std::string& expected) {
+  Subprocess p = StartServer(args);
+  absl::StatusOr<int> status = p.Wait(kWait);
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_TRUE(WIFEXITED(*status));
+  EXPECT_NE(WEXITSTATUS(*status), 0);
+  EXPECT_EQ(p.err(), expected + "\n");
+  EXPECT_EQ(p.out(), "");
+}
+
+class EchoServerTest : public ::testing::TestWithParam<int> {};
+
+TEST_P(EchoServerTest, EchoesThenExitsCleanlyOnSignal) {
+  const int sig = GetParam();
+  Subprocess p = StartServer({"--port=0"});
+  absl::StatusOr<std::string> line = p.ReadStdoutLine(kWait);
+  ASSERT_TRUE(line.ok()) << line.status();
+  int port = PortOf(*line, "127.0.0.1");
+  absl::StatusOr<BlockingClient> c =
+      BlockingClient::Connect(*Address::Parse("127.0.0.1", port));
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE(c->SendAll("ping\r\n").ok());
+  EXPECT_EQ(*c->ReadExactly(6), "ping\r\n");
+  p.Signal(sig);
+  // The server closes our connection as it shuts down...
+  absl::StatusOr<std::string> rest = c->ReadToEof();
+  ASSERT_TRUE(rest.ok()) << rest.status();
+  EXPECT_EQ(*rest, "");
+  // ...and exits 0, having printed nothing else.
+  absl::StatusOr<int> status = p.Wait(kWait);
+  ASSERT_TRUE(status.ok()) << status.status();
+  ASSERT_TRUE(WIFEXITED(*status)) << "killed by signal " << WTERMSIG(*status);
+  EXPECT_EQ(WEXITSTATUS(*status), 0);
+  EXPECT_EQ(p.out(), "");
+  EXPECT_EQ(p.err(), "");
+}
+
+INSTANTIATE_TEST_SUITE_P(Signals, EchoServerTest,
+                         ::testing::Values(SIGTERM, SIGINT),
+                         [](const auto& info) {
+                           return info.param == SIGTERM ? "SIGTERM" : "SIGINT";
+                         });
+
+TEST(EchoServerFlags, EveryReactorServes) {
+  for (const char* reactor : {"epoll", "poll", "select"}) {
+    Subprocess p = StartServer({"--port=0", absl::StrCat("--reactor=", reactor)});
+    absl::StatusOr<std::string> line = p.ReadStdoutLine(kWait);
+    ASSERT_TRUE(line.ok()) << reactor << ": " << line.status();
+    int port = PortOf(*line, "127.0.0.1");
+    absl::StatusOr<BlockingClient> c =
+        BlockingClient::Connect(*Address::Parse("127.0.0.1", port));
+    ASSERT_TRUE(c.ok()) << c.status();
+    ASSERT_TRUE(c->SendAll(reactor).ok());
+    EXPECT_EQ(*c->ReadExactly(strlen(reactor)), reactor);
+    p.Signal(SIGTERM);
+    absl::StatusOr<int> status = p.Wait(kWait);
+    ASSERT_TRUE(status.ok());
+    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << reactor;
+  }
+}
+
+TEST(EchoServerFlags, ListensOnIPv6Loopback) {
+  Subprocess p = StartServer({"--port=0", "--host=::1"});
+  absl::StatusOr<std::string> line = p.ReadStdoutLine(kWait);
+  if (!line.ok()) GTEST_SKIP() << "no IPv6 loopback here: " << p.err();
+  int port = PortOf(*line, "::1");
+  absl::StatusOr<BlockingClient> c = BlockingClient::Connect(*Address::Parse("::1", port));
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE(c->SendAll("v6").ok());
+  EXPECT_EQ(*c->ReadExactly(2), "v6");
+}
+
+TEST(EchoServerFlags, PortOutOfRange) {
+  ExpectOneLineError({"--port=70000"},
+                     "echo_server: invalid --port 70000: must be 0..65535");
+  ExpectOneLineError({"--port=-1"},
+                     "echo_server: invalid --port -1: must be 0..65535");
+}
+
+TEST(EchoServerFlags, UnknownReactor) {
+  ExpectOneLineError(
+      {"--reactor=kqueue"},
+      "echo_server: --reactor: unknown reactor 'kqueue': expected one of epoll, poll, select");
+}
+
+TEST(EchoServerFlags, PortInUse) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  Address any = *Address::Parse("127.0.0.1", 0);
+  ASSERT_EQ(bind(fd, any.sockaddr_ptr(), any.length()), 0);
+  ASSERT_EQ(listen(fd, 1), 0);
+  int port = Address::LocalOf(fd)->port();
+  ExpectOneLineError({absl::StrCat("--port=", port)},
+                     absl::StrCat("echo_server: cannot listen on 127.0.0.1:", port,
+                                  ": Address already in use"));
+  close(fd);
+}
+
+TEST(EchoServerFlags, HostThatIsNotAnAddress) {
+  Subprocess p = StartServer({"--host=no such host", "--port=0"});
+  absl::StatusOr<int> status = p.Wait(kWait);
+  ASSERT_TRUE(status.ok());
+  EXPECT_NE(WEXITSTATUS(*status), 0);
+  EXPECT_THAT(p.err(), ::testing::StartsWith("echo_server: cannot resolve 'no such host'"));
+  EXPECT_EQ(std::count(p.err().begin(), p.err().end(), '\n'), 1);
+}
+
+}  // namespace
+}  // namespace twist

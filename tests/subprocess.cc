@@ -1,0 +1,140 @@
+#include "tests/subprocess.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "framework/clock.h"
+
+namespace twist {
+namespace testing {
+
+absl::StatusOr<Subprocess> Subprocess::Start(
+    const std::string& path, const std::vector<std::string>& args) {
+  int out[2], err[2];
+  if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
+    return absl::ErrnoToStatus(errno, "pipe2");
+  }
+  std::vector<char*> argv;
+  argv.push_back(const_cast<char*>(path.c_str()));
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  pid_t pid = fork();
+  if (pid < 0) return absl::ErrnoToStatus(errno, "fork");
+  if (pid == 0) {
+    dup2(out[1], 1);
+    dup2(err[1], 2);
+    // Start from a clean signal mask whatever the test runner blocked.
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    execv(path.c_str(), argv.data());
+    _exit(127);
+  }
+  close(out[1]);
+  close(err[1]);
+  Subprocess p;
+  p.pid_ = pid;
+  p.out_fd_ = out[0];
+  p.err_fd_ = err[0];
+  return p;
+}
+
+Subprocess::Subprocess(Subprocess&& o) noexcept
+    : pid_(std::exchange(o.pid_, -1)),
+      out_fd_(std::exchange(o.out_fd_, -1)),
+      err_fd_(std::exchange(o.err_fd_, -1)),
+      out_(std::move(o.out_)),
+      err_(std::move(o.err_)) {}
+
+Subprocess::~Subprocess() {
+  if (pid_ > 0) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+  if (out_fd_ >= 0) close(out_fd_);
+  if (err_fd_ >= 0) close(err_fd_);
+}
+
+namespace {
+// Reads what is available from fd into buf; returns false at EOF.
+bool Drain(int fd, std::string* buf) {
+  char tmp[4096];
+  ssize_t n = read(fd, tmp, sizeof(tmp));
+  if (n < 0 && errno == EINTR) return true;
+  if (n <= 0) return false;
+  buf->append(tmp, static_cast<size_t>(n));
+  return true;
+}
+}  // namespace
+
+absl::StatusOr<std::string> Subprocess::ReadStdoutLine(absl::Duration timeout) {
+  MonotonicClock clock;
+  const absl::Time deadline = clock.now() + timeout;
+  while (true) {
+    size_t nl = out_.find('\n');
+    if (nl != std::string::npos) {
+      std::string line = out_.substr(0, nl);
+      out_.erase(0, nl + 1);
+      return line;
+    }
+    absl::Duration left = deadline - clock.now();
+    if (left <= absl::ZeroDuration()) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          "no line on stdout; stderr so far: ", err_));
+    }
+    pollfd fds[2] = {{out_fd_, POLLIN, 0}, {err_fd_, POLLIN, 0}};
+    int n = poll(fds, 2, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1);
+    if (n < 0 && errno != EINTR) return absl::ErrnoToStatus(errno, "poll");
+    if (fds[1].revents) Drain(err_fd_, &err_);
+    if (fds[0].revents && !Drain(out_fd_, &out_)) {
+      return absl::OutOfRangeError(absl::StrCat(
+          "stdout closed before a full line; stderr: ", err_));
+    }
+  }
+}
+
+void Subprocess::Signal(int sig) { kill(pid_, sig); }
+
+absl::StatusOr<int> Subprocess::Wait(absl::Duration timeout) {
+  MonotonicClock clock;
+  const absl::Time deadline = clock.now() + timeout;
+  bool out_open = true, err_open = true;
+  while (out_open || err_open) {
+    absl::Duration left = deadline - clock.now();
+    if (left <= absl::ZeroDuration()) {
+      return absl::DeadlineExceededError("program did not exit in time");
+    }
+    pollfd fds[2] = {{out_open ? out_fd_ : -1, POLLIN, 0},
+                     {err_open ? err_fd_ : -1, POLLIN, 0}};
+    int n = poll(fds, 2, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1);
+    if (n < 0 && errno != EINTR) return absl::ErrnoToStatus(errno, "poll");
+    if (fds[0].revents && !Drain(out_fd_, &out_)) out_open = false;
+    if (fds[1].revents && !Drain(err_fd_, &err_)) err_open = false;
+  }
+  // Both pipes closed: the program has exited (or closed them itself).
+  int status = 0;
+  pid_t r;
+  do {
+    r = waitpid(pid_, &status, 0);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0) return absl::ErrnoToStatus(errno, "waitpid");
+  pid_ = -1;
+  return status;
+}
+
+std::string RunfilePath(const std::string& relative) {
+  const char* dir = getenv("TEST_SRCDIR");
+  const char* ws = getenv("TEST_WORKSPACE");
+  return absl::StrCat(dir ? dir : ".", "/", ws ? ws : "twist", "/", relative);
+}
+
+}  // namespace testing
+}  // namespace twist

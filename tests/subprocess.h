@@ -1,0 +1,49 @@
+#ifndef TWIST_TESTS_SUBPROCESS_H_
+#define TWIST_TESTS_SUBPROCESS_H_
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace twist {
+namespace testing {
+
+/// A program started by a test, with its stdout and stderr on pipes. Every
+/// wait is bounded; the destructor kills the program if it is still running.
+class Subprocess {
+ public:
+  static absl::StatusOr<Subprocess> Start(const std::string& path,
+                                          const std::vector<std::string>& args);
+  Subprocess(Subprocess&& other) noexcept;
+  ~Subprocess();
+
+  /// The next line of stdout, without its newline.
+  absl::StatusOr<std::string> ReadStdoutLine(absl::Duration timeout);
+  void Signal(int sig);
+  /// Waits until the program exits (its pipes close), collecting what it
+  /// printed; returns its exit status as from waitpid.
+  absl::StatusOr<int> Wait(absl::Duration timeout);
+  const std::string& out() const { return out_; }
+  const std::string& err() const { return err_; }
+  pid_t pid() const { return pid_; }
+
+ private:
+  Subprocess() = default;
+  pid_t pid_ = -1;
+  int out_fd_ = -1;
+  int err_fd_ = -1;
+  std::string out_;  // stdout not yet returned by ReadStdoutLine
+  std::string err_;
+};
+
+/// Path of a binary in this test's runfiles, e.g. "examples/echo_server".
+std::string RunfilePath(const std::string& relative);
+
+}  // namespace testing
+}  // namespace twist
+
+#endif  // TWIST_TESTS_SUBPROCESS_H_
