@@ -4,6 +4,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "framework/reactor.h"
 
 namespace twist {
@@ -28,8 +30,24 @@ void Port::stopListening() {
   factory_->doStop();
 }
 
+void Port::setAcceptRateLimit(double per_second, int burst) {
+  rate_ = per_second > 0 ? per_second : 0;
+  burst_ = burst < 1 ? 1 : burst;
+  tokens_ = burst_;
+  refilled_ = reactor_->seconds();
+}
+
 void Port::handleEvents(uint32_t ready) {
   for (int i = 0; i < kMaxAcceptsPerEvent && fd_ >= 0; ++i) {
+    if (rate_ > 0) {
+      absl::Time now = reactor_->seconds();
+      tokens_ = std::min(burst_, tokens_ + absl::ToDoubleSeconds(now - refilled_) * rate_);
+      refilled_ = now;
+      if (tokens_ < 1) {
+        backOff(absl::Seconds((1 - tokens_) / rate_));
+        return;
+      }
+    }
     sockaddr_storage ss;
     socklen_t len = sizeof(ss);
     int fd = accept4(fd_, reinterpret_cast<sockaddr*>(&ss), &len,
@@ -60,6 +78,7 @@ void Port::handleEvents(uint32_t ready) {
           return;
       }
     }
+    if (rate_ > 0) tokens_ -= 1;
     Address peer = Address::FromSockaddr(reinterpret_cast<sockaddr*>(&ss), len);
     absl::StatusOr<Address> host = Address::LocalOf(fd);
     reactor_->adoptConnection(fd, factory_, host.ok() ? *host : host_, peer);

@@ -2,6 +2,7 @@
 #define TWIST_FRAMEWORK_TCP_PORT_H_
 
 #include "absl/time/time.h"
+#include "absl/status/status.h"
 #include "framework/address.h"
 #include "framework/delayed_call.h"
 #include "framework/poller.h"
@@ -23,6 +24,11 @@ class Port final : private Selectable {
   /// The factory's stopFactory() runs if this was its last port. Idempotent.
   void stopListening();
   bool listening() const { return fd_ >= 0; }
+  /// Accepts at most `per_second` connections a second on average, in
+  /// bursts of at most `burst` (a token bucket on the reactor's clock);
+  /// further connections wait in the kernel's backlog. per_second <= 0
+  /// removes the limit.
+  void setAcceptRateLimit(double per_second, int burst = 1);
   Factory* factory() const { return factory_; }
 
  private:
@@ -39,6 +45,10 @@ class Port final : private Selectable {
   int fd_;
   Address host_;
   DelayedCall resume_;
+  double rate_ = 0;  // accepts per second; 0 = unlimited
+  double burst_ = 1;
+  double tokens_ = 0;
+  absl::Time refilled_;
 };
 
 }  // namespace twist

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,7 +18,8 @@ namespace twist {
 namespace testing {
 
 absl::StatusOr<Subprocess> Subprocess::Start(
-    const std::string& path, const std::vector<std::string>& args) {
+    const std::string& path, const std::vector<std::string>& args,
+    int max_open_files) {
   int out[2], err[2];
   if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
     return absl::ErrnoToStatus(errno, "pipe2");
@@ -35,6 +37,11 @@ absl::StatusOr<Subprocess> Subprocess::Start(
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
+    if (max_open_files > 0) {
+      rlimit lim = {static_cast<rlim_t>(max_open_files),
+                    static_cast<rlim_t>(max_open_files)};
+      setrlimit(RLIMIT_NOFILE, &lim);
+    }
     execv(path.c_str(), argv.data());
     _exit(127);
   }

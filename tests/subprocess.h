@@ -16,8 +16,10 @@ namespace testing {
 /// wait is bounded; the destructor kills the program if it is still running.
 class Subprocess {
  public:
+  /// max_open_files > 0 lowers the program's RLIMIT_NOFILE (soft and hard).
   static absl::StatusOr<Subprocess> Start(const std::string& path,
-                                          const std::vector<std::string>& args);
+                                          const std::vector<std::string>& args,
+                                          int max_open_files = 0);
   Subprocess(Subprocess&& other) noexcept;
   ~Subprocess();
 

@@ -1,0 +1,81 @@
+#include "protocols/policies.h"
+
+#include <utility>
+
+namespace twist {
+
+absl::Duration TimeoutMixin::setTimeout(absl::Duration period) {
+  absl::Duration previous = period_;
+  period_ = period;
+  if (call_.active()) call_.cancel().IgnoreError();
+  if (period != absl::InfiniteDuration()) {
+    call_ = reactor_->callLater(period, [this] { timeoutConnection(); });
+  }
+  return previous;
+}
+
+void TimeoutMixin::resetTimeout() {
+  if (call_.active()) call_.reset(period_).IgnoreError();
+}
+
+void TimeoutMixin::timeoutConnection() {
+  // A cross-cast: the protocol that mixes this in.
+  if (auto* p = dynamic_cast<Protocol*>(this); p && p->transport()) {
+    p->transport()->loseConnection();
+  }
+}
+
+ProtocolWrapper::ProtocolWrapper(std::unique_ptr<Protocol> wrapped)
+    : wrapped_(std::move(wrapped)) {}
+
+void ProtocolWrapper::connectionMade() { wrapped_->makeConnection(transport()); }
+
+void ProtocolWrapper::dataReceived(absl::string_view data) {
+  wrapped_->dataReceived(data);
+}
+
+void ProtocolWrapper::readConnectionLost() {
+  if (auto* h = dynamic_cast<HalfCloseableProtocol*>(wrapped_.get())) {
+    h->readConnectionLost();
+  } else {
+    transport()->loseConnection();  // what the transport does for others
+  }
+}
+
+void ProtocolWrapper::connectionLost(const absl::Status& reason) {
+  wrapped_->connectionLost(reason);
+}
+
+class LimitTotalConnectionsFactory::Counted final : public ProtocolWrapper {
+ public:
+  Counted(LimitTotalConnectionsFactory* f, std::unique_ptr<Protocol> p)
+      : ProtocolWrapper(std::move(p)), f_(f) {
+    ++f_->count_;
+  }
+  ~Counted() override {
+    if (!lost_) --f_->count_;
+  }
+  void connectionLost(const absl::Status& reason) override {
+    lost_ = true;
+    --f_->count_;  // the slot is free for the next connection at once
+    ProtocolWrapper::connectionLost(reason);
+  }
+
+ private:
+  LimitTotalConnectionsFactory* f_;
+  bool lost_ = false;
+};
+
+std::unique_ptr<Protocol> LimitTotalConnectionsFactory::buildProtocol(
+    const Address& addr) {
+  if (count_ >= max_) {
+    ++refused_;
+    return nullptr;
+  }
+  std::unique_ptr<Protocol> p = wrapped_->buildProtocol(addr);
+  if (p == nullptr) return nullptr;
+  if (p->factory() == nullptr) p->setFactory(wrapped_);
+  return std::make_unique<Counted>(this, std::move(p));
+}
+
+}  // namespace twist

@@ -1,0 +1,88 @@
+#ifndef TWIST_PROTOCOLS_POLICIES_H_
+#define TWIST_PROTOCOLS_POLICIES_H_
+
+#include <memory>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "framework/delayed_call.h"
+#include "framework/protocol.h"
+#include "framework/reactor.h"
+
+namespace twist {
+
+/// Closes a connection that stays quiet too long (Twisted's
+/// policies.TimeoutMixin). Inherit it beside Protocol, call setTimeout() in
+/// connectionMade() and resetTimeout() whenever there is activity:
+///
+///   class Session : public Protocol, public TimeoutMixin {
+///    public:
+///     explicit Session(Reactor* r) : TimeoutMixin(r) {}
+///     void connectionMade() override { setTimeout(absl::Seconds(30)); }
+///     void dataReceived(absl::string_view d) override { resetTimeout(); ... }
+///     void connectionLost(const absl::Status&) override { cancelTimeout(); }
+///   };
+///
+/// The pending call is cancelled when the protocol is destroyed.
+class TimeoutMixin {
+ public:
+  explicit TimeoutMixin(Reactor* reactor) : reactor_(reactor) {}
+  virtual ~TimeoutMixin() { cancelTimeout(); }
+
+  /// Starts (or restarts) the countdown; returns the previous period
+  /// (InfiniteDuration when there was none). InfiniteDuration disables it.
+  absl::Duration setTimeout(absl::Duration period);
+  void cancelTimeout() { setTimeout(absl::InfiniteDuration()); }
+  /// Restarts the countdown with the current period, if one is set.
+  void resetTimeout();
+  /// The period passed without a resetTimeout(). Default: loseConnection()
+  /// on this protocol's transport.
+  virtual void timeoutConnection();
+
+ private:
+  Reactor* reactor_;
+  absl::Duration period_ = absl::InfiniteDuration();
+  DelayedCall call_;
+};
+
+/// Forwards every callback to another protocol (Twisted's ProtocolWrapper),
+/// so that a policy can watch a connection without the protocol knowing.
+/// The wrapped protocol sees the real transport.
+class ProtocolWrapper : public Protocol, public HalfCloseableProtocol {
+ public:
+  explicit ProtocolWrapper(std::unique_ptr<Protocol> wrapped);
+  void connectionMade() override;
+  void dataReceived(absl::string_view data) override;
+  void readConnectionLost() override;
+  void connectionLost(const absl::Status& reason) override;
+  Protocol* wrapped() const { return wrapped_.get(); }
+
+ private:
+  std::unique_ptr<Protocol> wrapped_;
+};
+
+/// Serves at most `max_connections` connections at once with the protocols
+/// of `wrapped`; a connection over the limit is closed at once, before any
+/// protocol is built (Twisted's LimitTotalConnectionsFactory).
+class LimitTotalConnectionsFactory : public Factory {
+ public:
+  LimitTotalConnectionsFactory(Factory* wrapped, int max_connections)
+      : wrapped_(wrapped), max_(max_connections) {}
+  std::unique_ptr<Protocol> buildProtocol(const Address& addr) override;
+  void startFactory() override { wrapped_->doStart(); }
+  void stopFactory() override { wrapped_->doStop(); }
+  int connectionCount() const { return count_; }
+  int refusedCount() const { return refused_; }
+
+ private:
+  class Counted;
+  Factory* wrapped_;
+  int max_;
+  int count_ = 0;
+  int refused_ = 0;
+};
+
+}  // namespace twist
+
+#endif  // TWIST_PROTOCOLS_POLICIES_H_

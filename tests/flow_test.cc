@@ -1,0 +1,325 @@
+// Flow control and hostile peers, in process, on every poller: push and pull
+// producers, half-close, a reset in the middle of a large write, and no
+// descriptor leaked over 20000 connections.
+
+#include <dirent.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <future>
+#include <memory>
+#include <thread>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "framework/errors.h"
+#include "framework/protocol.h"
+#include "framework/reactor.h"
+#include "framework/tcp_port.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "protocols/echo.h"
+#include "tests/test_util.h"
+
+namespace twist {
+namespace {
+
+using ::testing::ElementsAre;
+using testing::BlockingClient;
+using testing::Pattern;
+using testing::RunUntil;
+
+constexpr size_t kChunk = 16 * 1024;
+
+// Writes `total` bytes of Pattern in kChunk pieces to its consumer: as a push
+// producer, as long as it is not paused; as a pull producer, one chunk each
+// time it is asked. Records what it was told.
+class PatternProducer : public Producer {
+ public:
+  PatternProducer(Transport* consumer, size_t total)
+      : consumer_(consumer), data_(Pattern(total, 7)) {}
+
+  void pauseProducing() override {
+    events_.push_back("pause");
+    // Never above the high mark by more than the chunk that crossed it.
+    max_buffered_at_pause_ =
+        std::max(max_buffered_at_pause_, consumer_->bufferedBytes());
+    paused_ = true;
+  }
+  void resumeProducing() override {
+    events_.push_back("resume");
+    ++resumes_;
+    paused_ = false;
+    if (pull_) {
+      writeChunk();
+    } else {
+      while (!paused_ && !done()) writeChunk();
+    }
+  }
+  void stopProducing() override {
+    events_.push_back("stop");
+    stopped_ = true;
+  }
+
+  void writeChunk() {
+    if (done()) return;
+    size_t n = std::min(kChunk, data_.size() - sent_);
+    consumer_->write(absl::string_view(data_).substr(sent_, n));
+    sent_ += n;
+    if (done()) {
+      consumer_->unregisterProducer();
+      consumer_->loseConnection();
+    }
+  }
+  bool done() const { return sent_ == data_.size(); }
+
+  bool pull_ = false;
+  Transport* consumer_;
+  std::string data_;
+  size_t sent_ = 0;
+  int resumes_ = 0;
+  bool paused_ = false;
+  bool stopped_ = false;
+  size_t max_buffered_at_pause_ = 0;
+  std::vector<std::string> events_;
+};
+
+// Serves PatternProducer output on each connection; owns the producer so it
+// outlives the transport's last call into it.
+struct ProducerServer {
+  bool streaming = true;
+  size_t total = 0;
+  std::unique_ptr<PatternProducer> producer;
+  absl::Status reason = absl::UnknownError("not lost");
+  bool lost = false;
+};
+
+class ProducingProtocol : public Protocol {
+ public:
+  explicit ProducingProtocol(ProducerServer* s) : s_(s) {}
+  void connectionMade() override {
+    transport()->setWriteBufferWaterMarks(32 * 1024, 64 * 1024);
+    s_->producer = std::make_unique<PatternProducer>(transport(), s_->total);
+    s_->producer->pull_ = !s_->streaming;
+    ASSERT_TRUE(transport()->registerProducer(s_->producer.get(), s_->streaming).ok());
+    if (s_->streaming) s_->producer->resumeProducing();
+  }
+  void connectionLost(const absl::Status& reason) override {
+    s_->reason = reason;
+    s_->lost = true;
+  }
+
+ private:
+  ProducerServer* s_;
+};
+
+class FlowTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  std::unique_ptr<Reactor> NewReactor() {
+    auto r = testing::MakeReactor(GetParam());
+    current_ = r.get();
+    return r;
+  }
+  Address Listen(Factory* factory) {
+    absl::StatusOr<Port*> port = current_->listenTCP(0, factory, 1024, "127.0.0.1");
+    EXPECT_TRUE(port.ok()) << port.status();
+    return (*port)->getHost();
+  }
+  BlockingClient Connect(const Address& a, int rcvbuf = 0) {
+    absl::StatusOr<BlockingClient> c = BlockingClient::Connect(a, rcvbuf);
+    EXPECT_TRUE(c.ok()) << c.status();
+    return *std::move(c);
+  }
+
+ private:
+  Reactor* current_ = nullptr;
+};
+
+TEST_P(FlowTest, PushProducerPausesAboveHighMarkAndResumesBelowLow) {
+  ProducerServer s;
+  s.total = 8 << 20;
+  Factory factory([&] { return std::make_unique<ProducingProtocol>(&s); });
+  auto reactor_ = NewReactor();
+  BlockingClient c = Connect(Listen(&factory), 64 * 1024);
+  // The client reads nothing: the kernel buffers fill, then ours passes the
+  // high mark and the producer is paused.
+  ASSERT_TRUE(RunUntil(*reactor_, [&] { return s.producer && s.producer->paused_; }));
+  const size_t sent_at_pause = s.producer->sent_;
+  EXPECT_LT(sent_at_pause, s.total);
+  EXPECT_GT(s.producer->max_buffered_at_pause_, 64u * 1024);
+  EXPECT_LE(s.producer->max_buffered_at_pause_, 64u * 1024 + kChunk);
+  // While paused it is asked for nothing, however long the loop turns.
+  for (int i = 0; i < 20; ++i) reactor_->iterate(absl::Milliseconds(1));
+  EXPECT_EQ(s.producer->sent_, sent_at_pause);
+  // Reading drains the buffer below the low mark: resumed, and so on until
+  // every byte arrives in order.
+  absl::StatusOr<std::string> got;
+  std::thread reader([&] { got = c.ReadToEof(); });
+  ASSERT_TRUE(RunUntil(*reactor_, [&] { return s.lost; }));
+  reader.join();
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(*got == Pattern(s.total, 7)) << "stream differs";
+  EXPECT_TRUE(IsConnectionDone(s.reason)) << s.reason;
+  // Strictly alternating, starting with the first resume that started it.
+  const auto& ev = s.producer->events_;
+  ASSERT_GE(ev.size(), 3u);
+  for (size_t i = 0; i < ev.size(); ++i) {
+    EXPECT_EQ(ev[i], i % 2 == 0 ? "resume" : "pause") << "event " << i;
+  }
+}
+
+TEST_P(FlowTest, PullProducerIsAskedEachTimeTheBufferDrains) {
+  ProducerServer s;
+  s.streaming = false;
+  s.total = 4 << 20;
+  Factory factory([&] { return std::make_unique<ProducingProtocol>(&s); });
+  auto reactor_ = NewReactor();
+  BlockingClient c = Connect(Listen(&factory), 64 * 1024);
+  absl::StatusOr<std::string> got;
+  std::thread reader([&] { got = c.ReadToEof(); });
+  ASSERT_TRUE(RunUntil(*reactor_, [&] { return s.lost; }));
+  reader.join();
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(*got == Pattern(s.total, 7)) << "stream differs";
+  // One resume per chunk, never a pause.
+  EXPECT_EQ(s.producer->resumes_, static_cast<int>(s.total / kChunk));
+  EXPECT_THAT(s.producer->events_, ::testing::Not(::testing::Contains("pause")));
+}
+
+TEST_P(FlowTest, ProducerIsStoppedWhenThePeerResetsMidWrite) {
+  ProducerServer s;
+  s.total = 64 << 20;
+  Factory factory([&] { return std::make_unique<ProducingProtocol>(&s); });
+  auto reactor_ = NewReactor();
+  Address addr = Listen(&factory);
+  {
+    BlockingClient c = Connect(addr, 64 * 1024);
+    ASSERT_TRUE(RunUntil(*reactor_, [&] { return s.producer && s.producer->paused_; }));
+    ASSERT_TRUE(c.ReadExactly(1000).ok());
+    c.Reset();
+  }
+  ASSERT_TRUE(RunUntil(*reactor_, [&] { return s.lost; }));
+  EXPECT_TRUE(IsConnectionLost(s.reason)) << s.reason;
+  EXPECT_EQ(s.producer->events_.back(), "stop");
+  EXPECT_LT(s.producer->sent_, s.total);
+  EXPECT_EQ(reactor_->connectionCount(), 0u);
+
+  // The listener is unharmed: the next client is served in full.
+  s = ProducerServer();
+  s.total = 1 << 20;
+  BlockingClient c2 = Connect(addr);
+  absl::StatusOr<std::string> got;
+  std::thread reader([&] { got = c2.ReadToEof(); });
+  ASSERT_TRUE(RunUntil(*reactor_, [&] { return s.lost; }));
+  reader.join();
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->size(), s.total);
+}
+
+// Writes a reply, then half-closes; keeps reading what the peer still sends.
+class HalfCloser : public Protocol, public HalfCloseableProtocol {
+ public:
+  explicit HalfCloser(std::string* received, bool* lost)
+      : received_(received), lost_(lost) {}
+  void connectionMade() override {
+    transport()->write(Pattern(1 << 20, 3));
+    transport()->loseWriteConnection();
+    transport()->write("ignored after loseWriteConnection");
+  }
+  void dataReceived(absl::string_view data) override {
+    received_->append(data.data(), data.size());
+  }
+  void readConnectionLost() override { transport()->loseConnection(); }
+  void connectionLost(const absl::Status& reason) override {
+    EXPECT_TRUE(IsConnectionDone(reason)) << reason;
+    *lost_ = true;
+  }
+
+ private:
+  std::string* received_;
+  bool* lost_;
+};
+
+TEST_P(FlowTest, LoseWriteConnectionFlushesThenSendsEofAndKeepsReading) {
+  std::string received;
+  bool lost = false;
+  Factory factory([&] { return std::make_unique<HalfCloser>(&received, &lost); });
+  auto reactor_ = NewReactor();
+  BlockingClient c = Connect(Listen(&factory), 64 * 1024);
+  auto reading = std::async(std::launch::async, [&] { return c.ReadToEof(); });
+  // EOF arrives after the full reply while our connection is still open...
+  ASSERT_TRUE(RunUntil(*reactor_, [&] {
+    return reading.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+  }));
+  absl::StatusOr<std::string> got = reading.get();
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(*got == Pattern(1 << 20, 3));
+  EXPECT_FALSE(lost);
+  // ...and the server still hears us.
+  ASSERT_TRUE(c.SendAll("still talking").ok());
+  ASSERT_TRUE(RunUntil(*reactor_, [&] { return received == "still talking"; }));
+  c.ShutdownWrite();
+  ASSERT_TRUE(RunUntil(*reactor_, [&] { return lost; }));
+}
+
+// Counts open descriptors of this process.
+int OpenDescriptors() {
+  int n = 0;
+  DIR* d = opendir("/proc/self/fd");
+  if (d == nullptr) return -1;
+  while (readdir(d) != nullptr) ++n;
+  closedir(d);
+  return n - 3;  // ".", ".." and the DIR's own descriptor
+}
+
+// Echoes one message; closes first on even connections, so that both the
+// server's close and the client's close (and resets) are exercised.
+class OneShot : public Protocol {
+ public:
+  OneShot(int* echoed, int* lost) : echoed_(echoed), lost_(lost) {}
+  void dataReceived(absl::string_view data) override {
+    transport()->write(data);
+    ++*echoed_;
+    if (data == "0") transport()->loseConnection();
+  }
+  void connectionLost(const absl::Status&) override { ++*lost_; }
+
+ private:
+  int* echoed_;
+  int* lost_;
+};
+
+TEST_P(FlowTest, TwentyThousandConnectionsLeaveNoDescriptorBehind) {
+  int echoed = 0, lost = 0;
+  Factory factory([&] { return std::make_unique<OneShot>(&echoed, &lost); });
+  auto reactor_ = NewReactor();
+  Address addr = Listen(&factory);
+  const int before = OpenDescriptors();
+  constexpr int kTotal = 20000, kBatch = 200;
+  for (int start = 0; start < kTotal; start += kBatch) {
+    std::vector<BlockingClient> batch;
+    for (int i = 0; i < kBatch; ++i) {
+      batch.push_back(Connect(addr));
+      ASSERT_TRUE(batch.back().SendAll(i % 2 == 0 ? "0" : "1").ok());
+    }
+    ASSERT_TRUE(RunUntil(*reactor_, [&] { return echoed == start + kBatch; }))
+        << "echoed " << echoed;
+    for (int i = 0; i < kBatch; ++i) {
+      ASSERT_EQ(*batch[i].ReadExactly(1), i % 2 == 0 ? "0" : "1");
+      if (i % 4 == 1) batch[i].Reset();  // the rest close with FIN
+    }
+    batch.clear();
+    ASSERT_TRUE(RunUntil(*reactor_, [&] { return lost == start + kBatch; }))
+        << "lost " << lost << " of " << start + kBatch;
+  }
+  EXPECT_EQ(reactor_->connectionCount(), 0u);
+  reactor_->iterate();  // destroys the last retired connections
+  EXPECT_EQ(OpenDescriptors(), before);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllPollers, FlowTest, ::testing::ValuesIn(PollerNames()),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
+}  // namespace twist
