@@ -2,6 +2,7 @@
 
 #include <stdio.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 
@@ -11,6 +12,7 @@
 #include "framework/reactor.h"
 #include "framework/tcp_port.h"
 #include "gflags/gflags.h"
+#include "protocols/policies.h"
 
 DEFINE_string(host, "127.0.0.1",
               "Address to listen on: a numeric IPv4 or IPv6 address "
@@ -19,6 +21,15 @@ DEFINE_int32(port, 8000, "TCP port to listen on, 0..65535; 0 picks a free one.")
 DEFINE_string(reactor, "epoll",
               "How to wait for sockets: epoll, poll or select.");
 DEFINE_int32(backlog, 511, "listen(2) backlog: connections the kernel queues.");
+DEFINE_int32(max_connections, 0,
+             "Most connections served at once; one over it is closed at "
+             "once. 0: as many as the open-file limit allows.");
+DEFINE_double(idle_timeout, 0,
+              "Seconds a connection may send nothing before it is closed; "
+              "0 disables.");
+DEFINE_double(accept_rate, 0,
+              "Most new connections accepted per second (the rest wait in "
+              "the backlog); 0 disables.");
 
 namespace twist {
 namespace {
@@ -38,6 +49,22 @@ int ServeForever(absl::string_view program, Factory* factory) {
     return Fail(program, absl::StrCat("invalid --backlog ", FLAGS_backlog,
                                       ": must be at least 1"));
   }
+  if (FLAGS_max_connections < 0) {
+    return Fail(program, absl::StrCat("invalid --max_connections ",
+                                      FLAGS_max_connections, ": must be >= 0"));
+  }
+  if (!(FLAGS_idle_timeout >= 0) || FLAGS_idle_timeout > 1e9) {
+    return Fail(program, absl::StrCat("invalid --idle_timeout ", FLAGS_idle_timeout,
+                                      ": must be 0..1e9 seconds"));
+  }
+  if (!(FLAGS_accept_rate >= 0) || FLAGS_accept_rate > 1e9) {
+    return Fail(program, absl::StrCat("invalid --accept_rate ", FLAGS_accept_rate,
+                                      ": must be 0..1e9 per second"));
+  }
+  // The policy wrappers outlive the reactor: its destructor still calls
+  // into the connections' protocols.
+  std::unique_ptr<LimitTotalConnectionsFactory> limited;
+  std::unique_ptr<TimeoutFactory> timed;
   ReactorOptions options;
   options.poller = FLAGS_reactor;
   absl::StatusOr<std::unique_ptr<Reactor>> reactor = Reactor::Create(options);
@@ -49,9 +76,25 @@ int ServeForever(absl::string_view program, Factory* factory) {
   if (absl::Status s = (*reactor)->installSignalHandlers(); !s.ok()) {
     return Fail(program, s.message());
   }
+  if (FLAGS_idle_timeout > 0) {
+    timed = std::make_unique<TimeoutFactory>(
+        reactor->get(), factory, absl::Seconds(FLAGS_idle_timeout));
+    factory = timed.get();
+  }
+  if (FLAGS_max_connections > 0) {
+    limited = std::make_unique<LimitTotalConnectionsFactory>(
+        factory, FLAGS_max_connections);
+    factory = limited.get();
+  }
   absl::StatusOr<Port*> port =
       (*reactor)->listenTCP(FLAGS_port, factory, FLAGS_backlog, FLAGS_host);
   if (!port.ok()) return Fail(program, port.status().message());
+  if (FLAGS_accept_rate > 0) {
+    // A burst of a tenth of a second's worth, so that a rate of 1000/s is
+    // not held to one accept per millisecond.
+    (*port)->setAcceptRateLimit(FLAGS_accept_rate,
+                                std::max(1, static_cast<int>(FLAGS_accept_rate / 10)));
+  }
   Address bound = (*port)->getHost();
   printf("listening on %s:%d\n", bound.host().c_str(), bound.port());
   fflush(stdout);

@@ -78,4 +78,45 @@ std::unique_ptr<Protocol> LimitTotalConnectionsFactory::buildProtocol(
   return std::make_unique<Counted>(this, std::move(p));
 }
 
+class TimeoutFactory::TimeoutProtocol final : public ProtocolWrapper,
+                                              public TimeoutMixin {
+ public:
+  TimeoutProtocol(TimeoutFactory* f, std::unique_ptr<Protocol> p)
+      : ProtocolWrapper(std::move(p)), TimeoutMixin(f->reactor_), f_(f) {}
+  void connectionMade() override {
+    setTimeout(f_->idle_);
+    ProtocolWrapper::connectionMade();
+  }
+  void dataReceived(absl::string_view data) override {
+    resetTimeout();
+    ProtocolWrapper::dataReceived(data);
+  }
+  void connectionLost(const absl::Status& reason) override {
+    cancelTimeout();
+    ProtocolWrapper::connectionLost(reason);
+  }
+  void timeoutConnection() override {
+    if (closing_) {
+      // The peer did not even read what was left to flush: drop it.
+      transport()->abortConnection();
+      return;
+    }
+    ++f_->timed_out_;
+    closing_ = true;
+    transport()->loseConnection();
+    setTimeout(f_->idle_);
+  }
+
+ private:
+  TimeoutFactory* f_;
+  bool closing_ = false;
+};
+
+std::unique_ptr<Protocol> TimeoutFactory::buildProtocol(const Address& addr) {
+  std::unique_ptr<Protocol> p = wrapped_->buildProtocol(addr);
+  if (p == nullptr) return nullptr;
+  if (p->factory() == nullptr) p->setFactory(wrapped_);
+  return std::make_unique<TimeoutProtocol>(this, std::move(p));
+}
+
 }  // namespace twist

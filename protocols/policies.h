@@ -83,6 +83,28 @@ class LimitTotalConnectionsFactory : public Factory {
   int refused_ = 0;
 };
 
+/// Closes connections that send nothing for `idle` (Twisted's
+/// TimeoutFactory): wraps each protocol of `wrapped`, and restarts the
+/// countdown whenever data arrives. The wrapped protocols need not know.
+/// On time-out the connection is lost cleanly (queued output is flushed);
+/// if that flush has not finished after another `idle`, it is aborted.
+class TimeoutFactory : public Factory {
+ public:
+  TimeoutFactory(Reactor* reactor, Factory* wrapped, absl::Duration idle)
+      : reactor_(reactor), wrapped_(wrapped), idle_(idle) {}
+  std::unique_ptr<Protocol> buildProtocol(const Address& addr) override;
+  void startFactory() override { wrapped_->doStart(); }
+  void stopFactory() override { wrapped_->doStop(); }
+  int timedOutCount() const { return timed_out_; }
+
+ private:
+  class TimeoutProtocol;
+  Reactor* reactor_;
+  Factory* wrapped_;
+  absl::Duration idle_;
+  int timed_out_ = 0;
+};
+
 }  // namespace twist
 
 #endif  // TWIST_PROTOCOLS_POLICIES_H_

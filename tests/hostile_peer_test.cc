@@ -1,0 +1,263 @@
+// The echo_server program against peers that misbehave, watched from
+// outside: its memory with a client that never reads, its descriptors when
+// accept runs out of them, and its idle-timeout and connection-limit flags.
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <iostream>
+#include <utility>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
+#include "absl/strings/strip.h"
+#include "framework/address.h"
+#include "gtest/gtest.h"
+#include "tests/subprocess.h"
+#include "tests/test_util.h"
+
+namespace twist {
+namespace {
+
+using testing::BlockingClient;
+using testing::Subprocess;
+
+constexpr absl::Duration kWait = absl::Seconds(20);
+
+struct Server {
+  Subprocess process;
+  Address address;
+};
+
+Server StartServer(std::vector<std::string> args, int max_open_files = 0) {
+  args.push_back("--port=0");
+  absl::StatusOr<Subprocess> p = Subprocess::Start(
+      testing::RunfilePath("examples/echo_server"), args, max_open_files);
+  EXPECT_TRUE(p.ok()) << p.status();
+  absl::StatusOr<std::string> line = p->ReadStdoutLine(kWait);
+  EXPECT_TRUE(line.ok()) << line.status() << " stderr: " << p->err();
+  int port = 0;
+  absl::string_view rest = *line;
+  EXPECT_TRUE(absl::ConsumePrefix(&rest, "listening on 127.0.0.1:")) << *line;
+  EXPECT_TRUE(absl::SimpleAtoi(rest, &port)) << *line;
+  return Server{*std::move(p), *Address::Parse("127.0.0.1", port)};
+}
+
+// A field of /proc/PID/status in KiB (VmRSS, VmHWM).
+int64_t StatusKiB(pid_t pid, absl::string_view field) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(in, line)) {
+    absl::string_view v = line;
+    if (absl::ConsumePrefix(&v, field) && absl::ConsumePrefix(&v, ":")) {
+      v = absl::StripAsciiWhitespace(v);
+      absl::ConsumeSuffix(&v, " kB");
+      int64_t kib = -1;
+      if (absl::SimpleAtoi(v, &kib)) return kib;
+    }
+  }
+  return -1;
+}
+
+int OpenDescriptors(pid_t pid) {
+  DIR* d = opendir(absl::StrCat("/proc/", pid, "/fd").c_str());
+  if (d == nullptr) return -1;
+  int n = 0;
+  while (readdir(d) != nullptr) ++n;
+  closedir(d);
+  return n - 2;
+}
+
+// Byte i of a stream: a period that is prime and not a power of two, so
+// that a lost or repeated block shows.
+char StreamByte(uint64_t i) {
+  constexpr uint64_t kPeriod = 1000003;
+  uint64_t k = i % kPeriod;
+  return static_cast<char>((k * 2654435761u) >> 13);
+}
+
+TEST(HostilePeerTest, ClientThatNeverReadsKeepsServerMemoryBounded) {
+  Server s = StartServer({});
+  const int64_t rss_at_start = StatusKiB(s.process.pid(), "VmRSS");
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(::connect(fd, s.address.sockaddr_ptr(), s.address.length()) == 0 ||
+              errno == EINPROGRESS);
+
+  constexpr uint64_t kTotal = 200ull << 20;
+  std::string chunk(256 * 1024, '\0');
+  uint64_t sent = 0, received = 0;
+  auto fill = [&](uint64_t from, size_t n) {
+    for (size_t i = 0; i < n; ++i) chunk[i] = StreamByte(from + i);
+  };
+  // Phase 1: send without reading until the server stops taking more (no
+  // progress for a whole second), or all 200 MB went.
+  while (sent < kTotal) {
+    pollfd p = {fd, POLLOUT, 0};
+    int r = ::poll(&p, 1, 1000);
+    ASSERT_GE(r, 0);
+    if (r == 0) break;  // stalled: the echo server stopped reading us
+    size_t n = std::min<uint64_t>(chunk.size(), kTotal - sent);
+    fill(sent, n);
+    ssize_t w = ::send(fd, chunk.data(), n, MSG_NOSIGNAL);
+    if (w < 0 && errno == EAGAIN) continue;
+    ASSERT_GT(w, 0) << strerror(errno);
+    sent += static_cast<uint64_t>(w);
+  }
+  const int64_t rss_stalled = StatusKiB(s.process.pid(), "VmRSS");
+  ASSERT_LT(sent, kTotal) << "never stalled: is the server reading without bound?";
+  std::cout << "stalled after " << sent << " bytes; server VmRSS " << rss_at_start
+            << " KiB at start, " << rss_stalled << " KiB stalled\n";
+  EXPECT_LT(rss_stalled, 64 * 1024);
+  ::testing::Test::RecordProperty("server_rss_stalled_kib", std::to_string(rss_stalled));
+
+  // Phase 2: read as well; every byte comes back, in order.
+  std::string in(256 * 1024, '\0');
+  absl::Time deadline = absl::Now() + absl::Seconds(120);
+  while (received < kTotal && absl::Now() < deadline) {
+    pollfd p = {fd, static_cast<short>(POLLIN | (sent < kTotal ? POLLOUT : 0)), 0};
+    ASSERT_GE(::poll(&p, 1, 1000), 0);
+    if (p.revents & POLLIN) {
+      ssize_t n = ::recv(fd, in.data(), in.size(), 0);
+      ASSERT_GT(n, 0) << (n == 0 ? "EOF" : strerror(errno)) << " after " << received;
+      for (ssize_t i = 0; i < n; ++i) {
+        ASSERT_EQ(in[i], StreamByte(received + i)) << "at byte " << received + i;
+      }
+      received += static_cast<uint64_t>(n);
+    }
+    if ((p.revents & POLLOUT) && sent < kTotal) {
+      size_t n = std::min<uint64_t>(chunk.size(), kTotal - sent);
+      fill(sent, n);
+      ssize_t w = ::send(fd, chunk.data(), n, MSG_NOSIGNAL);
+      if (w > 0) sent += static_cast<uint64_t>(w);
+    }
+  }
+  EXPECT_EQ(received, kTotal);
+  const int64_t peak = StatusKiB(s.process.pid(), "VmHWM");
+  std::cout << "server VmHWM " << peak << " KiB over " << kTotal << " bytes\n";
+  EXPECT_LT(peak, 64 * 1024);
+  ::close(fd);
+}
+
+TEST(HostilePeerTest, AcceptOutOfDescriptorsShedsConnectionsAndRecovers) {
+  // A limit of 32 leaves the server room for about twenty connections.
+  Server s = StartServer({}, /*max_open_files=*/32);
+  const int fds_at_start = OpenDescriptors(s.process.pid());
+  std::vector<BlockingClient> clients;
+  for (int i = 0; i < 60; ++i) {
+    absl::StatusOr<BlockingClient> c = BlockingClient::Connect(s.address);
+    ASSERT_TRUE(c.ok()) << c.status();
+    clients.push_back(*std::move(c));
+  }
+  // Each is either served or closed at once: none hangs in the backlog.
+  std::vector<BlockingClient*> served;
+  int shed = 0;
+  for (BlockingClient& c : clients) {
+    if (!c.SendAll("ping").ok()) {
+      ++shed;
+      continue;
+    }
+    absl::StatusOr<std::string> got = c.ReadExactly(4);
+    if (got.ok()) {
+      EXPECT_EQ(*got, "ping");
+      served.push_back(&c);
+    } else {
+      EXPECT_FALSE(absl::IsDeadlineExceeded(got.status())) << got.status();
+      ++shed;
+    }
+  }
+  EXPECT_GT(served.size(), 10u);
+  EXPECT_GT(shed, 0);
+  EXPECT_EQ(served.size() + shed, clients.size());
+  // Once the served ones leave, the server is whole again.
+  clients.clear();
+  absl::Time deadline = absl::Now() + kWait;
+  while (OpenDescriptors(s.process.pid()) != fds_at_start && absl::Now() < deadline) {
+    pollfd none;
+    ::poll(&none, 0, 10);  // polling another process's state: nothing to wait on
+  }
+  EXPECT_EQ(OpenDescriptors(s.process.pid()), fds_at_start);
+  for (int i = 0; i < 15; ++i) {
+    absl::StatusOr<BlockingClient> c = BlockingClient::Connect(s.address);
+    ASSERT_TRUE(c.ok()) << c.status();
+    ASSERT_TRUE(c->SendAll("again").ok());
+    absl::StatusOr<std::string> got = c->ReadExactly(5);
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_EQ(*got, "again");
+  }
+  EXPECT_EQ(s.process.err(), "");
+}
+
+TEST(HostilePeerTest, IdleTimeoutFlagClosesQuietClientsOnly) {
+  Server s = StartServer({"--idle_timeout=0.3"});
+  absl::StatusOr<BlockingClient> quiet = BlockingClient::Connect(s.address);
+  ASSERT_TRUE(quiet.ok());
+  // A client that keeps talking more often than the timeout stays.
+  absl::StatusOr<BlockingClient> busy = BlockingClient::Connect(s.address);
+  ASSERT_TRUE(busy.ok());
+  absl::Time started = absl::Now();
+  // The quiet one is closed; meanwhile the busy one echoes every 50 ms.
+  pollfd p = {quiet->fd(), POLLIN, 0};
+  int rounds = 0;
+  while (::poll(&p, 1, 50) == 0 && rounds < 400) {
+    ++rounds;
+    ASSERT_TRUE(busy->SendAll("x").ok());
+    ASSERT_EQ(*busy->ReadExactly(1), "x");
+  }
+  EXPECT_EQ(quiet->ReadUntilClosed(), "");
+  EXPECT_GE(absl::Now() - started, absl::Milliseconds(300));
+  ASSERT_TRUE(busy->SendAll("still").ok());
+  EXPECT_EQ(*busy->ReadExactly(5), "still");
+}
+
+TEST(HostilePeerTest, MaxConnectionsFlagClosesTheOneOverTheLimit) {
+  Server s = StartServer({"--max_connections=2"});
+  std::vector<BlockingClient> in;
+  for (int i = 0; i < 2; ++i) {
+    absl::StatusOr<BlockingClient> c = BlockingClient::Connect(s.address);
+    ASSERT_TRUE(c.ok());
+    ASSERT_TRUE(c->SendAll("in").ok());
+    ASSERT_EQ(*c->ReadExactly(2), "in");
+    in.push_back(*std::move(c));
+  }
+  absl::StatusOr<BlockingClient> over = BlockingClient::Connect(s.address);
+  ASSERT_TRUE(over.ok());
+  EXPECT_EQ(over->ReadUntilClosed(), "");
+  in.pop_back();
+  // The freed slot is usable; retried because the close travels to the
+  // server concurrently with the new connect.
+  bool served = false;
+  for (int attempt = 0; attempt < 100 && !served; ++attempt) {
+    absl::StatusOr<BlockingClient> c = BlockingClient::Connect(s.address);
+    ASSERT_TRUE(c.ok());
+    served = c->SendAll("ok").ok() && c->ReadExactly(2).ok();
+  }
+  EXPECT_TRUE(served);
+}
+
+TEST(HostilePeerTest, BadPolicyFlagsAreOneLineErrors) {
+  for (const auto& [flag, message] : std::vector<std::pair<std::string, std::string>>{
+           {"--max_connections=-1", "echo_server: invalid --max_connections -1: must be >= 0"},
+           {"--idle_timeout=-2", "echo_server: invalid --idle_timeout -2: must be 0..1e9 seconds"},
+           {"--accept_rate=-3", "echo_server: invalid --accept_rate -3: must be 0..1e9 per second"},
+       }) {
+    absl::StatusOr<Subprocess> p = Subprocess::Start(
+        testing::RunfilePath("examples/echo_server"), {flag, "--port=0"});
+    ASSERT_TRUE(p.ok());
+    absl::StatusOr<int> status = p->Wait(kWait);
+    ASSERT_TRUE(status.ok());
+    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) != 0) << flag;
+    EXPECT_EQ(p->err(), message + "\n");
+  }
+}
+
+}  // namespace
+}  // namespace twist
