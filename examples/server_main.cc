@@ -1,6 +1,7 @@
 #include "examples/server_main.h"
 
 #include <stdio.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <memory>
@@ -60,6 +61,12 @@ int ServeForever(absl::string_view program, Factory* factory) {
   if (!(FLAGS_accept_rate >= 0) || FLAGS_accept_rate > 1e9) {
     return Fail(program, absl::StrCat("invalid --accept_rate ", FLAGS_accept_rate,
                                       ": must be 0..1e9 per second"));
+  }
+  // A server's connections are its descriptors: use all the system allows.
+  rlimit files;
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &files);
   }
   // The policy wrappers outlive the reactor: its destructor still calls
   // into the connections' protocols.
