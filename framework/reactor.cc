@@ -191,7 +191,7 @@ void Reactor::callWhenRunning(absl::AnyInvocable<void()> fn) {
 void Reactor::callFromThread(absl::AnyInvocable<void()> fn) {
   bool was_empty;
   {
-    absl::MutexLock lock(&thread_calls_mu_);
+    std::lock_guard<std::mutex> lock(thread_calls_mu_);
     was_empty = thread_calls_.empty();
     thread_calls_.push_back(std::move(fn));
   }
@@ -201,7 +201,7 @@ void Reactor::callFromThread(absl::AnyInvocable<void()> fn) {
 void Reactor::runThreadCalls() {
   std::vector<absl::AnyInvocable<void()>> calls;
   {
-    absl::MutexLock lock(&thread_calls_mu_);
+    std::lock_guard<std::mutex> lock(thread_calls_mu_);
     calls.swap(thread_calls_);
   }
   for (auto& fn : calls) {

@@ -4,15 +4,16 @@
 #include <csignal>
 #include <initializer_list>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "framework/address.h"
 #include "framework/clock.h"
@@ -140,7 +141,9 @@ class Reactor {
   std::vector<absl::AnyInvocable<void()>> when_running_;
   std::unique_ptr<Waker> waker_;
   std::unique_ptr<SignalWatcher> signals_;
-  absl::Mutex thread_calls_mu_;
+  // std::mutex, not absl::Mutex: Debian's Abseil is not built for
+  // ThreadSanitizer, which then cannot see absl::Mutex order its accesses.
+  std::mutex thread_calls_mu_;
   std::vector<absl::AnyInvocable<void()>> thread_calls_
       ABSL_GUARDED_BY(thread_calls_mu_);
 
