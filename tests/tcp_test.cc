@@ -173,6 +173,9 @@ TEST_P(TcpTest, PartialWritesFinishInOrderAndLoseConnectionFlushesFirst) {
   auto reactor_ = NewReactor();
   Address addr = Listen(&factory);
   BlockingClient c = Connect(addr, 64 * 1024);
+  // Nothing is read until the server has written it all: 8 MB cannot fit in
+  // the kernel's buffers, so most of it has to be queued and sent later.
+  ASSERT_TRUE(RunUntil(*reactor_, [&] { return !r.events.empty(); }));
   absl::StatusOr<std::string> got;
   std::atomic<bool> done{false};
   std::thread reader([&] {
