@@ -2,6 +2,7 @@
 #define TWIST_FRAMEWORK_PROTOCOL_H_
 
 #include <memory>
+#include <tuple>
 #include <utility>
 
 #include "absl/functional/any_invocable.h"
@@ -72,12 +73,7 @@ class Factory {
 
   /// Twisted's Factory.forProtocol: a factory that builds P(args...).
   template <typename P, typename... Args>
-  static std::unique_ptr<Factory> forProtocol(Args... args) {
-    return std::make_unique<Factory>(
-        [args...]() -> std::unique_ptr<Protocol> {
-          return std::make_unique<P>(args...);
-        });
-  }
+  static std::unique_ptr<Factory> forProtocol(Args... args);
 
   /// Returns the protocol for a new connection from `addr`, or nullptr to
   /// refuse it (the connection is closed at once). The reactor sets the
@@ -97,6 +93,31 @@ class Factory {
   absl::AnyInvocable<std::unique_ptr<Protocol>()> make_;
   int num_ports_ = 0;
 };
+
+namespace internal {
+// What Factory::forProtocol<P>(args...) returns: builds P(args...) for each
+// connection, with copies of the arguments it was given.
+template <typename P, typename... Args>
+class ProtocolFactory final : public Factory {
+ public:
+  explicit ProtocolFactory(Args... args) : args_(std::move(args)...) {}
+  std::unique_ptr<Protocol> buildProtocol(const Address&) override {
+    return std::apply(
+        [](const Args&... a) -> std::unique_ptr<Protocol> {
+          return std::make_unique<P>(a...);
+        },
+        args_);
+  }
+
+ private:
+  std::tuple<Args...> args_;
+};
+}  // namespace internal
+
+template <typename P, typename... Args>
+std::unique_ptr<Factory> Factory::forProtocol(Args... args) {
+  return std::make_unique<internal::ProtocolFactory<P, Args...>>(std::move(args)...);
+}
 
 }  // namespace twist
 
