@@ -3,6 +3,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 
 namespace twist {
 
@@ -23,6 +24,32 @@ inline bool IsConnectionLost(const absl::Status& s) {
 }
 inline bool IsConnectionAborted(const absl::Status& s) {
   return absl::IsAborted(s);
+}
+
+// Why a connection attempt failed, as passed to
+// ClientFactory::clientConnectionFailed (Twisted's ConnectError family):
+//   ConnectionRefusedError  nothing listens there (RST)    -> UNAVAILABLE, kind "refused"
+//   NoRouteError            network/host unreachable       -> UNAVAILABLE, kind "no-route"
+//   other connect errors    (errno)                        -> UNAVAILABLE, kind "connect"
+//   TimeoutError            no answer within the timeout   -> DEADLINE_EXCEEDED
+//   DNSLookupError          the name did not resolve       -> NOT_FOUND
+//   UserError               stopConnecting()               -> CANCELLED
+absl::Status ConnectError(int error_number, absl::string_view destination);
+absl::Status ConnectTimeoutError(absl::string_view destination,
+                                 absl::Duration timeout);
+absl::Status DNSLookupError(absl::string_view host, absl::string_view why);
+absl::Status ConnectCancelled(absl::string_view destination);
+
+bool IsConnectionRefused(const absl::Status& s);
+bool IsNoRoute(const absl::Status& s);
+inline bool IsConnectTimeout(const absl::Status& s) {
+  return absl::IsDeadlineExceeded(s);
+}
+inline bool IsDNSLookupError(const absl::Status& s) {
+  return absl::IsNotFound(s);
+}
+inline bool IsConnectCancelled(const absl::Status& s) {
+  return absl::IsCancelled(s);
 }
 
 }  // namespace twist

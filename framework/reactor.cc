@@ -105,6 +105,8 @@ Reactor::~Reactor() {
   for (TcpConnection* c : open) c->abortConnection();
   processPendingCloses();
   dead_.clear();
+  maybe_idle_.clear();
+  connectors_.clear();
   for (auto& port : ports_) port->stopListening();
   ports_.clear();
   if (signals_ != nullptr) poller_->remove(signals_->fd());
@@ -124,7 +126,11 @@ void Reactor::run() {
   while (!stop_requested_) iterate(absl::InfiniteDuration());
 
   // Shut down: no new connections; let the open ones flush and close.
+  stopping_ = true;
   for (auto& port : ports_) port->stopListening();
+  std::vector<Connector*> connectors;
+  for (auto& [c, owned] : connectors_) connectors.push_back(c);
+  for (Connector* c : connectors) c->abandon();
   std::vector<TcpConnection*> open;
   for (auto& [c, owned] : connections_) open.push_back(c);
   for (TcpConnection* c : open) c->loseConnection();
@@ -141,6 +147,8 @@ void Reactor::run() {
   for (TcpConnection* c : open) c->abortConnection();
   processPendingCloses();
   dead_.clear();
+  reapIdleConnectors();
+  stopping_ = false;
   running_ = false;
 }
 
@@ -168,6 +176,7 @@ void Reactor::iterate(absl::Duration max_wait) {
   }
   runUntilCurrent();
   dead_.clear();
+  reapIdleConnectors();
 }
 
 void Reactor::runUntilCurrent() {
@@ -265,20 +274,59 @@ void Reactor::adoptConnection(int fd, Factory* factory, const Address& host,
     ::close(fd);
     return;
   }
+  absl::StatusOr<TcpConnection*> c =
+      startConnection(fd, std::move(protocol), factory, host, peer, nullptr);
+  if (!c.ok() && !warned_refused_) {
+    warned_refused_ = true;
+    fprintf(stderr, "twist: refusing connection from %s: %s\n",
+            peer.ToString().c_str(), std::string(c.status().message()).c_str());
+  }
+}
+
+absl::StatusOr<TcpConnection*> Reactor::startConnection(
+    int fd, std::unique_ptr<Protocol> protocol, Factory* factory,
+    const Address& host, const Address& peer,
+    absl::AnyInvocable<void(const absl::Status&)> on_lost) {
   if (protocol->factory() == nullptr) protocol->setFactory(factory);
   auto conn = std::make_unique<TcpConnection>(this, fd, std::move(protocol),
                                               host, peer);
   TcpConnection* c = conn.get();
+  if (on_lost) c->setLostHook(std::move(on_lost));
   connections_.emplace(c, std::move(conn));
   if (absl::Status s = c->start(); !s.ok()) {
-    // The poller cannot watch this descriptor (select's FD_SETSIZE): refuse
-    // the connection; its protocol never started, so it hears nothing.
-    if (!warned_refused_) {
-      warned_refused_ = true;
-      fprintf(stderr, "twist: refusing connection from %s: %s\n",
-              peer.ToString().c_str(), std::string(s.message()).c_str());
-    }
+    // The poller cannot watch this descriptor (select's FD_SETSIZE): the
+    // protocol never started, so it hears nothing; the socket is closed.
     connections_.erase(c);
+    return s;
+  }
+  return c;
+}
+
+Connector* Reactor::connectTCP(absl::string_view host, int port,
+                               ClientFactory* factory, absl::Duration timeout,
+                               std::optional<Address> bind_address) {
+  auto owned = std::make_unique<Connector>(this, std::string(host), port, factory,
+                                           timeout, std::move(bind_address));
+  Connector* c = owned.get();
+  connectors_.emplace(c, std::move(owned));
+  if (absl::Status s = c->connect(); !s.ok()) {
+    // Only while stopping: the attempt fails like any other, on the next turn.
+    c->state_ = Connector::State::kConnecting;
+    c->fail(s, /*deferred=*/true);
+  }
+  return c;
+}
+
+void Reactor::connectorMaybeIdle(Connector* c) { maybe_idle_.push_back(c); }
+
+void Reactor::reapIdleConnectors() {
+  while (!maybe_idle_.empty()) {
+    std::vector<Connector*> candidates;
+    candidates.swap(maybe_idle_);
+    for (Connector* c : candidates) {
+      auto it = connectors_.find(c);
+      if (it != connectors_.end() && c->idle()) connectors_.erase(it);
+    }
   }
 }
 

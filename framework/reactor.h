@@ -5,6 +5,7 @@
 #include <initializer_list>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,9 +21,11 @@
 #include "framework/delayed_call.h"
 #include "framework/poller.h"
 #include "framework/protocol.h"
+#include "framework/tcp_connector.h"
 
 namespace twist {
 
+class ClientFactory;
 class Port;
 class TcpConnection;
 
@@ -88,6 +91,16 @@ class Reactor {
   /// Makes SIGINT and SIGTERM (or `signals`) call stop() on this reactor,
   /// through a signalfd. Blocks those signals in the calling thread: call it
   /// from main() before starting other threads.
+  /// Connects to host:port (Twisted's connectTCP). A numeric IPv4 or IPv6
+  /// address is connected at once; a name is resolved on a helper thread
+  /// first, so the loop never blocks. The attempt fails after `timeout`
+  /// (resolution included; InfiniteDuration: never). `bind_address` picks
+  /// the local address. Always returns a Connector; how the attempt goes
+  /// reaches `factory` (which must outlive it) on this reactor's thread.
+  Connector* connectTCP(absl::string_view host, int port, ClientFactory* factory,
+                        absl::Duration timeout = absl::Seconds(30),
+                        std::optional<Address> bind_address = std::nullopt);
+
   absl::Status installSignalHandlers(
       std::initializer_list<int> signals = {SIGINT, SIGTERM});
 
@@ -96,6 +109,7 @@ class Reactor {
   size_t connectionCount() const { return connections_.size(); }
 
  private:
+  friend class Connector;
   friend class Port;
   friend class TcpConnection;
   class Waker;
@@ -111,6 +125,16 @@ class Reactor {
   // Called by a transport that wants to be closed once the current callback
   // returns (never re-entrantly inside a user's call).
   void enqueueClose(TcpConnection* c);
+  // Wraps a connected socket and its protocol in a transport and starts the
+  // protocol; `on_lost` runs after its connectionLost. Closes fd on failure.
+  absl::StatusOr<TcpConnection*> startConnection(
+      int fd, std::unique_ptr<Protocol> protocol, Factory* factory,
+      const Address& host, const Address& peer,
+      absl::AnyInvocable<void(const absl::Status&)> on_lost);
+  // A connector that may have nothing left to do: destroyed at the end of
+  // the iteration if it is still idle then.
+  void connectorMaybeIdle(Connector* c);
+  void reapIdleConnectors();
   // Called by a transport once connectionLost has run: it is destroyed at
   // the end of this loop iteration, when no event can still point to it.
   void retire(TcpConnection* c);
@@ -134,6 +158,8 @@ class Reactor {
   std::vector<TcpConnection*> pending_closes_;
   std::vector<std::unique_ptr<TcpConnection>> dead_;
   std::vector<std::unique_ptr<Port>> ports_;
+  absl::flat_hash_map<Connector*, std::unique_ptr<Connector>> connectors_;
+  std::vector<Connector*> maybe_idle_;
   std::vector<ReadyEvent> ready_;
   std::unique_ptr<char[]> read_buffer_;  // shared by every connection
   int reserve_fd_ = -1;
@@ -150,6 +176,7 @@ class Reactor {
   bool running_ = false;
   bool warned_refused_ = false;  // say once that connections are refused
   bool stop_requested_ = false;
+  bool stopping_ = false;  // shutting down: no new outgoing connections
 };
 
 /// Size of the reactor's shared read buffer: the most one read() takes.

@@ -356,6 +356,7 @@ void TcpConnection::closeNow(absl::Status reason) {
     p->stopProducing();
   }
   protocol_->connectionLost(reason);
+  if (lost_hook_) std::exchange(lost_hook_, nullptr)(reason);
   reactor_->retire(this);
 }
 

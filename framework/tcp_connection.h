@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "framework/address.h"
 #include "framework/output_buffer.h"
@@ -51,6 +52,11 @@ class TcpConnection final : public Transport, private Selectable {
   void setWriteBufferWaterMarks(size_t low, size_t high) override;
 
   Protocol* protocol() const { return protocol_.get(); }
+  /// Runs right after the protocol's connectionLost (a Connector tells its
+  /// ClientFactory through it).
+  void setLostHook(absl::AnyInvocable<void(const absl::Status&)> hook) {
+    lost_hook_ = std::move(hook);
+  }
   int fd() const { return fd_; }
 
  private:
@@ -85,6 +91,7 @@ class TcpConnection final : public Transport, private Selectable {
   size_t low_water_ = 32 * 1024;
   size_t high_water_ = 64 * 1024;
   absl::Status close_reason_;
+  absl::AnyInvocable<void(const absl::Status&)> lost_hook_;
   State state_ = State::kConnected;
   uint32_t interest_ = 0;      // what the poller watches now
   bool registered_ = false;    // whether the poller knows fd_

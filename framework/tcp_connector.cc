@@ -1,0 +1,286 @@
+#include "framework/tcp_connector.h"
+
+#include <errno.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <mutex>
+#include <thread>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "framework/client_factory.h"
+#include "framework/errors.h"
+#include "framework/reactor.h"
+#include "framework/tcp_connection.h"
+
+namespace twist {
+
+struct Connector::Handoff {
+  std::mutex mu;
+  Reactor* reactor;        // guarded by mu; null once the connector is gone
+  Connector* connector;    // read and cleared on the reactor's thread only
+};
+
+Connector::Connector(Reactor* reactor, std::string host, int port,
+                     ClientFactory* factory, absl::Duration timeout,
+                     std::optional<Address> bind_address)
+    : reactor_(reactor),
+      host_(std::move(host)),
+      port_(port),
+      factory_(factory),
+      timeout_(timeout),
+      bind_(std::move(bind_address)),
+      handoff_(std::make_shared<Handoff>()) {
+  handoff_->reactor = reactor;
+  handoff_->connector = this;
+}
+
+Connector::~Connector() {
+  {
+    std::lock_guard<std::mutex> lock(handoff_->mu);
+    handoff_->reactor = nullptr;
+  }
+  handoff_->connector = nullptr;
+  timeout_call_.cancel().IgnoreError();
+  reconnect_call_.cancel().IgnoreError();
+  closeSocket();
+}
+
+std::string Connector::getDestination() const {
+  return host_.find(':') == std::string::npos ? absl::StrCat(host_, ":", port_)
+                                              : absl::StrCat("[", host_, "]:", port_);
+}
+
+Transport* Connector::transport() const { return connection_; }
+
+bool Connector::idle() const {
+  return state_ == State::kDisconnected && !failing_ && !reconnect_call_.active();
+}
+
+absl::Status Connector::connect() {
+  if (state_ != State::kDisconnected || failing_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("connector to ", getDestination(), " is already in use"));
+  }
+  reconnect_call_.cancel().IgnoreError();
+  if (reactor_->stopping_) {
+    return absl::FailedPreconditionError("the reactor is stopping");
+  }
+  state_ = State::kConnecting;
+  const uint64_t attempt = ++attempt_;
+  if (!factory_started_) {
+    factory_started_ = true;
+    factory_->doStart();
+  }
+  if (timeout_ > absl::ZeroDuration() && timeout_ != absl::InfiniteDuration()) {
+    timeout_call_ = reactor_->callLater(timeout_, [this] {
+      fail(ConnectTimeoutError(getDestination(), timeout_), /*deferred=*/false);
+    });
+  }
+  factory_->startedConnecting(this);
+  if (state_ != State::kConnecting || attempt != attempt_ || failing_) {
+    return absl::OkStatus();  // stopped from inside startedConnecting
+  }
+  if (port_ < 0 || port_ > 65535) {
+    fail(absl::InvalidArgumentError(
+             absl::StrCat("invalid port ", port_, ": must be 0..65535")),
+         /*deferred=*/true);
+    return absl::OkStatus();
+  }
+  absl::StatusOr<Address> numeric = Address::Parse(host_, port_);
+  if (numeric.ok()) {
+    beginConnect(*numeric);
+    return absl::OkStatus();
+  }
+  // A name: getaddrinfo blocks, so it runs on its own thread and hands the
+  // answer back through callFromThread.
+  std::thread([handoff = handoff_, host = host_, port = port_, attempt] {
+    absl::StatusOr<Address> address = Address::Resolve(host, port);
+    std::lock_guard<std::mutex> lock(handoff->mu);
+    if (handoff->reactor == nullptr) return;
+    handoff->reactor->callFromThread(
+        [handoff, attempt, address = std::move(address)]() mutable {
+          if (handoff->connector != nullptr) {
+            handoff->connector->resolved(attempt, std::move(address));
+          }
+        });
+  }).detach();
+  return absl::OkStatus();
+}
+
+void Connector::connectLater(absl::Duration delay) {
+  reconnect_call_.cancel().IgnoreError();
+  if (reactor_->stopping_) return;
+  reconnect_call_ = reactor_->callLater(delay, [this] {
+    // Failing here (reactor stopping, already connecting) just ends it.
+    connect().IgnoreError();
+    if (idle()) reactor_->connectorMaybeIdle(this);
+  });
+}
+
+void Connector::resolved(uint64_t attempt, absl::StatusOr<Address> address) {
+  if (attempt != attempt_ || state_ != State::kConnecting || failing_) return;
+  if (!address.ok()) {
+    fail(DNSLookupError(host_, address.status().message()), /*deferred=*/false);
+    return;
+  }
+  beginConnect(*address);
+}
+
+void Connector::beginConnect(const Address& address) {
+  address_ = address;
+  fd_ = ::socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd_ < 0) {
+    fail(ConnectError(errno, getDestination()), /*deferred=*/true);
+    return;
+  }
+  if (bind_.has_value() &&
+      ::bind(fd_, bind_->sockaddr_ptr(), bind_->length()) != 0) {
+    fail(absl::ErrnoToStatus(errno, absl::StrCat("cannot bind to ", bind_->ToString())),
+         /*deferred=*/true);
+    return;
+  }
+  int rc;
+  do {
+    rc = ::connect(fd_, address.sockaddr_ptr(), address.length());
+  } while (rc != 0 && errno == EINTR);
+  if (rc == 0) {
+    connected();
+    return;
+  }
+  if (errno != EINPROGRESS) {
+    fail(ConnectError(errno, getDestination()), /*deferred=*/true);
+    return;
+  }
+  absl::Status s = reactor_->poller().add(fd_, kWritable, this);
+  if (!s.ok()) {
+    fail(absl::ResourceExhaustedError(s.message()), /*deferred=*/true);
+    return;
+  }
+  registered_ = true;
+}
+
+void Connector::handleEvents(uint32_t ready) {
+  if (state_ != State::kConnecting || fd_ < 0) return;
+  int error = 0;
+  socklen_t len = sizeof(error);
+  if (::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &error, &len) != 0) error = errno;
+  if (error != 0) {
+    fail(ConnectError(error, getDestination()), /*deferred=*/false);
+    return;
+  }
+  connected();
+}
+
+void Connector::connected() {
+  if (registered_) {
+    reactor_->poller().remove(fd_);
+    registered_ = false;
+  }
+  timeout_call_.cancel().IgnoreError();
+  int fd = std::exchange(fd_, -1);
+  absl::StatusOr<Address> host = Address::LocalOf(fd);
+  absl::StatusOr<Address> peer = Address::PeerOf(fd);
+  if (!peer.ok()) {
+    // The connection died between the handshake and now.
+    ::close(fd);
+    fail(ConnectError(ECONNRESET, getDestination()), /*deferred=*/true);
+    return;
+  }
+  std::unique_ptr<Protocol> protocol = factory_->buildProtocol(*peer);
+  if (protocol == nullptr) {
+    ::close(fd);
+    fail(absl::CancelledError("the factory built no protocol"), /*deferred=*/true);
+    return;
+  }
+  state_ = State::kConnected;
+  absl::StatusOr<TcpConnection*> c = reactor_->startConnection(
+      fd, std::move(protocol), factory_, host.ok() ? *host : Address(), *peer,
+      [this](const absl::Status& reason) { connectionLost(reason); });
+  if (!c.ok()) {
+    state_ = State::kConnecting;
+    fail(absl::ResourceExhaustedError(c.status().message()), /*deferred=*/true);
+    return;
+  }
+  connection_ = *c;
+}
+
+absl::Status Connector::stopConnecting() {
+  if (state_ == State::kDisconnected && reconnect_call_.active()) {
+    reconnect_call_.cancel().IgnoreError();
+    reactor_->connectorMaybeIdle(this);
+    return absl::OkStatus();
+  }
+  if (state_ != State::kConnecting || failing_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("not connecting to ", getDestination()));
+  }
+  fail(ConnectCancelled(getDestination()), /*deferred=*/true);
+  return absl::OkStatus();
+}
+
+void Connector::abandon() {
+  if (reconnect_call_.active()) {
+    reconnect_call_.cancel().IgnoreError();
+    reactor_->connectorMaybeIdle(this);
+  }
+  fail(ConnectCancelled(getDestination()), /*deferred=*/false);
+}
+
+void Connector::disconnect() {
+  if (state_ == State::kConnected && connection_ != nullptr) {
+    connection_->loseConnection();
+  } else {
+    stopConnecting().IgnoreError();
+  }
+}
+
+void Connector::closeSocket() {
+  if (fd_ < 0) return;
+  if (registered_) {
+    reactor_->poller().remove(fd_);
+    registered_ = false;
+  }
+  ::close(fd_);
+  fd_ = -1;
+}
+
+void Connector::fail(absl::Status reason, bool deferred) {
+  if (state_ != State::kConnecting || failing_) return;
+  timeout_call_.cancel().IgnoreError();
+  closeSocket();
+  ++attempt_;  // a resolver answer still on its way is now stale
+  if (!deferred) {
+    reportFailure(reason);
+    return;
+  }
+  failing_ = true;
+  reactor_->callLater(absl::ZeroDuration(), [this, reason = std::move(reason)] {
+    failing_ = false;
+    reportFailure(reason);
+  });
+}
+
+void Connector::reportFailure(const absl::Status& reason) {
+  state_ = State::kDisconnected;
+  factory_->clientConnectionFailed(this, reason);
+  if (state_ == State::kDisconnected && factory_started_) {
+    factory_started_ = false;
+    factory_->doStop();
+  }
+  if (idle()) reactor_->connectorMaybeIdle(this);
+}
+
+void Connector::connectionLost(const absl::Status& reason) {
+  connection_ = nullptr;
+  state_ = State::kDisconnected;
+  factory_->clientConnectionLost(this, reason);
+  if (state_ == State::kDisconnected && factory_started_) {
+    factory_started_ = false;
+    factory_->doStop();
+  }
+  if (idle()) reactor_->connectorMaybeIdle(this);
+}
+
+}  // namespace twist
