@@ -63,7 +63,7 @@ absl::Status ConnectTimeoutError(absl::string_view destination,
 }
 
 absl::Status DNSLookupError(absl::string_view host, absl::string_view why) {
-  return absl::NotFoundError(absl::StrCat("DNS lookup of '", host, "' failed: ", why));
+  return absl::NotFoundError(absl::StrCat("cannot resolve '", host, "': ", why));
 }
 
 absl::Status ConnectCancelled(absl::string_view destination) {

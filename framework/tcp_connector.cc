@@ -122,7 +122,11 @@ void Connector::connectLater(absl::Duration delay) {
 void Connector::resolved(uint64_t attempt, absl::StatusOr<Address> address) {
   if (attempt != attempt_ || state_ != State::kConnecting || failing_) return;
   if (!address.ok()) {
-    fail(DNSLookupError(host_, address.status().message()), /*deferred=*/false);
+    // Address::Resolve already names the host and the resolver's reason.
+    fail(absl::IsNotFound(address.status())
+             ? address.status()
+             : DNSLookupError(host_, address.status().message()),
+         /*deferred=*/false);
     return;
   }
   beginConnect(*address);
