@@ -151,6 +151,8 @@ class LoadGen {
   int64_t established_ = 0;
   uint64_t messages_ = 0;       // completed while measuring
   uint64_t bytes_ = 0;          // echoed while measuring
+  uint64_t total_messages_ = 0;  // completed at any time (warm-up, drain)
+  uint64_t total_bytes_ = 0;     // echoed at any time, handshakes excluded
   std::vector<int64_t> latencies_;  // ns, messages completed while measuring
 };
 
@@ -306,11 +308,14 @@ void LoadGen::OnReadable(Conn& c, uint32_t index, int64_t now) {
     off += len;
   }
   c.recvd += n;
+  if (!c.ready) return;  // the handshake byte
   if (measuring_) bytes_ += n;
-  if (!pingpong() || !c.ready) return;
+  total_bytes_ += n;
+  if (!pingpong()) return;
   const uint64_t size = static_cast<uint64_t>(FLAGS_size);
   while (c.ring_size > 0 && c.recvd - 1 >= (c.done + 1) * size) {
     ++c.done;
+    ++total_messages_;
     const int64_t started = c.issued[c.ring_head];
     c.ring_head = (c.ring_head + 1) % c.issued.size();
     --c.ring_size;
@@ -450,11 +455,14 @@ void LoadGen::Report(double seconds) {
   printf(
       "mode=%s connections=%d depth=%d size=%d chunk=%d seconds=%.3f "
       "established=%lld messages=%llu msgs_per_s=%.0f mb_per_s=%.2f "
-      "p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f errors=%lld\n",
+      "p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f "
+      "total_messages=%llu total_bytes=%llu errors=%lld\n",
       FLAGS_mode.c_str(), FLAGS_connections, FLAGS_depth, FLAGS_size,
       FLAGS_chunk, seconds, static_cast<long long>(established_),
       static_cast<unsigned long long>(messages_), rate, mbps, p50, p99, p999,
-      max_us, static_cast<long long>(errors_));
+      max_us, static_cast<unsigned long long>(total_messages_),
+      static_cast<unsigned long long>(total_bytes_),
+      static_cast<long long>(errors_));
   fflush(stdout);
 }
 

@@ -114,11 +114,10 @@ def pinned(core, argv, pin):
     return (["taskset", "-c", str(core)] + argv) if pin else argv
 
 
-def proc_cpu_seconds(pid):
-    """utime + stime of a process, from /proc/PID/stat."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def proc_cpu_ns(pid):
+    """Nanoseconds the process has run on a CPU (/proc/PID/schedstat)."""
+    with open(f"/proc/{pid}/schedstat") as f:
+        return int(f.read().split()[0])
 
 
 def proc_rss_kib(pid):
@@ -197,12 +196,12 @@ def run_once(scenario, server_name, args, bin_dir):
             result["rss_per_conn_b"] = (rss_after - rss_before) * 1024 / held
             result["returncode"] = gen.returncode
         else:
-            cpu_before = proc_cpu_seconds(server.proc.pid)
+            cpu_before = proc_cpu_ns(server.proc.pid)
             gen = subprocess.run(
                 loadgen + [f"--duration={args.duration}",
                            f"--warmup={args.warmup}"],
                 stdout=subprocess.PIPE, text=True, timeout=300)
-            cpu = proc_cpu_seconds(server.proc.pid) - cpu_before
+            cpu_ns = proc_cpu_ns(server.proc.pid) - cpu_before
             if server.proc.poll() is not None:
                 fail(f"{server_name}: died during {scenario.key}")
             lines = gen.stdout.strip().splitlines()
@@ -210,10 +209,15 @@ def run_once(scenario, server_name, args, bin_dir):
                 fail(f"loadgen printed nothing for {scenario.key} "
                      f"against {server_name}")
             result = parse(lines[-1])
-            # Server CPU over the whole run (warm-up and drain included) as
-            # a share of the measured window: ~100% means the server core
-            # was the limit, less means the load generator was.
-            result["server_cpu_pct"] = 100 * cpu / max(
+            # The server's CPU time over the whole load (warm-up and drain
+            # included) per message or per MB echoed in that time: what the
+            # server itself spends, whichever side was the bottleneck.
+            result["cpu_ns_per_msg"] = cpu_ns / max(
+                1, result.get("total_messages", 0))
+            result["cpu_us_per_mb"] = cpu_ns / 1e3 / max(
+                1e-9, result.get("total_bytes", 0) / 1e6)
+            # ~100% means the server's core was the limit.
+            result["server_cpu_pct"] = 100 * cpu_ns / 1e9 / max(
                 1e-9, args.duration + args.warmup)
             result["returncode"] = gen.returncode
     finally:
@@ -225,11 +229,21 @@ def median(results, key):
     return statistics.median(r.get(key, 0) for r in results)
 
 
+def paired_ratio(twist, baseline, key):
+    """Median over rounds of twist/baseline within each round: the two ran
+    back to back, so a busy moment on a shared machine hits both."""
+    ratios = [ratio(t.get(key, 0), b.get(key, 0))
+              for t, b in zip(twist, baseline)]
+    return statistics.median(ratios)
+
+
 def ratio(a, b):
     return a / b if b else float("nan")
 
 
 def fmt(value, digits=0):
+    if value != value:
+        return "n/a"
     if value >= 1e6 and digits == 0:
         return f"{value / 1e6:.2f} M"
     return f"{value:,.{digits}f}"
@@ -241,9 +255,11 @@ def table(results, scens, rounds):
     verdicts = []
 
     def row(title, key, digits, target=None, higher_is_better=True):
-        t = median(results[(scen.key, "twist")], key)
-        b = median(results[(scen.key, "baseline")], key)
-        r = ratio(t, b)
+        tw = results[(scen.key, "twist")]
+        bl = results[(scen.key, "baseline")]
+        t = median(tw, key)
+        b = median(bl, key)
+        r = paired_ratio(tw, bl, key)
         verdict = ""
         if target is not None:
             ok = r >= target if higher_is_better else r <= target
@@ -272,6 +288,7 @@ def table(results, scens, rounds):
                         f"{'ok' if ok else '**miss**'} |")
         elif scen.mode == "bulk":
             row("MB/s echoed", "mb_per_s", 1, scen.throughput_target)
+            row("server CPU µs per MB", "cpu_us_per_mb", 0)
             row("server CPU %", "server_cpu_pct", 0)
         else:
             if scen.size >= 16384:
@@ -283,6 +300,10 @@ def table(results, scens, rounds):
             row("p99 µs", "p99_us", 1, scen.p99_target, higher_is_better=False)
             if scen.key == "latency":
                 row("p99.9 µs", "p999_us", 1)
+            if scen.size >= 16384:
+                row("server CPU µs per MB", "cpu_us_per_mb", 0)
+            else:
+                row("server CPU ns per msg", "cpu_ns_per_msg", 0)
             row("server CPU %", "server_cpu_pct", 0)
     head = ["| scenario | figure | twist | baseline | twist/baseline | target |",
             "|---|---|---:|---:|---:|---|"]
@@ -305,11 +326,11 @@ def machine():
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--rounds", type=int, default=5,
+    p.add_argument("--rounds", type=int, default=7,
                    help="measurements per scenario and server; medians are "
-                        "reported (default 5)")
-    p.add_argument("--duration", type=float, default=2.0,
-                   help="seconds measured per run (default 2)")
+                        "reported (default 7)")
+    p.add_argument("--duration", type=float, default=1.5,
+                   help="seconds measured per run (default 1.5)")
     p.add_argument("--warmup", type=float, default=0.3,
                    help="seconds of load before measuring (default 0.3)")
     p.add_argument("--only", default="",
@@ -364,7 +385,8 @@ def main():
                                  f"{k}={v}" for k, v in r.items()
                                  if k in ("msgs_per_s", "mb_per_s", "p99_us",
                                           "established", "rss_per_conn_b",
-                                          "server_cpu_pct", "errors")),
+                                          "server_cpu_pct", "cpu_ns_per_msg",
+                                          "cpu_us_per_mb", "errors")),
                       file=sys.stderr, flush=True)
                 if r.get("errors", 0) or r.get("returncode", 0):
                     errors.append(f"{scen.key} against {name}: "
