@@ -229,12 +229,11 @@ def median(results, key):
     return statistics.median(r.get(key, 0) for r in results)
 
 
-def paired_ratio(twist, baseline, key):
-    """Median over rounds of twist/baseline within each round: the two ran
-    back to back, so a busy moment on a shared machine hits both."""
-    ratios = [ratio(t.get(key, 0), b.get(key, 0))
-              for t, b in zip(twist, baseline)]
-    return statistics.median(ratios)
+def paired_ratios(twist, baseline, key):
+    """twist/baseline within each round: the two ran back to back, so a busy
+    moment on a shared machine hits both."""
+    return [ratio(t.get(key, 0), b.get(key, 0))
+            for t, b in zip(twist, baseline)]
 
 
 def ratio(a, b):
@@ -259,7 +258,9 @@ def table(results, scens, rounds):
         bl = results[(scen.key, "baseline")]
         t = median(tw, key)
         b = median(bl, key)
-        r = paired_ratio(tw, bl, key)
+        ratios = paired_ratios(tw, bl, key)
+        r = statistics.median(ratios)
+        spread = f"{min(ratios):.2f}–{max(ratios):.2f}"
         verdict = ""
         if target is not None:
             ok = r >= target if higher_is_better else r <= target
@@ -269,7 +270,8 @@ def table(results, scens, rounds):
         else:
             goal = ""
         rows.append(f"| {scen.title} | {title} | {fmt(t, digits)} | "
-                    f"{fmt(b, digits)} | {r:.3f} | {goal} {verdict} |")
+                    f"{fmt(b, digits)} | {r:.3f} | {spread} | "
+                    f"{goal} {verdict} |")
 
     for scen in scens:
         if scen.mode == "hold":
@@ -278,13 +280,13 @@ def table(results, scens, rounds):
             te = median(results[(scen.key, "twist")], "established")
             be = median(results[(scen.key, "baseline")], "established")
             rows.append(f"| {scen.title} | established | {te:.0f} | {be:.0f} "
-                        f"| {ratio(te, be):.3f} | = {scen.connections} "
+                        f"| {ratio(te, be):.3f} | | = {scen.connections} "
                         f"{'ok' if te == scen.connections else '**miss**'} |")
             verdicts.append(te == scen.connections)
             ok = t <= 2048
             verdicts.append(ok)
             rows.append(f"| {scen.title} | server RSS per conn (B) | {t:.0f} "
-                        f"| {b:.0f} | {ratio(t, b):.3f} | twist ≤ 2048 B "
+                        f"| {b:.0f} | {ratio(t, b):.3f} | | twist ≤ 2048 B "
                         f"{'ok' if ok else '**miss**'} |")
         elif scen.mode == "bulk":
             row("MB/s echoed", "mb_per_s", 1, scen.throughput_target)
@@ -305,8 +307,9 @@ def table(results, scens, rounds):
             else:
                 row("server CPU ns per msg", "cpu_ns_per_msg", 0)
             row("server CPU %", "server_cpu_pct", 0)
-    head = ["| scenario | figure | twist | baseline | twist/baseline | target |",
-            "|---|---|---:|---:|---:|---|"]
+    head = ["| scenario | figure | twist | baseline | twist/baseline "
+            "| per-round ratios | target |",
+            "|---|---|---:|---:|---:|---:|---|"]
     return "\n".join(head + rows), verdicts
 
 
