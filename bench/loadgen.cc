@@ -480,6 +480,10 @@ void LoadGen::CloseAll() {
 
 int LoadGen::Run() {
   Connect();
+  if (established_ == 0) {  // nothing to measure; the errors say why
+    Report(0);
+    return 1;
+  }
   if (FLAGS_mode == "hold") {
     Hold();
   } else {

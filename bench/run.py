@@ -24,6 +24,7 @@ import os
 import platform
 import resource
 import select
+import shutil
 import signal
 import statistics
 import subprocess
@@ -358,6 +359,9 @@ def main():
         args.pin = False
     if args.pin and (os.cpu_count() or 1) < 2:
         print("run.py: fewer than 2 CPUs: not pinning", file=sys.stderr)
+        args.pin = False
+    if args.pin and shutil.which("taskset") is None:
+        print("run.py: no taskset (util-linux): not pinning", file=sys.stderr)
         args.pin = False
 
     scens = scenarios(args.smoke)
