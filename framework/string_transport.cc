@@ -19,7 +19,8 @@ void StringTransport::connect(Protocol* protocol) {
 }
 
 void StringTransport::receive(absl::string_view data) {
-  if (protocol_ == nullptr || disconnected_) return;
+  // A real transport stops reading once asked to close.
+  if (protocol_ == nullptr || disconnecting_) return;
   protocol_->dataReceived(data);
 }
 

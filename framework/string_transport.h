@@ -48,7 +48,9 @@ class StringTransport : public Transport {
   /// calls its makeConnection(), hence connectionMade().
   void connect(Protocol* protocol);
   /// Hands `data` to the protocol's dataReceived(), as if the peer sent it.
-  /// Ignored once disconnect() has run, like a closed connection.
+  /// Ignored once the protocol asked to close (loseConnection(),
+  /// abortConnection()) or disconnect() ran: a closed transport reads
+  /// nothing more.
   void receive(absl::string_view data);
   /// Ends the connection: calls the protocol's connectionLost() once (later
   /// calls do nothing). The reason is ConnectionAborted if the protocol
