@@ -33,6 +33,11 @@ std::vector<std::string> ChatFactory::names() const {
   return out;
 }
 
+Chat* ChatFactory::user(absl::string_view name) const {
+  auto it = users_.find(name);
+  return it == users_.end() ? nullptr : it->second;
+}
+
 bool ChatFactory::isValidName(absl::string_view name) const {
   if (name.empty() || name.size() > options_.max_name || name[0] == '/') return false;
   for (char c : name) {

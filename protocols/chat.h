@@ -58,6 +58,8 @@ class ChatFactory : public Factory {
   /// The names of the users who are chatting, sorted.
   std::vector<std::string> names() const;
   size_t userCount() const { return users_.size(); }
+  /// The chatting user called `name`, or nullptr.
+  Chat* user(absl::string_view name) const;
   /// Lines not sent to slow readers so far.
   uint64_t droppedLines() const { return dropped_lines_; }
 
