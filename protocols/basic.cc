@@ -88,6 +88,11 @@ void LineReceiver::setDelimiter(absl::string_view delimiter) {
   scanned_ = 0;
 }
 
+std::string LineReceiver::clearLineBuffer() {
+  scanned_ = 0;  // the next input is searched from its start
+  return takeBuffer();
+}
+
 void LineReceiver::setRawMode() {
   line_mode_ = false;
   scanned_ = 0;

@@ -114,7 +114,7 @@ class LineReceiver : public FramedReceiver {
   void setLineMode(absl::string_view rest = {});
   bool lineMode() const { return line_mode_; }
   /// Discards and returns everything buffered and not yet delivered.
-  std::string clearLineBuffer() { return takeBuffer(); }
+  std::string clearLineBuffer();
 
  protected:
   bool deliverNext() override;

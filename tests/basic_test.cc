@@ -243,6 +243,16 @@ TEST(LineReceiverTest, ClearLineBufferDropsAndReturnsTheRest) {
   EXPECT_THAT(p.events, ElementsAre("a", "clear", "d"));
 }
 
+TEST(LineReceiverTest, ClearLineBufferOutsideACallbackForgetsThePartialLine) {
+  Clearing p;
+  StringTransport t;
+  t.connect(&p);
+  t.receive("abcdefgh");  // a partial line, already searched for "\r\n"
+  EXPECT_EQ(p.clearLineBuffer(), "abcdefgh");
+  t.receive("x\r\nyyyyyyyy\r\n");  // the search starts afresh
+  EXPECT_THAT(p.events, ElementsAre("x", "yyyyyyyy"));
+}
+
 // Pauses itself on each line starting with "pause".
 class Pausing : public LineReceiver {
  public:
