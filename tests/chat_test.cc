@@ -318,7 +318,19 @@ TEST_P(ChatTest, MeIsAnAction) {
   EXPECT_EQ(Next(a), "* bob has joined");
   b.send("/me waves at everyone\r\n");
   EXPECT_EQ(Next(a), "* bob waves at everyone");
+  b.send("/me\r\n");
+  EXPECT_EQ(Next(a), "* bob");
   ExpectNothingMore(b);
+}
+
+TEST_P(ChatTest, UnknownCommandIsAnsweredNotBroadcast) {
+  Start();
+  LineClient& a = Join("alice");
+  LineClient& b = Join("bob");
+  EXPECT_EQ(Next(a), "* bob has joined");
+  b.send("/shrug now\r\n");
+  EXPECT_EQ(Next(b), "Unknown command /shrug; commands: /who, /me ACTION, /nick NAME, /quit");
+  ExpectNothingMore(a);
 }
 
 TEST_P(ChatTest, NickRenamesAndFreesTheOldName) {
@@ -545,6 +557,8 @@ TEST_P(ChatTest, ClientThatNeverReadsDoesNotStallOrBloat) {
   EXPECT_GT(slow_chat->droppedLines(), 0u)
       << "the kernel took everything: the bound was not exercised";
   EXPECT_EQ(room_->droppedLines(), slow_chat->droppedLines());
+  RecordProperty("max_buffered_bytes", static_cast<int>(max_buffered));
+  RecordProperty("dropped_lines", static_cast<int>(slow_chat->droppedLines()));
   ExpectNothingMore(talker);
 }
 
