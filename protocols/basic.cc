@@ -13,6 +13,7 @@ namespace twist {
 // ---- FramedReceiver ---------------------------------------------------------
 
 void FramedReceiver::dataReceived(absl::string_view data) {
+  if (stopped_) return;  // after a framing error: never buffer what is not parsed
   if (busy_) {
     // Re-entered from a callback (e.g. setLineMode(rest)): buffer_ must not
     // move while the callback may still hold a view into it.

@@ -382,6 +382,27 @@ TEST(Int32StringReceiverTest, MaximumLengthIsAcceptedOneMoreCloses) {
   EXPECT_THAT(p.strings, ElementsAre(std::string(10, 'a')));
 }
 
+// An override that neither closes nor calls the base: nothing more is
+// delivered, and nothing more is kept.
+class KeepsConnectionOpen : public Int32StringReceiver {
+ public:
+  std::vector<std::string> strings;
+  void stringReceived(absl::string_view data) override { strings.emplace_back(data); }
+  void lengthLimitExceeded(uint64_t length) override {}
+  size_t buffered() const { return unconsumed().size(); }
+};
+
+TEST(Int32StringReceiverTest, NothingIsDeliveredAfterTheLimitWasExceeded) {
+  KeepsConnectionOpen p;
+  p.setMaxLength(4);
+  StringTransport t;
+  t.connect(&p);
+  t.receive(Int32Frame("ok") + Int32Frame("too long") + Int32Frame("ok"));
+  for (int i = 0; i < 100; ++i) t.receive(Int32Frame("ok"));
+  EXPECT_THAT(p.strings, ElementsAre("ok"));
+  EXPECT_EQ(p.buffered(), 0u);
+}
+
 TEST(Int32StringReceiverTest, HugeAnnouncedLengthIsRefusedWithoutBuffering) {
   RecordingInt32 p;  // default maximum 99999
   StringTransport t;
