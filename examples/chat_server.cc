@@ -1,0 +1,33 @@
+// A chat server on twist: clients connect with nc or telnet, choose a name
+// and talk to everyone else connected (see protocols/chat.h).
+//
+//   ./tools/bazel run //examples:chat_server -- --port=8000
+//   nc 127.0.0.1 8000
+
+#include <stdio.h>
+
+#include "examples/server_main.h"
+#include "gflags/gflags.h"
+#include "protocols/chat.h"
+
+DEFINE_int64(max_line, 16384,
+             "Longest line a client may send, in bytes, without its line "
+             "ending; a longer one gets \"Line too long.\" and is disconnected.");
+
+int main(int argc, char** argv) {
+  gflags::SetUsageMessage(
+      "Chat server: clients choose a name, then every line they send goes to "
+      "everyone else.\n"
+      "Usage: chat_server [--host=127.0.0.1] [--port=8000] [--reactor=epoll] "
+      "[--max_line=16384]");
+  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  if (FLAGS_max_line < 1) {
+    fprintf(stderr, "chat_server: invalid --max_line %lld: must be at least 1\n",
+            static_cast<long long>(FLAGS_max_line));
+    return 1;
+  }
+  twist::ChatOptions options;
+  options.max_line = static_cast<size_t>(FLAGS_max_line);
+  twist::ChatFactory factory(options);
+  return twist::ServeForever("chat_server", &factory);
+}

@@ -1,0 +1,119 @@
+// The chat_server program as a user runs it: its first line, a conversation
+// over real sockets, --max_line, its errors and its clean exit on a signal.
+
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "framework/address.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/subprocess.h"
+#include "tests/test_util.h"
+
+namespace twist {
+namespace {
+
+using testing::BlockingClient;
+using testing::Subprocess;
+
+constexpr absl::Duration kWait = absl::Seconds(20);
+
+Subprocess StartServer(const std::vector<std::string>& args) {
+  absl::StatusOr<Subprocess> p =
+      Subprocess::Start(testing::RunfilePath("examples/chat_server"), args);
+  EXPECT_TRUE(p.ok()) << p.status();
+  return *std::move(p);
+}
+
+int PortOf(const std::string& line) {
+  constexpr absl::string_view kPrefix = "listening on 127.0.0.1:";
+  EXPECT_TRUE(absl::StartsWith(line, kPrefix)) << line;
+  int port = 0;
+  EXPECT_TRUE(absl::SimpleAtoi(line.substr(kPrefix.size()), &port)) << line;
+  return port;
+}
+
+// Reads exactly the bytes of `want` and returns them.
+std::string Read(BlockingClient& c, absl::string_view want) {
+  absl::StatusOr<std::string> got = c.ReadExactly(want.size());
+  return got.ok() ? *got : std::string(got.status().message());
+}
+
+TEST(ChatServerTest, ConversationMaxLineAndCleanExit) {
+  Subprocess p = StartServer({"--port=0", "--max_line=20"});
+  absl::StatusOr<std::string> line = p.ReadStdoutLine(kWait);
+  ASSERT_TRUE(line.ok()) << line.status() << p.err();
+  const Address addr = *Address::Parse("127.0.0.1", PortOf(*line));
+
+  absl::StatusOr<BlockingClient> a = BlockingClient::Connect(addr);
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(Read(*a, "What's your name?\r\n"), "What's your name?\r\n");
+  ASSERT_TRUE(a->SendAll("alice\n").ok());
+  EXPECT_EQ(Read(*a, "Welcome, alice!\r\n"), "Welcome, alice!\r\n");
+
+  absl::StatusOr<BlockingClient> b = BlockingClient::Connect(addr);
+  ASSERT_TRUE(b.ok()) << b.status();
+  ASSERT_TRUE(b->SendAll("bob\r\nhi\r\n").ok());
+  EXPECT_EQ(Read(*b, "What's your name?\r\nWelcome, bob!\r\n"),
+            "What's your name?\r\nWelcome, bob!\r\n");
+  EXPECT_EQ(Read(*a, "* bob has joined\r\n<bob> hi\r\n"),
+            "* bob has joined\r\n<bob> hi\r\n");
+
+  // --max_line=20: 20 bytes pass, 21 do not.
+  ASSERT_TRUE(b->SendAll(std::string(20, 'x') + "\r\n" + std::string(21, 'y')).ok());
+  EXPECT_EQ(Read(*a, "<bob> xxxxxxxxxxxxxxxxxxxx\r\n* bob has left\r\n"),
+            "<bob> xxxxxxxxxxxxxxxxxxxx\r\n* bob has left\r\n");
+  absl::StatusOr<std::string> rest = b->ReadToEof();
+  ASSERT_TRUE(rest.ok()) << rest.status();
+  EXPECT_EQ(*rest, "Line too long.\r\n");
+
+  p.Signal(SIGTERM);
+  rest = a->ReadToEof();  // the server closes the others as it stops
+  ASSERT_TRUE(rest.ok()) << rest.status();
+  absl::StatusOr<int> status = p.Wait(kWait);
+  ASSERT_TRUE(status.ok()) << status.status();
+  ASSERT_TRUE(WIFEXITED(*status)) << "killed by signal " << WTERMSIG(*status);
+  EXPECT_EQ(WEXITSTATUS(*status), 0);
+  EXPECT_EQ(p.err(), "");
+}
+
+void ExpectOneLineError(const std::vector<std::string>& args, const std::string& expected) {
+  Subprocess p = StartServer(args);
+  absl::StatusOr<int> status = p.Wait(kWait);
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_TRUE(WIFEXITED(*status));
+  EXPECT_NE(WEXITSTATUS(*status), 0);
+  EXPECT_EQ(p.err(), expected + "\n");
+  EXPECT_EQ(p.out(), "");
+}
+
+TEST(ChatServerTest, BadFlags) {
+  ExpectOneLineError({"--max_line=0"}, "chat_server: invalid --max_line 0: must be at least 1");
+  ExpectOneLineError({"--port=70000"}, "chat_server: invalid --port 70000: must be 0..65535");
+  ExpectOneLineError({"--reactor=kqueue"},
+                     "chat_server: --reactor: unknown reactor 'kqueue': expected one of "
+                     "epoll, poll, select");
+}
+
+TEST(ChatServerTest, PortInUse) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  Address any = *Address::Parse("127.0.0.1", 0);
+  ASSERT_EQ(bind(fd, any.sockaddr_ptr(), any.length()), 0);
+  ASSERT_EQ(listen(fd, 1), 0);
+  int port = Address::LocalOf(fd)->port();
+  ExpectOneLineError({absl::StrCat("--port=", port)},
+                     absl::StrCat("chat_server: cannot listen on 127.0.0.1:", port,
+                                  ": Address already in use"));
+  close(fd);
+}
+
+}  // namespace
+}  // namespace twist
