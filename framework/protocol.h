@@ -58,6 +58,16 @@ class HalfCloseableProtocol {
   virtual void readConnectionLost() = 0;
 };
 
+/// A protocol that buffers input it has parsed ahead (the framing receivers)
+/// inherits this so that pausing its transport holds back that input too:
+/// it stops delivering while transport()->readingPaused(), and the transport
+/// calls readingResumed() when reading resumes, to deliver what was held.
+class BufferingProtocol {
+ public:
+  virtual ~BufferingProtocol() = default;
+  virtual void readingResumed() = 0;
+};
+
 /// Builds a protocol for each connection (twisted.internet.protocol.Factory).
 /// A factory is not owned by the ports that use it: it must outlive them and
 /// their connections (typically it lives as long as the reactor).

@@ -73,7 +73,13 @@ void StringTransport::pauseProducing() {
 }
 
 void StringTransport::resumeProducing() {
-  if (producer_state_ != ProducerState::kStopped) producer_state_ = ProducerState::kProducing;
+  if (producer_state_ != ProducerState::kPaused) return;
+  producer_state_ = ProducerState::kProducing;
+  // Like a TCP transport: a protocol holding input back gets to deliver it.
+  if (auto* b = dynamic_cast<BufferingProtocol*>(protocol_);
+      b != nullptr && !disconnected_) {
+    b->readingResumed();
+  }
 }
 
 void StringTransport::stopProducing() {

@@ -104,6 +104,9 @@ class StringTransport : public Transport {
   absl::Status registerProducer(Producer* producer, bool streaming) override;
   void unregisterProducer() override;
   size_t bufferedBytes() const override { return buffered_; }
+  bool readingPaused() const override {
+    return producer_state_ == ProducerState::kPaused;
+  }
   void setWriteBufferWaterMarks(size_t low, size_t high) override;
 
  private:

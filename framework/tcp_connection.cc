@@ -34,6 +34,7 @@ TcpConnection::TcpConnection(Reactor* reactor, int fd,
       fd_(fd),
       protocol_(std::move(protocol)),
       half_closeable_(dynamic_cast<HalfCloseableProtocol*>(protocol_.get())),
+      buffering_(dynamic_cast<BufferingProtocol*>(protocol_.get())),
       host_(host),
       peer_(peer) {}
 
@@ -251,8 +252,13 @@ void TcpConnection::pauseProducing() {
 }
 
 void TcpConnection::resumeProducing() {
-  reading_paused_ = false;
+  const bool was_paused = std::exchange(reading_paused_, false);
   updateInterest();
+  // Input the protocol held back while we were paused is due now; it may
+  // not get more from the peer to wake it.
+  if (was_paused && buffering_ != nullptr && state_ == State::kConnected) {
+    buffering_->readingResumed();
+  }
 }
 
 void TcpConnection::stopProducing() { loseConnection(); }

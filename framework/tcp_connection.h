@@ -49,6 +49,7 @@ class TcpConnection final : public Transport, private Selectable {
   absl::Status registerProducer(Producer* producer, bool streaming) override;
   void unregisterProducer() override;
   size_t bufferedBytes() const override { return out_.size(); }
+  bool readingPaused() const override { return reading_paused_; }
   void setWriteBufferWaterMarks(size_t low, size_t high) override;
 
   Protocol* protocol() const { return protocol_.get(); }
@@ -84,6 +85,7 @@ class TcpConnection final : public Transport, private Selectable {
   int fd_;
   std::unique_ptr<Protocol> protocol_;
   HalfCloseableProtocol* half_closeable_;  // protocol_, if it opts in
+  BufferingProtocol* buffering_;           // protocol_, if it opts in
   Address host_;
   Address peer_;
   OutputBuffer out_;

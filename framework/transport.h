@@ -65,6 +65,10 @@ class Transport : public Producer {
   /// stopProducing() when the connection goes away. One producer at a time.
   virtual absl::Status registerProducer(Producer* producer, bool streaming) = 0;
   virtual void unregisterProducer() = 0;
+  /// Whether reading is paused: pauseProducing() was called and
+  /// resumeProducing() not since. A BufferingProtocol holds back input it
+  /// already has while this is true.
+  virtual bool readingPaused() const = 0;
 
   /// Bytes queued and not yet taken by the kernel.
   virtual size_t bufferedBytes() const = 0;

@@ -26,7 +26,8 @@ void FramedReceiver::dataReceived(absl::string_view data) {
 
 void FramedReceiver::deliver() {
   busy_ = true;
-  while (!paused_ && !stopped_) {
+  while (!paused_ && !stopped_ &&
+         !(transport() != nullptr && transport()->readingPaused())) {
     if (!pending_.empty()) {
       buffer_.append(pending_);
       pending_.clear();
@@ -61,10 +62,17 @@ void FramedReceiver::pauseProducing() {
 
 void FramedReceiver::resumeProducing() {
   paused_ = false;
-  // Inside a callback the running loop goes on by itself.
-  if (!busy_) deliver();
-  // Read again only if nothing held back paused us again.
-  if (!paused_ && transport() != nullptr) transport()->resumeProducing();
+  if (transport() != nullptr && transport()->readingPaused()) {
+    // Delivers what was held back through readingResumed(); a callback
+    // that pauses again leaves the transport paused.
+    transport()->resumeProducing();
+  } else if (!busy_) {
+    deliver();  // inside a callback the running loop goes on by itself
+  }
+}
+
+void FramedReceiver::readingResumed() {
+  if (!busy_ && !paused_) deliver();
 }
 
 void FramedReceiver::stopProducing() {

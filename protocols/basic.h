@@ -25,12 +25,14 @@ namespace twist {
 ///
 /// Pausing: pauseProducing() stops the callbacks at once, even in the
 /// middle of input already received, and stops reading from the transport;
-/// resumeProducing() delivers what was held back, then reads again. Call
-/// them on the protocol, not on its transport: the transport alone cannot
-/// hold back frames that already arrived.
-class FramedReceiver : public Protocol {
+/// resumeProducing() delivers what was held back, then reads again. Pausing
+/// the transport itself (transport()->pauseProducing(), e.g. from a
+/// callback) holds back the following frames the same way, until
+/// transport()->resumeProducing().
+class FramedReceiver : public Protocol, public BufferingProtocol {
  public:
   void dataReceived(absl::string_view data) override;
+  void readingResumed() override;
 
   /// Holds back further callbacks and stops reading from the transport.
   void pauseProducing();

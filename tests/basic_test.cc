@@ -286,6 +286,32 @@ TEST(LineReceiverTest, PauseInsideLineReceivedHoldsBackLaterLines) {
   EXPECT_EQ(t.producerState(), StringTransport::ProducerState::kProducing);
 }
 
+// Pauses its transport (not itself) on each line starting with "pause".
+class TransportPausing : public LineReceiver {
+ public:
+  std::vector<std::string> lines;
+  void lineReceived(absl::string_view line) override {
+    lines.emplace_back(line);
+    if (absl::StartsWith(line, "pause")) transport()->pauseProducing();
+  }
+};
+
+TEST(LineReceiverTest, PausingTheTransportInsideLineReceivedHoldsBackLaterLines) {
+  TransportPausing p;
+  StringTransport t;
+  t.connect(&p);
+  t.receive("a\r\npause1\r\nb\r\npause2\r\nc\r\nd");
+  EXPECT_THAT(p.lines, ElementsAre("a", "pause1"));
+  EXPECT_FALSE(p.paused());  // the protocol was not asked, its transport was
+  t.receive("\r\ne\r\n");
+  EXPECT_THAT(p.lines, ElementsAre("a", "pause1"));
+  t.resumeProducing();  // delivers b, then pauses again on pause2
+  EXPECT_THAT(p.lines, ElementsAre("a", "pause1", "b", "pause2"));
+  EXPECT_EQ(t.producerState(), StringTransport::ProducerState::kPaused);
+  t.resumeProducing();
+  EXPECT_THAT(p.lines, ElementsAre("a", "pause1", "b", "pause2", "c", "d", "e"));
+}
+
 // The central property: whatever the chunking, the same callbacks.
 TEST(LineReceiverTest, RandomSplitsGiveTheSameCallbacks) {
   std::mt19937 rng(7);
@@ -567,6 +593,7 @@ class LoopbackPausing : public LineReceiver {
   void lineReceived(absl::string_view line) override {
     r_->lines.emplace_back(line);
     if (line == "pause") pauseProducing();
+    if (line == "pause-transport") transport()->pauseProducing();
     if (line == "quit") {
       sendLine(absl::StrCat("got ", r_->lines.size()));
       transport()->loseConnection();
@@ -602,6 +629,31 @@ TEST_P(BasicLoopbackTest, PauseHoldsBackLinesAcrossLoopIterations) {
   r.protocol->resumeProducing();
   ASSERT_TRUE(RunUntil(*reactor, [&] { return r.lost; }));
   EXPECT_THAT(r.lines, ElementsAre("a", "pause", "b", "c", "d", "quit"));
+  absl::StatusOr<std::string> reply = c->ReadToEof();
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  EXPECT_EQ(*reply, "got 6\r\n");
+}
+
+TEST_P(BasicLoopbackTest, PausingTheTransportHoldsBackLinesUntilItResumes) {
+  PauseRecord r;
+  Factory factory([&] { return std::make_unique<LoopbackPausing>(&r); });
+  auto reactor = testing::MakeReactor(GetParam());
+  absl::StatusOr<Port*> port = reactor->listenTCP(0, &factory, 50, "127.0.0.1");
+  ASSERT_TRUE(port.ok()) << port.status();
+  absl::StatusOr<BlockingClient> c = BlockingClient::Connect((*port)->getHost());
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE(c->SendAll("a\r\npause-transport\r\nb\r\nc\r\n").ok());
+  ASSERT_TRUE(RunUntil(*reactor, [&] { return r.lines.size() >= 2; }));
+  ASSERT_TRUE(c->SendAll("d\r\nquit\r\n").ok());
+  for (int i = 0; i < 20; ++i) reactor->iterate(absl::Milliseconds(5));
+  EXPECT_THAT(r.lines, ElementsAre("a", "pause-transport"));
+  ASSERT_NE(r.protocol, nullptr);
+  // Resumed from a timer, as an application would: the held lines come
+  // first, with no new input needed to wake them, then the rest.
+  reactor->callLater(absl::ZeroDuration(),
+                     [&] { r.protocol->transport()->resumeProducing(); });
+  ASSERT_TRUE(RunUntil(*reactor, [&] { return r.lost; }));
+  EXPECT_THAT(r.lines, ElementsAre("a", "pause-transport", "b", "c", "d", "quit"));
   absl::StatusOr<std::string> reply = c->ReadToEof();
   ASSERT_TRUE(reply.ok()) << reply.status();
   EXPECT_EQ(*reply, "got 6\r\n");
