@@ -269,6 +269,11 @@ void Connector::fail(absl::Status reason, bool deferred) {
 void Connector::reportFailure(const absl::Status& reason) {
   state_ = State::kDisconnected;
   factory_->clientConnectionFailed(this, reason);
+  afterAttempt();
+}
+
+void Connector::afterAttempt() {
+  // Unless the factory's callback connected again (Twisted's rule).
   if (state_ == State::kDisconnected && factory_started_) {
     factory_started_ = false;
     factory_->doStop();
@@ -280,11 +285,7 @@ void Connector::connectionLost(const absl::Status& reason) {
   connection_ = nullptr;
   state_ = State::kDisconnected;
   factory_->clientConnectionLost(this, reason);
-  if (state_ == State::kDisconnected && factory_started_) {
-    factory_started_ = false;
-    factory_->doStop();
-  }
-  if (idle()) reactor_->connectorMaybeIdle(this);
+  afterAttempt();
 }
 
 }  // namespace twist

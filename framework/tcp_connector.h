@@ -71,6 +71,9 @@ class Connector final : private Selectable {
   void fail(absl::Status reason, bool deferred);
   void reportFailure(const absl::Status& reason);
   void connectionLost(const absl::Status& reason);
+  // After the factory heard how an attempt ended: stops the factory and
+  // lets the reactor reap this connector, unless it connects again.
+  void afterAttempt();
   void closeSocket();
   bool idle() const;
 

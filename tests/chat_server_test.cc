@@ -26,21 +26,6 @@ using testing::Subprocess;
 
 constexpr absl::Duration kWait = absl::Seconds(20);
 
-Subprocess StartServer(const std::vector<std::string>& args) {
-  absl::StatusOr<Subprocess> p =
-      Subprocess::Start(testing::RunfilePath("examples/chat_server"), args);
-  EXPECT_TRUE(p.ok()) << p.status();
-  return *std::move(p);
-}
-
-int PortOf(const std::string& line) {
-  constexpr absl::string_view kPrefix = "listening on 127.0.0.1:";
-  EXPECT_TRUE(absl::StartsWith(line, kPrefix)) << line;
-  int port = 0;
-  EXPECT_TRUE(absl::SimpleAtoi(line.substr(kPrefix.size()), &port)) << line;
-  return port;
-}
-
 // Reads exactly the bytes of `want` and returns them.
 std::string Read(BlockingClient& c, absl::string_view want) {
   absl::StatusOr<std::string> got = c.ReadExactly(want.size());
@@ -48,10 +33,11 @@ std::string Read(BlockingClient& c, absl::string_view want) {
 }
 
 TEST(ChatServerTest, ConversationMaxLineAndCleanExit) {
-  Subprocess p = StartServer({"--port=0", "--max_line=20"});
-  absl::StatusOr<std::string> line = p.ReadStdoutLine(kWait);
-  ASSERT_TRUE(line.ok()) << line.status() << p.err();
-  const Address addr = *Address::Parse("127.0.0.1", PortOf(*line));
+  absl::StatusOr<testing::ServerProgram> server =
+      testing::StartServerProgram("examples/chat_server", {"--max_line=20"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  Subprocess& p = server->process;
+  const Address addr = server->address;
 
   absl::StatusOr<BlockingClient> a = BlockingClient::Connect(addr);
   ASSERT_TRUE(a.ok()) << a.status();
@@ -86,7 +72,10 @@ TEST(ChatServerTest, ConversationMaxLineAndCleanExit) {
 }
 
 void ExpectOneLineError(const std::vector<std::string>& args, const std::string& expected) {
-  Subprocess p = StartServer(args);
+  absl::StatusOr<Subprocess> started =
+      Subprocess::Start(testing::RunfilePath("examples/chat_server"), args);
+  ASSERT_TRUE(started.ok()) << started.status();
+  Subprocess& p = *started;
   absl::StatusOr<int> status = p.Wait(kWait);
   ASSERT_TRUE(status.ok()) << status.status();
   EXPECT_TRUE(WIFEXITED(*status));

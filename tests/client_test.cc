@@ -111,26 +111,11 @@ int ClosedPort() {
   return ntohs(a.sin_port);
 }
 
-class ClientTest : public ::testing::TestWithParam<std::string> {
+class ClientTest : public testing::PollerTest {
  protected:
-  std::unique_ptr<Reactor> NewReactor(Clock* clock = nullptr) {
-    auto r = testing::MakeReactor(GetParam(), clock);
-    current_ = r.get();
-    return r;
-  }
-  int ListenEcho() {
-    absl::StatusOr<Port*> port = current_->listenTCP(0, echo_.get(), 16, "127.0.0.1");
-    EXPECT_TRUE(port.ok()) << port.status();
-    return (*port)->getHost().port();
-  }
-  void Spin(Reactor& r, int turns = 20) {
-    for (int i = 0; i < turns; ++i) r.iterate(absl::Milliseconds(1));
-  }
+  int ListenEcho() { return Listen(echo_.get()).port(); }
 
   std::unique_ptr<Factory> echo_ = Factory::forProtocol<Echo>();
-
- private:
-  Reactor* current_ = nullptr;
 };
 
 TEST_P(ClientTest, ConnectsTalksAndReportsTheLossAfterTheProtocol) {

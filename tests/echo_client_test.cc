@@ -48,18 +48,16 @@ ClientRun RunClient(const std::vector<std::string>& args) {
   return r;
 }
 
-int StartEchoServer(std::unique_ptr<Subprocess>* server) {
-  absl::StatusOr<Subprocess> p =
-      Subprocess::Start(testing::RunfilePath("examples/echo_server"), {"--port=0"});
-  EXPECT_TRUE(p.ok()) << p.status();
-  absl::StatusOr<std::string> line = p->ReadStdoutLine(kWait);
-  EXPECT_TRUE(line.ok()) << line.status();
-  absl::string_view rest = *line;
-  int port = 0;
-  EXPECT_TRUE(absl::ConsumePrefix(&rest, "listening on 127.0.0.1:")) << *line;
-  EXPECT_TRUE(absl::SimpleAtoi(rest, &port));
-  *server = std::make_unique<Subprocess>(*std::move(p));
-  return port;
+int StartEchoServer(std::unique_ptr<Subprocess>* server,
+                    std::vector<std::string> args = {}) {
+  absl::StatusOr<testing::ServerProgram> s =
+      testing::StartServerProgram("examples/echo_server", std::move(args));
+  if (!s.ok()) {
+    ADD_FAILURE() << s.status();
+    abort();
+  }
+  *server = std::make_unique<Subprocess>(std::move(s->process));
+  return s->address.port();
 }
 
 TEST(EchoClientTest, TwoThousandConnectionsAgainstTheEchoServer) {
@@ -77,12 +75,7 @@ TEST(EchoClientTest, TwoThousandConnectionsAgainstTheEchoServer) {
 
 TEST(EchoClientTest, EveryReactorAndIPv6) {
   std::unique_ptr<Subprocess> server;
-  absl::StatusOr<Subprocess> p = Subprocess::Start(
-      testing::RunfilePath("examples/echo_server"), {"--port=0", "--host=::1"});
-  ASSERT_TRUE(p.ok());
-  absl::StatusOr<std::string> line = p->ReadStdoutLine(kWait);
-  ASSERT_TRUE(line.ok());
-  const std::string port(line->substr(line->rfind(':') + 1));
+  const std::string port = absl::StrCat(StartEchoServer(&server, {"--host=::1"}));
   for (const char* reactor : {"epoll", "poll", "select"}) {
     ClientRun r = RunClient({"--host=::1", "--port=" + port, "--connections=200",
                        "--messages=3", absl::StrCat("--reactor=", reactor)});

@@ -114,27 +114,7 @@ class ProducingProtocol : public Protocol {
   ProducerServer* s_;
 };
 
-class FlowTest : public ::testing::TestWithParam<std::string> {
- protected:
-  std::unique_ptr<Reactor> NewReactor() {
-    auto r = testing::MakeReactor(GetParam());
-    current_ = r.get();
-    return r;
-  }
-  Address Listen(Factory* factory) {
-    absl::StatusOr<Port*> port = current_->listenTCP(0, factory, 1024, "127.0.0.1");
-    EXPECT_TRUE(port.ok()) << port.status();
-    return (*port)->getHost();
-  }
-  BlockingClient Connect(const Address& a, int rcvbuf = 0) {
-    absl::StatusOr<BlockingClient> c = BlockingClient::Connect(a, rcvbuf);
-    EXPECT_TRUE(c.ok()) << c.status();
-    return *std::move(c);
-  }
-
- private:
-  Reactor* current_ = nullptr;
-};
+using FlowTest = testing::PollerTest;
 
 TEST_P(FlowTest, PushProducerPausesAboveHighMarkAndResumesBelowLow) {
   ProducerServer s;

@@ -38,17 +38,13 @@ struct Server {
 };
 
 Server StartServer(std::vector<std::string> args, int max_open_files = 0) {
-  args.push_back("--port=0");
-  absl::StatusOr<Subprocess> p = Subprocess::Start(
-      testing::RunfilePath("examples/echo_server"), args, max_open_files);
-  EXPECT_TRUE(p.ok()) << p.status();
-  absl::StatusOr<std::string> line = p->ReadStdoutLine(kWait);
-  EXPECT_TRUE(line.ok()) << line.status() << " stderr: " << p->err();
-  int port = 0;
-  absl::string_view rest = *line;
-  EXPECT_TRUE(absl::ConsumePrefix(&rest, "listening on 127.0.0.1:")) << *line;
-  EXPECT_TRUE(absl::SimpleAtoi(rest, &port)) << *line;
-  return Server{*std::move(p), *Address::Parse("127.0.0.1", port)};
+  absl::StatusOr<testing::ServerProgram> s =
+      testing::StartServerProgram("examples/echo_server", std::move(args), max_open_files);
+  if (!s.ok()) {
+    ADD_FAILURE() << s.status();
+    abort();
+  }
+  return Server{std::move(s->process), s->address};
 }
 
 // A field of /proc/PID/status in KiB (VmRSS, VmHWM).

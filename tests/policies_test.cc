@@ -45,31 +45,7 @@ class IdleEcho : public Protocol, public TimeoutMixin {
   int* reads_;
 };
 
-class PoliciesTest : public ::testing::TestWithParam<std::string> {
- protected:
-  std::unique_ptr<Reactor> NewReactor(Clock* clock = nullptr) {
-    auto r = testing::MakeReactor(GetParam(), clock);
-    current_ = r.get();
-    return r;
-  }
-  Port* Listen(Factory* factory) {
-    absl::StatusOr<Port*> port = current_->listenTCP(0, factory, 1024, "127.0.0.1");
-    EXPECT_TRUE(port.ok()) << port.status();
-    return *port;
-  }
-  BlockingClient Connect(const Address& a) {
-    absl::StatusOr<BlockingClient> c = BlockingClient::Connect(a);
-    EXPECT_TRUE(c.ok()) << c.status();
-    return *std::move(c);
-  }
-  // Turns the loop without letting fake time pass.
-  void Spin(Reactor& r, int turns = 20) {
-    for (int i = 0; i < turns; ++i) r.iterate(absl::Milliseconds(1));
-  }
-
- private:
-  Reactor* current_ = nullptr;
-};
+using PoliciesTest = testing::PollerTest;
 
 TEST_P(PoliciesTest, IdleTimeoutClosesOnlyAfterAQuietPeriod) {
   FakeClock clock;
@@ -80,7 +56,7 @@ TEST_P(PoliciesTest, IdleTimeoutClosesOnlyAfterAQuietPeriod) {
   factory = std::make_unique<Factory>([&] {
     return std::make_unique<IdleEcho>(r, absl::Seconds(10), &timeouts, &reads);
   });
-  BlockingClient c = Connect(Listen(factory.get())->getHost());
+  BlockingClient c = Connect(Listen(factory.get()));
   ASSERT_TRUE(RunUntil(*reactor_, [&] { return reactor_->connectionCount() == 1; }));
 
   clock.advance(absl::Seconds(9));
@@ -127,7 +103,7 @@ TEST_P(PoliciesTest, ConnectionLimitClosesTheConnectionOverItAtOnce) {
   std::unique_ptr<Factory> echo = Factory::forProtocol<Echo>();
   LimitTotalConnectionsFactory limited(echo.get(), 2);
   auto reactor_ = NewReactor();
-  Address addr = Listen(&limited)->getHost();
+  Address addr = Listen(&limited);
   BlockingClient a = Connect(addr), b = Connect(addr);
   ASSERT_TRUE(a.SendAll("a").ok());
   ASSERT_TRUE(b.SendAll("b").ok());
@@ -154,7 +130,7 @@ TEST_P(PoliciesTest, AcceptRateLimitSpreadsAcceptsOverTime) {
   FakeClock clock;
   std::unique_ptr<Factory> echo = Factory::forProtocol<Echo>();
   auto reactor_ = NewReactor(&clock);
-  Port* port = Listen(echo.get());
+  Port* port = ListenPort(echo.get());
   port->setAcceptRateLimit(/*per_second=*/2, /*burst=*/3);
   std::vector<BlockingClient> clients;
   for (int i = 0; i < 8; ++i) clients.push_back(Connect(port->getHost()));

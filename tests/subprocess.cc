@@ -11,7 +11,9 @@
 
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "framework/clock.h"
 
 namespace twist {
@@ -141,6 +143,32 @@ std::string RunfilePath(const std::string& relative) {
   const char* dir = getenv("TEST_SRCDIR");
   const char* ws = getenv("TEST_WORKSPACE");
   return absl::StrCat(dir ? dir : ".", "/", ws ? ws : "twist", "/", relative);
+}
+
+absl::StatusOr<ServerProgram> StartServerProgram(const std::string& program,
+                                                 std::vector<std::string> args,
+                                                 int max_open_files) {
+  args.push_back("--port=0");
+  absl::StatusOr<Subprocess> p =
+      Subprocess::Start(RunfilePath(program), args, max_open_files);
+  if (!p.ok()) return p.status();
+  absl::StatusOr<std::string> line = p->ReadStdoutLine(absl::Seconds(20));
+  if (!line.ok()) {
+    return absl::Status(line.status().code(),
+                        absl::StrCat(program, ": ", line.status().message(),
+                                     "; stderr: ", p->err()));
+  }
+  absl::string_view rest = *line;
+  const size_t colon = rest.rfind(':');
+  int port = 0;
+  if (!absl::ConsumePrefix(&rest, "listening on ") || colon == absl::string_view::npos ||
+      !absl::SimpleAtoi(line->substr(colon + 1), &port)) {
+    return absl::InternalError(absl::StrCat(program, " said: ", *line));
+  }
+  absl::StatusOr<Address> address =
+      Address::Parse(rest.substr(0, rest.rfind(':')), port);
+  if (!address.ok()) return address.status();
+  return ServerProgram{*std::move(p), *address};
 }
 
 }  // namespace testing

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "framework/address.h"
 #include "absl/time/time.h"
 
 namespace twist {
@@ -41,6 +42,19 @@ class Subprocess {
   std::string out_;  // stdout not yet returned by ReadStdoutLine
   std::string err_;
 };
+
+/// A server program that said "listening on HOST:PORT".
+struct ServerProgram {
+  Subprocess process;
+  Address address;  // where it listens
+};
+
+/// Starts `program` (a runfile path such as "examples/echo_server") with
+/// `args` and --port=0, and waits for its first line, "listening on
+/// HOST:PORT". max_open_files as for Subprocess::Start.
+absl::StatusOr<ServerProgram> StartServerProgram(const std::string& program,
+                                                 std::vector<std::string> args,
+                                                 int max_open_files = 0);
 
 /// Path of a binary in this test's runfiles, e.g. "examples/echo_server".
 std::string RunfilePath(const std::string& relative);

@@ -148,5 +148,33 @@ std::string Pattern(size_t n, uint32_t seed) {
   return s;
 }
 
+std::unique_ptr<Reactor> PollerTest::NewReactor(Clock* clock) {
+  std::unique_ptr<Reactor> r = MakeReactor(GetParam(), clock);
+  current_ = r.get();
+  return r;
+}
+
+Port* PollerTest::ListenPort(Factory* factory) {
+  absl::StatusOr<Port*> port = current_->listenTCP(0, factory, 1024, "127.0.0.1");
+  if (!port.ok()) {
+    ADD_FAILURE() << port.status();
+    abort();  // every caller uses the port at once
+  }
+  return *port;
+}
+
+BlockingClient PollerTest::Connect(const Address& to, int rcvbuf) {
+  absl::StatusOr<BlockingClient> c = BlockingClient::Connect(to, rcvbuf);
+  if (!c.ok()) {
+    ADD_FAILURE() << c.status();
+    abort();
+  }
+  return *std::move(c);
+}
+
+void PollerTest::Spin(Reactor& reactor, int turns) {
+  for (int i = 0; i < turns; ++i) reactor.iterate(absl::Milliseconds(1));
+}
+
 }  // namespace testing
 }  // namespace twist

@@ -12,6 +12,8 @@
 #include "framework/address.h"
 #include "framework/clock.h"
 #include "framework/reactor.h"
+#include "framework/tcp_port.h"
+#include "gtest/gtest.h"
 
 namespace twist {
 namespace testing {
@@ -53,6 +55,25 @@ class BlockingClient {
  private:
   explicit BlockingClient(int fd) : fd_(fd) {}
   int fd_ = -1;
+};
+
+/// Base of the tests that run once per poller (TEST_P with PollerNames()).
+/// Make the reactor with NewReactor() after the factories and records a test
+/// declares, so that it is destroyed first: its destructor still calls into
+/// them (connectionLost, stopFactory).
+class PollerTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  std::unique_ptr<Reactor> NewReactor(Clock* clock = nullptr);
+  /// Listens on 127.0.0.1, any port, with the reactor NewReactor() made.
+  Port* ListenPort(Factory* factory);
+  Address Listen(Factory* factory) { return ListenPort(factory)->getHost(); }
+  BlockingClient Connect(const Address& to, int rcvbuf = 0);
+  /// Turns the loop `turns` times, waiting at most 1 ms each: lets pending
+  /// events happen without letting a FakeClock's time pass.
+  static void Spin(Reactor& reactor, int turns = 20);
+
+ private:
+  Reactor* current_ = nullptr;
 };
 
 /// The loopback address of a listening port.
