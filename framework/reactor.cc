@@ -275,7 +275,7 @@ void Reactor::adoptConnection(int fd, Factory* factory, const Address& host,
     return;
   }
   absl::StatusOr<TcpConnection*> c =
-      startConnection(fd, std::move(protocol), factory, host, peer, nullptr);
+      startConnection(fd, std::move(protocol), factory, host, peer, /*connector=*/nullptr);
   if (!c.ok() && !warned_refused_) {
     warned_refused_ = true;
     fprintf(stderr, "twist: refusing connection from %s: %s\n",
@@ -285,13 +285,12 @@ void Reactor::adoptConnection(int fd, Factory* factory, const Address& host,
 
 absl::StatusOr<TcpConnection*> Reactor::startConnection(
     int fd, std::unique_ptr<Protocol> protocol, Factory* factory,
-    const Address& host, const Address& peer,
-    absl::AnyInvocable<void(const absl::Status&)> on_lost) {
+    const Address& host, const Address& peer, Connector* connector) {
   if (protocol->factory() == nullptr) protocol->setFactory(factory);
   auto conn = std::make_unique<TcpConnection>(this, fd, std::move(protocol),
                                               host, peer);
   TcpConnection* c = conn.get();
-  if (on_lost) c->setLostHook(std::move(on_lost));
+  c->setConnector(connector);
   connections_.emplace(c, std::move(conn));
   if (absl::Status s = c->start(); !s.ok()) {
     // The poller cannot watch this descriptor (select's FD_SETSIZE): the

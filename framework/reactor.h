@@ -126,11 +126,11 @@ class Reactor {
   // returns (never re-entrantly inside a user's call).
   void enqueueClose(TcpConnection* c);
   // Wraps a connected socket and its protocol in a transport and starts the
-  // protocol; `on_lost` runs after its connectionLost. Closes fd on failure.
+  // protocol; `connector` (if any) hears after its connectionLost. Closes fd
+  // on failure.
   absl::StatusOr<TcpConnection*> startConnection(
       int fd, std::unique_ptr<Protocol> protocol, Factory* factory,
-      const Address& host, const Address& peer,
-      absl::AnyInvocable<void(const absl::Status&)> on_lost);
+      const Address& host, const Address& peer, Connector* connector);
   // A connector that may have nothing left to do: destroyed at the end of
   // the iteration if it is still idle then.
   void connectorMaybeIdle(Connector* c);

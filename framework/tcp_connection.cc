@@ -10,6 +10,7 @@
 
 #include "framework/errors.h"
 #include "framework/reactor.h"
+#include "framework/tcp_connector.h"
 
 namespace twist {
 namespace {
@@ -362,7 +363,7 @@ void TcpConnection::closeNow(absl::Status reason) {
     p->stopProducing();
   }
   protocol_->connectionLost(reason);
-  if (lost_hook_) std::exchange(lost_hook_, nullptr)(reason);
+  if (Connector* c = std::exchange(connector_, nullptr)) c->connectionLost(reason);
   reactor_->retire(this);
 }
 

@@ -4,7 +4,6 @@
 #include <cstdint>
 #include <memory>
 
-#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "framework/address.h"
 #include "framework/output_buffer.h"
@@ -14,6 +13,7 @@
 
 namespace twist {
 
+class Connector;
 class Reactor;
 
 /// The TCP transport of one connection (Twisted's tcp.Connection). Created
@@ -53,11 +53,9 @@ class TcpConnection final : public Transport, private Selectable {
   void setWriteBufferWaterMarks(size_t low, size_t high) override;
 
   Protocol* protocol() const { return protocol_.get(); }
-  /// Runs right after the protocol's connectionLost (a Connector tells its
-  /// ClientFactory through it).
-  void setLostHook(absl::AnyInvocable<void(const absl::Status&)> hook) {
-    lost_hook_ = std::move(hook);
-  }
+  /// The connector of an outgoing connection: told right after the
+  /// protocol's connectionLost, so that it can tell its ClientFactory.
+  void setConnector(Connector* connector) { connector_ = connector; }
   int fd() const { return fd_; }
 
  private:
@@ -93,7 +91,7 @@ class TcpConnection final : public Transport, private Selectable {
   size_t low_water_ = 32 * 1024;
   size_t high_water_ = 64 * 1024;
   absl::Status close_reason_;
-  absl::AnyInvocable<void(const absl::Status&)> lost_hook_;
+  Connector* connector_ = nullptr;  // a pointer, not a callback: 8 bytes a connection
   State state_ = State::kConnected;
   uint32_t interest_ = 0;      // what the poller watches now
   bool registered_ = false;    // whether the poller knows fd_

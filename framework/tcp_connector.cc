@@ -200,8 +200,7 @@ void Connector::connected() {
   }
   state_ = State::kConnected;
   absl::StatusOr<TcpConnection*> c = reactor_->startConnection(
-      fd, std::move(protocol), factory_, host.ok() ? *host : Address(), *peer,
-      [this](const absl::Status& reason) { connectionLost(reason); });
+      fd, std::move(protocol), factory_, host.ok() ? *host : Address(), *peer, this);
   if (!c.ok()) {
     state_ = State::kConnecting;
     fail(absl::ResourceExhaustedError(c.status().message()), /*deferred=*/true);

@@ -58,6 +58,7 @@ class Connector final : private Selectable {
 
  private:
   friend class Reactor;
+  friend class TcpConnection;  // connectionLost()
 
   void handleEvents(uint32_t ready) override;
   // The reactor is stopping: an attempt in progress fails now (cancelled),
