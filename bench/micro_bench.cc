@@ -4,10 +4,9 @@
 //
 // OutputBuffer: what a transport does with bytes the kernel refused.
 // TimerQueue: what callLater/cancel/firing cost with many timers pending.
-// Line splitting: the inner loop of a line protocol. There is no
-// LineReceiver in protocols/ yet, so BM_LineSplit measures the split it will
-// need (find '\n' over absl::string_view, keep the unterminated rest); point
-// SplitLines at LineReceiver::dataReceived when it lands.
+// Line splitting: the inner loop of a line protocol. BM_LineReceiver feeds
+// LineReceiver (through a StringTransport) the reads a socket would give;
+// BM_LineSplit is the floor to compare it with, a bare find('\n') loop.
 
 #include <sys/uio.h>
 
@@ -21,6 +20,8 @@
 #include "framework/clock.h"
 #include "framework/delayed_call.h"
 #include "framework/output_buffer.h"
+#include "framework/string_transport.h"
+#include "protocols/basic.h"
 
 namespace twist {
 namespace {
@@ -162,6 +163,36 @@ void BM_LineSplit(benchmark::State& state) {
       benchmark::Counter(static_cast<double>(lines), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_LineSplit)->Arg(16)->Arg(80)->Arg(1024);
+
+class CountingLines : public LineReceiver {
+ public:
+  CountingLines() { setDelimiter("\n"); }
+  void lineReceived(absl::string_view line) override {
+    benchmark::DoNotOptimize(line.data());
+    ++lines;
+  }
+  int64_t lines = 0;
+};
+
+// The same 64 KiB reads through LineReceiver: the partial line at the end of
+// each read is kept and completed by the next one, as on a socket.
+void BM_LineReceiver(benchmark::State& state) {
+  const size_t line_length = static_cast<size_t>(state.range(0));
+  std::string data;
+  while (data.size() < 64 * 1024) {
+    data.append(line_length - 1, 'a');
+    data.push_back('\n');
+  }
+  data.resize(64 * 1024);
+  CountingLines p;
+  StringTransport t;
+  t.connect(&p);
+  for (auto _ : state) t.receive(data);
+  state.SetBytesProcessed(state.iterations() * data.size());
+  state.counters["lines/s"] =
+      benchmark::Counter(static_cast<double>(p.lines), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_LineReceiver)->Arg(16)->Arg(80)->Arg(1024);
 
 }  // namespace
 }  // namespace twist
