@@ -41,8 +41,8 @@ void ReconnectingClientFactory::retry(Connector* connector) {
   }
   delay_ = d;
   delay_started_ = true;
-  connector_ = connector;
-  connector->connectLater(d);
+  // Refused while the reactor stops: then nothing is pending on it.
+  if (connector->connectLater(d).ok()) connector_ = connector;
 }
 
 void ReconnectingClientFactory::resetDelay() {

@@ -99,12 +99,18 @@ absl::Status Reactor::init() {
 }
 
 Reactor::~Reactor() {
-  // Abort what is left so that every protocol still gets connectionLost.
+  // Abort what is left so that every protocol still gets connectionLost;
+  // no client reconnects from there.
+  stopping_ = true;
   std::vector<TcpConnection*> open;
   for (auto& [c, owned] : connections_) open.push_back(c);
   for (TcpConnection* c : open) c->abortConnection();
   processPendingCloses();
   dead_.clear();
+  // Attempts still in progress end as cancelled, so their factories hear.
+  std::vector<Connector*> connecting;
+  for (auto& [c, owned] : connectors_) connecting.push_back(c);
+  for (Connector* c : connecting) c->abandon();
   maybe_idle_.clear();
   connectors_.clear();
   for (auto& port : ports_) port->stopListening();

@@ -109,14 +109,17 @@ absl::Status Connector::connect() {
   return absl::OkStatus();
 }
 
-void Connector::connectLater(absl::Duration delay) {
+absl::Status Connector::connectLater(absl::Duration delay) {
   reconnect_call_.cancel().IgnoreError();
-  if (reactor_->stopping_) return;
+  if (reactor_->stopping_) {
+    return absl::FailedPreconditionError("the reactor is stopping");
+  }
   reconnect_call_ = reactor_->callLater(delay, [this] {
     // Failing here (reactor stopping, already connecting) just ends it.
     connect().IgnoreError();
     if (idle()) reactor_->connectorMaybeIdle(this);
   });
+  return absl::OkStatus();
 }
 
 void Connector::resolved(uint64_t attempt, absl::StatusOr<Address> address) {
@@ -225,8 +228,10 @@ absl::Status Connector::stopConnecting() {
 
 void Connector::abandon() {
   if (reconnect_call_.active()) {
+    // A retry that will not happen: the factory hears, and forgets us.
     reconnect_call_.cancel().IgnoreError();
-    reactor_->connectorMaybeIdle(this);
+    reportFailure(ConnectCancelled(getDestination()));
+    return;
   }
   fail(ConnectCancelled(getDestination()), /*deferred=*/false);
 }

@@ -42,7 +42,8 @@ class Connector final : private Selectable {
   /// otherwise), as after a failed or lost connection.
   absl::Status connect();
   /// connect() after `delay` on the reactor's clock (how retries wait).
-  void connectLater(absl::Duration delay);
+  /// FailedPrecondition, scheduling nothing, while the reactor is stopping.
+  absl::Status connectLater(absl::Duration delay);
   /// Abandons the attempt in progress: the factory's clientConnectionFailed
   /// gets a cancelled reason on the next loop turn. Also cancels a pending
   /// connectLater(), silently. FailedPrecondition when neither is under way.
@@ -61,8 +62,8 @@ class Connector final : private Selectable {
   friend class TcpConnection;  // connectionLost()
 
   void handleEvents(uint32_t ready) override;
-  // The reactor is stopping: an attempt in progress fails now (cancelled),
-  // a pending connectLater() is dropped.
+  // The reactor is stopping: an attempt in progress, or a pending
+  // connectLater(), ends now with a cancelled clientConnectionFailed.
   void abandon();
   void resolved(uint64_t attempt, absl::StatusOr<Address> address);
   void beginConnect(const Address& address);

@@ -338,6 +338,33 @@ TEST_P(ClientTest, ReconnectingResetsAfterASuccessAndStopTryingStops) {
   EXPECT_EQ(log.events.size(), events) << "retried after stopTrying";
 }
 
+TEST_P(ClientTest, StoppingTheReactorEndsReconnectingForGood) {
+  Log log;
+  LoggingReconnecting factory(&log);
+  factory.jitter = 0;
+  {
+    auto reactor = NewReactor();
+    const int port = ListenEcho();
+    // Hello closes after its echo; the factory would reconnect after ~2.7 s.
+    reactor->connectTCP("127.0.0.1", port, &factory);
+    ASSERT_TRUE(RunUntil(*reactor, [&] { return log.events.back() == "lost"; }));
+    reactor->callWhenRunning([&] { reactor->stop(); });
+    reactor->run();
+    // The pending retry was cancelled, and the factory told.
+    EXPECT_EQ(log.events.back(), "failed");
+    EXPECT_TRUE(IsConnectCancelled(log.failed)) << log.failed;
+    factory.stopTrying();  // knows no connector any more: nothing to touch
+    // A second attempt, in progress when the reactor goes away.
+    factory.resetDelay();
+    log.events.clear();
+    reactor->connectTCP("no-such-host.invalid", 80, &factory);
+  }
+  factory.stopTrying();
+  EXPECT_EQ(log.events.back(), "failed");
+  EXPECT_TRUE(IsConnectCancelled(log.failed)) << log.failed;
+  EXPECT_EQ(log.starts, log.stops);
+}
+
 TEST(ReconnectingJitterTest, JitterVariesTheDelayAroundTheBackOff) {
   FakeClock clock;
   Log log;
