@@ -14,6 +14,7 @@ packages=(
   libgmock-dev
   libbenchmark-dev
   netcat-openbsd
+  python3
   python3-twisted
 )
 
