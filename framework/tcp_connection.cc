@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <utility>
 
 #include "framework/errors.h"
@@ -76,6 +77,10 @@ void TcpConnection::write(absl::string_view data) {
 
 void TcpConnection::writeSequence(absl::Span<const absl::string_view> data) {
   if (state_ != State::kConnected || write_shutdown_) return;
+  if (producer_ != nullptr && !streaming_ && !pull_wanted_) {
+    pull_wanted_ = true;  // ask the pull producer again once this drains
+    updateInterest();
+  }
   size_t sent = 0;
   if (out_.empty()) {
     iovec iov[kMaxIov];
@@ -164,7 +169,9 @@ void TcpConnection::afterDrain() {
       producer_paused_ = false;
       producer_->resumeProducing();
     }
-  } else if (out_.empty()) {
+  } else if (out_.empty() && pull_wanted_) {
+    pull_wanted_ = false;
+    updateInterest();
     producer_->resumeProducing();
   }
 }
@@ -224,7 +231,7 @@ void TcpConnection::updateInterest() {
   if (state_ == State::kConnected && !reading_paused_ && !read_eof_) {
     want |= kReadable;
   }
-  bool pull_waiting = producer_ != nullptr && !streaming_ &&
+  bool pull_waiting = producer_ != nullptr && !streaming_ && pull_wanted_ &&
                       state_ == State::kConnected && !write_shutdown_;
   if (!write_shut_ && (!out_.empty() || pull_waiting)) want |= kWritable;
   if (want == interest_) return;
@@ -276,6 +283,10 @@ absl::Status TcpConnection::registerProducer(Producer* producer,
   producer_ = producer;
   streaming_ = streaming;
   producer_paused_ = false;
+  pull_wanted_ = !streaming;  // asked for its first data once writable
+  if (auto* p = dynamic_cast<TcpConnection*>(producer); p != nullptr && p != this) {
+    p->consumers_.push_back(this);
+  }
   if (streaming && out_.size() > high_water_) {
     producer_paused_ = true;
     producer->pauseProducing();
@@ -285,9 +296,18 @@ absl::Status TcpConnection::registerProducer(Producer* producer,
 }
 
 void TcpConnection::unregisterProducer() {
+  dropProducer();
+  updateInterest();
+}
+
+void TcpConnection::dropProducer() {
+  if (auto* p = dynamic_cast<TcpConnection*>(producer_); p != nullptr && p != this) {
+    p->consumers_.erase(std::remove(p->consumers_.begin(), p->consumers_.end(), this),
+                        p->consumers_.end());
+  }
   producer_ = nullptr;
   producer_paused_ = false;
-  updateInterest();
+  pull_wanted_ = false;
 }
 
 void TcpConnection::setWriteBufferWaterMarks(size_t low, size_t high) {
@@ -359,9 +379,19 @@ void TcpConnection::closeNow(absl::Status reason) {
   ::close(fd_);
   fd_ = -1;
   out_.clear();
-  if (Producer* p = std::exchange(producer_, nullptr); p != nullptr && p != this) {
-    p->stopProducing();
+  // Consumers of ours must not call into us once we are destroyed, at the
+  // end of this iteration: they lose their producer now.
+  for (TcpConnection* c : std::exchange(consumers_, {})) {
+    if (c->producer_ == this) {
+      c->producer_ = nullptr;
+      c->producer_paused_ = false;
+      c->pull_wanted_ = false;
+      c->updateInterest();
+    }
   }
+  Producer* p = producer_;
+  dropProducer();
+  if (p != nullptr && p != this) p->stopProducing();
   protocol_->connectionLost(reason);
   if (Connector* c = std::exchange(connector_, nullptr)) c->connectionLost(reason);
   reactor_->retire(this);

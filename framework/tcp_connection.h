@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "framework/address.h"
@@ -73,6 +74,8 @@ class TcpConnection final : public Transport, private Selectable {
   void afterQueue();
   void updateInterest();
   void failWrite(int error_number);
+  // Forgets the producer, and tells it we no longer consume from it.
+  void dropProducer();
   // Asks the reactor to close us once the current callback returns.
   void scheduleClose(absl::Status reason);
   // Closes the socket, runs connectionLost and hands us to the reactor for
@@ -97,6 +100,13 @@ class TcpConnection final : public Transport, private Selectable {
   bool registered_ = false;    // whether the poller knows fd_
   bool streaming_ = false;     // producer_ is a push producer
   bool producer_paused_ = false;
+  // A pull producer is asked for more once the data it last wrote has
+  // drained: only after it wrote something (else a level-triggered poller
+  // would report "writable" and ask again on every turn).
+  bool pull_wanted_ = false;
+  // The connections whose registered producer is this one (a proxy): they
+  // forget us when we close, since we are destroyed before they are.
+  std::vector<TcpConnection*> consumers_;
   bool reading_paused_ = false;
   bool read_eof_ = false;      // the peer shut down its write side
   bool write_shutdown_ = false;  // loseWriteConnection() was asked

@@ -42,6 +42,10 @@ void ProtocolWrapper::readConnectionLost() {
   }
 }
 
+void ProtocolWrapper::readingResumed() {
+  if (auto* b = dynamic_cast<BufferingProtocol*>(wrapped_.get())) b->readingResumed();
+}
+
 void ProtocolWrapper::connectionLost(const absl::Status& reason) {
   wrapped_->connectionLost(reason);
 }

@@ -47,14 +47,18 @@ class TimeoutMixin {
 };
 
 /// Forwards every callback to another protocol (Twisted's ProtocolWrapper),
+/// including half-close and BufferingProtocol's readingResumed(),
 /// so that a policy can watch a connection without the protocol knowing.
 /// The wrapped protocol sees the real transport.
-class ProtocolWrapper : public Protocol, public HalfCloseableProtocol {
+class ProtocolWrapper : public Protocol,
+                        public HalfCloseableProtocol,
+                        public BufferingProtocol {
  public:
   explicit ProtocolWrapper(std::unique_ptr<Protocol> wrapped);
   void connectionMade() override;
   void dataReceived(absl::string_view data) override;
   void readConnectionLost() override;
+  void readingResumed() override;
   void connectionLost(const absl::Status& reason) override;
   Protocol* wrapped() const { return wrapped_.get(); }
 

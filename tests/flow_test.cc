@@ -243,6 +243,102 @@ TEST_P(FlowTest, LoseWriteConnectionFlushesThenSendsEofAndKeepsReading) {
   ASSERT_TRUE(RunUntil(*reactor_, [&] { return lost; }));
 }
 
+// A pull producer with nothing to give: asked once, then left alone until it
+// writes again (a level-triggered poller must not ask it on every turn).
+class IdlePull : public Producer {
+ public:
+  void resumeProducing() override { ++resumes; }
+  int resumes = 0;
+};
+
+class RegistersIdlePull : public Protocol {
+ public:
+  explicit RegistersIdlePull(IdlePull* p) : p_(p) {}
+  void connectionMade() override {
+    ASSERT_TRUE(transport()->registerProducer(p_, /*streaming=*/false).ok());
+  }
+  void connectionLost(const absl::Status&) override {}
+
+ private:
+  IdlePull* p_;
+};
+
+TEST_P(FlowTest, APullProducerThatWritesNothingIsNotAskedOnEveryTurn) {
+  IdlePull producer;
+  Factory factory([&] { return std::make_unique<RegistersIdlePull>(&producer); });
+  auto reactor_ = NewReactor();
+  BlockingClient c = Connect(Listen(&factory));
+  ASSERT_TRUE(RunUntil(*reactor_, [&] { return producer.resumes == 1; }));
+  for (int i = 0; i < 50; ++i) reactor_->iterate(absl::Milliseconds(1));
+  EXPECT_EQ(producer.resumes, 1);
+}
+
+// Two accepted connections joined into a proxy, as Twisted's portforward
+// does: each forwards to the other and is the other's producer, and when
+// one side goes, the other is closed after flushing.
+struct ProxyPair {
+  Transport* side[2] = {nullptr, nullptr};
+  int lost = 0;
+};
+
+class ProxySide : public Protocol {
+ public:
+  ProxySide(ProxyPair* pair, int index) : pair_(pair), index_(index) {}
+  void connectionMade() override {
+    pair_->side[index_] = transport();
+    Transport* other = pair_->side[1 - index_];
+    if (other == nullptr) return;
+    ASSERT_TRUE(other->registerProducer(transport(), true).ok());
+    ASSERT_TRUE(transport()->registerProducer(other, true).ok());
+  }
+  void dataReceived(absl::string_view data) override {
+    if (Transport* other = pair_->side[1 - index_]) other->write(data);
+  }
+  void connectionLost(const absl::Status&) override {
+    pair_->side[index_] = nullptr;
+    ++pair_->lost;
+    if (Transport* other = pair_->side[1 - index_]) other->loseConnection();
+  }
+
+ private:
+  ProxyPair* pair_;
+  int index_;
+};
+
+TEST_P(FlowTest, AProxySideClosingWhileTheOtherStillFlushesIsSafe) {
+  ProxyPair pair;
+  int next = 0;
+  Factory factory([&] { return std::make_unique<ProxySide>(&pair, next++); });
+  auto reactor_ = NewReactor();
+  Address addr = Listen(&factory);
+  BlockingClient a = Connect(addr);
+  ASSERT_TRUE(RunUntil(*reactor_, [&] { return pair.side[0] != nullptr; }));
+  BlockingClient b = Connect(addr, 64 * 1024);
+  ASSERT_TRUE(RunUntil(*reactor_, [&] { return pair.side[1] != nullptr; }));
+  // a sends more than b (not reading) can take: the server's side for b
+  // fills and pauses the side for a.
+  const std::string data = Pattern(4 << 20, 11);
+  auto sending = std::async(std::launch::async, [&] { return a.SendAll(data); });
+  ASSERT_TRUE(RunUntil(*reactor_, [&] {
+    return pair.side[1] != nullptr && pair.side[1]->bufferedBytes() > 64 * 1024;
+  }));
+  // The server drops a's side (as an idle timeout would) while b's side
+  // still has data queued from it; b's side then flushes and closes.
+  pair.side[0]->loseConnection();
+  ASSERT_TRUE(RunUntil(*reactor_, [&] { return pair.lost == 1; }));
+  auto reading = std::async(std::launch::async, [&] { return b.ReadToEof(); });
+  ASSERT_TRUE(RunUntil(*reactor_, [&] {
+    return pair.lost == 2 &&
+           reading.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+  }));
+  absl::StatusOr<std::string> got = reading.get();
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_GT(got->size(), 64u * 1024);
+  EXPECT_TRUE(*got == data.substr(0, got->size())) << "forwarded bytes differ";
+  sending.wait();  // done, or failed: a's side was closed under it
+  EXPECT_EQ(reactor_->connectionCount(), 0u);
+}
+
 // Counts open descriptors of this process.
 int OpenDescriptors() {
   int n = 0;
