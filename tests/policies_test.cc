@@ -1,6 +1,9 @@
 // Policies through the real reactor and loopback sockets: the idle timeout
 // and the accept rate limit on a fake clock, the connection limit.
 
+#include <fcntl.h>
+#include <sys/socket.h>
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -11,6 +14,7 @@
 #include "framework/reactor.h"
 #include "framework/tcp_port.h"
 #include "gtest/gtest.h"
+#include "protocols/basic.h"
 #include "protocols/echo.h"
 #include "protocols/policies.h"
 #include "tests/test_util.h"
@@ -151,6 +155,75 @@ TEST_P(PoliciesTest, AcceptRateLimitSpreadsAcceptsOverTime) {
   port->setAcceptRateLimit(0);
   clock.advance(absl::Seconds(1));  // lets the pending back-off expire
   ASSERT_TRUE(RunUntil(*reactor_, [&] { return reactor_->connectionCount() == 8; }));
+}
+
+// Pauses its transport after each line and resumes it on the next turn, as
+// a protocol waiting on something else would.
+class SlowLines : public LineReceiver {
+ public:
+  SlowLines(Reactor* r, std::vector<std::string>* lines) : reactor_(r), lines_(lines) {}
+  void lineReceived(absl::string_view line) override {
+    lines_->emplace_back(line);
+    transport()->pauseProducing();
+    Transport* t = transport();
+    reactor_->callLater(absl::ZeroDuration(), [t] { t->resumeProducing(); });
+  }
+  void connectionLost(const absl::Status&) override { lost_ = true; }
+  bool lost_ = false;
+
+ private:
+  Reactor* reactor_;
+  std::vector<std::string>* lines_;
+};
+
+TEST_P(PoliciesTest, WrappingFactoriesLetHeldLinesThroughOnResume) {
+  std::vector<std::string> lines;
+  std::unique_ptr<Factory> inner;
+  auto reactor_ = NewReactor();
+  Reactor* r = reactor_.get();
+  inner = std::make_unique<Factory>([&] { return std::make_unique<SlowLines>(r, &lines); });
+  TimeoutFactory timed(r, inner.get(), absl::Seconds(60));
+  LimitTotalConnectionsFactory limited(&timed, 10);
+  BlockingClient c = Connect(Listen(&limited));
+  ASSERT_TRUE(c.SendAll("a\r\nb\r\nc\r\n").ok());  // one read, three lines
+  ASSERT_TRUE(RunUntil(*reactor_, [&] { return lines.size() == 3; }))
+      << lines.size() << " lines: held lines were not delivered on resume";
+  reactor_.reset();  // before the factories it uses
+}
+
+TEST_P(PoliciesTest, TimeoutFactoryClosesAQuietClientThenAbortsAStalledFlush) {
+  FakeClock clock;
+  std::unique_ptr<Factory> echo = Factory::forProtocol<Echo>();
+  auto reactor_ = NewReactor(&clock);
+  TimeoutFactory timed(reactor_.get(), echo.get(), absl::Seconds(10));
+  Address addr = Listen(&timed);
+  BlockingClient quiet = Connect(addr);
+  // A client that sends without reading: the echo backs up, the server stops
+  // reading it, and the flush of its echo can never finish.
+  BlockingClient hog = Connect(addr, 4096);
+  ASSERT_TRUE(RunUntil(*reactor_, [&] { return reactor_->connectionCount() == 2; }));
+  int fd = hog.fd();
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  const std::string chunk(64 * 1024, 'h');
+  int idle_turns = 0;
+  for (int i = 0; i < 100000 && idle_turns < 50; ++i) {
+    ssize_t n = ::send(fd, chunk.data(), chunk.size(), MSG_NOSIGNAL);
+    idle_turns = n > 0 ? 0 : idle_turns + 1;
+    Spin(*reactor_, 1);
+  }
+  ASSERT_EQ(idle_turns, 50) << "the server never stopped taking data";
+  clock.advance(absl::Seconds(10));
+  // The quiet one is closed cleanly at once; the hog is asked to close but
+  // cannot flush.
+  ASSERT_TRUE(RunUntil(*reactor_, [&] { return reactor_->connectionCount() == 1; }));
+  absl::StatusOr<std::string> rest = quiet.ReadToEof();
+  ASSERT_TRUE(rest.ok()) << rest.status();  // EOF, not a reset
+  EXPECT_EQ(*rest, "");
+  EXPECT_EQ(timed.timedOutCount(), 2);
+  Spin(*reactor_);
+  EXPECT_EQ(reactor_->connectionCount(), 1u);
+  clock.advance(absl::Seconds(10));
+  ASSERT_TRUE(RunUntil(*reactor_, [&] { return reactor_->connectionCount() == 0; }));
 }
 
 INSTANTIATE_TEST_SUITE_P(AllPollers, PoliciesTest,
