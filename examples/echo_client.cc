@@ -83,7 +83,7 @@ class EchoChecker : public Protocol {
       size_t at = 0;
       while (at < got_.size() && at < expected_.size() && got_[at] == expected_[at]) ++at;
       recordFailure(absl::DataLossError(absl::StrCat(
-          "connection ", id_, ": echo of message ", sent_ + 1, " differs at byte ", at)));
+          "connection ", id_ + 1, ": echo of message ", sent_ + 1, " differs at byte ", at)));
       finish();
       return;
     }
@@ -99,10 +99,13 @@ class EchoChecker : public Protocol {
   void connectionLost(const absl::Status& reason) override {
     if (!done_) {
       ++totals_->errors;  // closed before all of our echoes came back
-      recordFailure(reason.ok() ? absl::DataLossError(absl::StrCat(
-                                      "connection ", id_, " closed by the server after ",
-                                      sent_, " of ", FLAGS_messages, " echoes"))
-                                : reason);
+      // Connections are numbered from 1, like messages.
+      recordFailure(reason.ok()
+                        ? absl::DataLossError(absl::StrCat(
+                              "connection ", id_ + 1, " closed by the server after ",
+                              sent_, " of ", FLAGS_messages, " echoes"))
+                        : absl::Status(reason.code(), absl::StrCat("connection ", id_ + 1,
+                                                                   ": ", reason.message())));
       finish();
     }
     auto& open = totals_->open;
