@@ -141,14 +141,19 @@ absl::string_view SplitLines(absl::string_view data,
 }
 
 // A 64 KiB read full of `line_length`-byte lines, cut mid-line as reads are.
-void BM_LineSplit(benchmark::State& state) {
-  const size_t line_length = static_cast<size_t>(state.range(0));
+std::string ReadOfLines(size_t line_length) {
   std::string data;
   while (data.size() < 64 * 1024) {
     data.append(line_length - 1, 'a');
     data.push_back('\n');
   }
   data.resize(64 * 1024);
+  return data;
+}
+
+void BM_LineSplit(benchmark::State& state) {
+  const size_t line_length = static_cast<size_t>(state.range(0));
+  const std::string data = ReadOfLines(line_length);
   int64_t lines = 0;
   for (auto _ : state) {
     absl::string_view rest =
@@ -178,12 +183,7 @@ class CountingLines : public LineReceiver {
 // each read is kept and completed by the next one, as on a socket.
 void BM_LineReceiver(benchmark::State& state) {
   const size_t line_length = static_cast<size_t>(state.range(0));
-  std::string data;
-  while (data.size() < 64 * 1024) {
-    data.append(line_length - 1, 'a');
-    data.push_back('\n');
-  }
-  data.resize(64 * 1024);
+  const std::string data = ReadOfLines(line_length);
   CountingLines p;
   StringTransport t;
   t.connect(&p);

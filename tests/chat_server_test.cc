@@ -72,16 +72,7 @@ TEST(ChatServerTest, ConversationMaxLineAndCleanExit) {
 }
 
 void ExpectOneLineError(const std::vector<std::string>& args, const std::string& expected) {
-  absl::StatusOr<Subprocess> started =
-      Subprocess::Start(testing::RunfilePath("examples/chat_server"), args);
-  ASSERT_TRUE(started.ok()) << started.status();
-  Subprocess& p = *started;
-  absl::StatusOr<int> status = p.Wait(kWait);
-  ASSERT_TRUE(status.ok()) << status.status();
-  EXPECT_TRUE(WIFEXITED(*status));
-  EXPECT_NE(WEXITSTATUS(*status), 0);
-  EXPECT_EQ(p.err(), expected + "\n");
-  EXPECT_EQ(p.out(), "");
+  testing::ExpectOneLineFailure("examples/chat_server", args, expected);
 }
 
 TEST(ChatServerTest, BadFlags) {
@@ -93,15 +84,10 @@ TEST(ChatServerTest, BadFlags) {
 }
 
 TEST(ChatServerTest, PortInUse) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  Address any = *Address::Parse("127.0.0.1", 0);
-  ASSERT_EQ(bind(fd, any.sockaddr_ptr(), any.length()), 0);
-  ASSERT_EQ(listen(fd, 1), 0);
-  int port = Address::LocalOf(fd)->port();
-  ExpectOneLineError({absl::StrCat("--port=", port)},
-                     absl::StrCat("chat_server: cannot listen on 127.0.0.1:", port,
+  testing::BusyPort busy;
+  ExpectOneLineError({absl::StrCat("--port=", busy.port())},
+                     absl::StrCat("chat_server: cannot listen on 127.0.0.1:", busy.port(),
                                   ": Address already in use"));
-  close(fd);
 }
 
 }  // namespace

@@ -44,13 +44,7 @@ int PortOf(const std::string& line, const std::string& host) {
 
 void ExpectOneLineError(const std::vector<std::string>& args,
                         const std::string& expected) {
-  Subprocess p = StartServer(args);
-  absl::StatusOr<int> status = p.Wait(kWait);
-  ASSERT_TRUE(status.ok()) << status.status();
-  EXPECT_TRUE(WIFEXITED(*status));
-  EXPECT_NE(WEXITSTATUS(*status), 0);
-  EXPECT_EQ(p.err(), expected + "\n");
-  EXPECT_EQ(p.out(), "");
+  testing::ExpectOneLineFailure("examples/echo_server", args, expected);
 }
 
 class EchoServerTest : public ::testing::TestWithParam<int> {};
@@ -129,15 +123,10 @@ TEST(EchoServerFlags, UnknownReactor) {
 }
 
 TEST(EchoServerFlags, PortInUse) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  Address any = *Address::Parse("127.0.0.1", 0);
-  ASSERT_EQ(bind(fd, any.sockaddr_ptr(), any.length()), 0);
-  ASSERT_EQ(listen(fd, 1), 0);
-  int port = Address::LocalOf(fd)->port();
-  ExpectOneLineError({absl::StrCat("--port=", port)},
-                     absl::StrCat("echo_server: cannot listen on 127.0.0.1:", port,
+  testing::BusyPort busy;
+  ExpectOneLineError({absl::StrCat("--port=", busy.port())},
+                     absl::StrCat("echo_server: cannot listen on 127.0.0.1:", busy.port(),
                                   ": Address already in use"));
-  close(fd);
 }
 
 TEST(EchoServerFlags, HostThatIsNotAnAddress) {

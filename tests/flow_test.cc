@@ -2,7 +2,6 @@
 // producers, half-close, a reset in the middle of a large write, and no
 // descriptor leaked over 20000 connections.
 
-#include <dirent.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -339,16 +338,6 @@ TEST_P(FlowTest, AProxySideClosingWhileTheOtherStillFlushesIsSafe) {
   EXPECT_EQ(reactor_->connectionCount(), 0u);
 }
 
-// Counts open descriptors of this process.
-int OpenDescriptors() {
-  int n = 0;
-  DIR* d = opendir("/proc/self/fd");
-  if (d == nullptr) return -1;
-  while (readdir(d) != nullptr) ++n;
-  closedir(d);
-  return n - 3;  // ".", ".." and the DIR's own descriptor
-}
-
 // Echoes one message; closes first on even connections, so that both the
 // server's close and the client's close (and resets) are exercised.
 class OneShot : public Protocol {
@@ -371,7 +360,7 @@ TEST_P(FlowTest, TwentyThousandConnectionsLeaveNoDescriptorBehind) {
   Factory factory([&] { return std::make_unique<OneShot>(&echoed, &lost); });
   auto reactor_ = NewReactor();
   Address addr = Listen(&factory);
-  const int before = OpenDescriptors();
+  const int before = testing::OpenDescriptors();
   constexpr int kTotal = 20000, kBatch = 200;
   for (int start = 0; start < kTotal; start += kBatch) {
     std::vector<BlockingClient> batch;
@@ -391,7 +380,7 @@ TEST_P(FlowTest, TwentyThousandConnectionsLeaveNoDescriptorBehind) {
   }
   EXPECT_EQ(reactor_->connectionCount(), 0u);
   reactor_->iterate();  // destroys the last retired connections
-  EXPECT_EQ(OpenDescriptors(), before);
+  EXPECT_EQ(testing::OpenDescriptors(), before);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllPollers, FlowTest, ::testing::ValuesIn(PollerNames()),

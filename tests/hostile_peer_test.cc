@@ -2,7 +2,6 @@
 // outside: its memory with a client that never reads, its descriptors when
 // accept runs out of them, and its idle-timeout and connection-limit flags.
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -61,15 +60,6 @@ int64_t StatusKiB(pid_t pid, absl::string_view field) {
     }
   }
   return -1;
-}
-
-int OpenDescriptors(pid_t pid) {
-  DIR* d = opendir(absl::StrCat("/proc/", pid, "/fd").c_str());
-  if (d == nullptr) return -1;
-  int n = 0;
-  while (readdir(d) != nullptr) ++n;
-  closedir(d);
-  return n - 2;
 }
 
 // Byte i of a stream: a period that is prime and not a power of two, so
@@ -146,7 +136,7 @@ TEST(HostilePeerTest, ClientThatNeverReadsKeepsServerMemoryBounded) {
 TEST(HostilePeerTest, AcceptOutOfDescriptorsShedsConnectionsAndRecovers) {
   // A limit of 32 leaves the server room for about twenty connections.
   Server s = StartServer({}, /*max_open_files=*/32);
-  const int fds_at_start = OpenDescriptors(s.process.pid());
+  const int fds_at_start = testing::OpenDescriptors(s.process.pid());
   std::vector<BlockingClient> clients;
   for (int i = 0; i < 60; ++i) {
     absl::StatusOr<BlockingClient> c = BlockingClient::Connect(s.address);
@@ -176,11 +166,11 @@ TEST(HostilePeerTest, AcceptOutOfDescriptorsShedsConnectionsAndRecovers) {
   // Once the served ones leave, the server is whole again.
   clients.clear();
   absl::Time deadline = absl::Now() + kWait;
-  while (OpenDescriptors(s.process.pid()) != fds_at_start && absl::Now() < deadline) {
+  while (testing::OpenDescriptors(s.process.pid()) != fds_at_start && absl::Now() < deadline) {
     pollfd none;
     ::poll(&none, 0, 10);  // polling another process's state: nothing to wait on
   }
-  EXPECT_EQ(OpenDescriptors(s.process.pid()), fds_at_start);
+  EXPECT_EQ(testing::OpenDescriptors(s.process.pid()), fds_at_start);
   for (int i = 0; i < 15; ++i) {
     absl::StatusOr<BlockingClient> c = BlockingClient::Connect(s.address);
     ASSERT_TRUE(c.ok()) << c.status();
@@ -245,13 +235,7 @@ TEST(HostilePeerTest, BadPolicyFlagsAreOneLineErrors) {
            {"--idle_timeout=-2", "echo_server: invalid --idle_timeout -2: must be 0..1e9 seconds"},
            {"--accept_rate=-3", "echo_server: invalid --accept_rate -3: must be 0..1e9 per second"},
        }) {
-    absl::StatusOr<Subprocess> p = Subprocess::Start(
-        testing::RunfilePath("examples/echo_server"), {flag, "--port=0"});
-    ASSERT_TRUE(p.ok());
-    absl::StatusOr<int> status = p->Wait(kWait);
-    ASSERT_TRUE(status.ok());
-    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) != 0) << flag;
-    EXPECT_EQ(p->err(), message + "\n");
+    testing::ExpectOneLineFailure("examples/echo_server", {flag, "--port=0"}, message);
   }
 }
 

@@ -13,8 +13,10 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "framework/clock.h"
+#include "gtest/gtest.h"
 
 namespace twist {
 namespace testing {
@@ -169,6 +171,19 @@ absl::StatusOr<ServerProgram> StartServerProgram(const std::string& program,
       Address::Parse(rest.substr(0, rest.rfind(':')), port);
   if (!address.ok()) return address.status();
   return ServerProgram{*std::move(p), *address};
+}
+
+void ExpectOneLineFailure(const std::string& program,
+                          const std::vector<std::string>& args,
+                          const std::string& expected_stderr) {
+  absl::StatusOr<Subprocess> p = Subprocess::Start(RunfilePath(program), args);
+  ASSERT_TRUE(p.ok()) << p.status();
+  absl::StatusOr<int> status = p->Wait(absl::Seconds(20));
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) != 0)
+      << program << " " << absl::StrJoin(args, " ") << ": status " << *status;
+  EXPECT_EQ(p->out(), "");
+  EXPECT_EQ(p->err(), expected_stderr + "\n") << absl::StrJoin(args, " ");
 }
 
 }  // namespace testing

@@ -56,6 +56,13 @@ absl::StatusOr<ServerProgram> StartServerProgram(const std::string& program,
                                                  std::vector<std::string> args,
                                                  int max_open_files = 0);
 
+/// Runs `program` (a runfile path) with `args` and expects it to fail the
+/// way every twist program fails on bad input: a non-zero exit, nothing on
+/// stdout, and exactly `expected_stderr` plus a newline on stderr.
+void ExpectOneLineFailure(const std::string& program,
+                          const std::vector<std::string>& args,
+                          const std::string& expected_stderr);
+
 /// Path of a binary in this test's runfiles, e.g. "examples/echo_server".
 std::string RunfilePath(const std::string& relative);
 

@@ -1,9 +1,11 @@
 #include "tests/test_util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -174,6 +176,33 @@ BlockingClient PollerTest::Connect(const Address& to, int rcvbuf) {
 
 void PollerTest::Spin(Reactor& reactor, int turns) {
   for (int i = 0; i < turns; ++i) reactor.iterate(absl::Milliseconds(1));
+}
+
+BusyPort::BusyPort() {
+  fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  Address any = *Address::Parse("127.0.0.1", 0);
+  if (fd_ < 0 || ::bind(fd_, any.sockaddr_ptr(), any.length()) != 0 ||
+      ::listen(fd_, 1) != 0) {
+    ADD_FAILURE() << "cannot listen on 127.0.0.1: " << strerror(errno);
+    return;
+  }
+  port_ = Address::LocalOf(fd_)->port();
+}
+
+BusyPort::~BusyPort() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+int OpenDescriptors(pid_t pid) {
+  const std::string dir =
+      pid == 0 ? "/proc/self/fd" : absl::StrCat("/proc/", pid, "/fd");
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return -1;
+  int n = 0;
+  while (readdir(d) != nullptr) ++n;
+  closedir(d);
+  // ".", ".." and, for this process, the DIR's own descriptor.
+  return n - (pid == 0 ? 3 : 2);
 }
 
 }  // namespace testing

@@ -3,6 +3,7 @@
 
 #include <memory>
 #include <string>
+#include <sys/types.h>
 
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
@@ -75,6 +76,23 @@ class PollerTest : public ::testing::TestWithParam<std::string> {
  private:
   Reactor* current_ = nullptr;
 };
+
+/// A port on 127.0.0.1 held by a listening socket for this object's life.
+class BusyPort {
+ public:
+  BusyPort();
+  ~BusyPort();
+  BusyPort(const BusyPort&) = delete;
+  BusyPort& operator=(const BusyPort&) = delete;
+  int port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
+/// Open descriptors of process `pid` (0: this process), from /proc.
+int OpenDescriptors(pid_t pid = 0);
 
 /// The loopback address of a listening port.
 Address LoopbackOf(const Address& listening);
