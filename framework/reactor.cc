@@ -107,10 +107,7 @@ Reactor::~Reactor() {
   for (TcpConnection* c : open) c->abortConnection();
   processPendingCloses();
   dead_.clear();
-  // Attempts still in progress end as cancelled, so their factories hear.
-  std::vector<Connector*> connecting;
-  for (auto& [c, owned] : connectors_) connecting.push_back(c);
-  for (Connector* c : connecting) c->abandon();
+  abandonConnectors();
   maybe_idle_.clear();
   connectors_.clear();
   for (auto& port : ports_) port->stopListening();
@@ -134,9 +131,7 @@ void Reactor::run() {
   // Shut down: no new connections; let the open ones flush and close.
   stopping_ = true;
   for (auto& port : ports_) port->stopListening();
-  std::vector<Connector*> connectors;
-  for (auto& [c, owned] : connectors_) connectors.push_back(c);
-  for (Connector* c : connectors) c->abandon();
+  abandonConnectors();
   std::vector<TcpConnection*> open;
   for (auto& [c, owned] : connections_) open.push_back(c);
   for (TcpConnection* c : open) c->loseConnection();
@@ -314,12 +309,16 @@ Connector* Reactor::connectTCP(absl::string_view host, int port,
                                            timeout, std::move(bind_address));
   Connector* c = owned.get();
   connectors_.emplace(c, std::move(owned));
-  if (absl::Status s = c->connect(); !s.ok()) {
-    // Only while stopping: the attempt fails like any other, on the next turn.
-    c->state_ = Connector::State::kConnecting;
-    c->fail(s, /*deferred=*/true);
-  }
+  c->start();
   return c;
+}
+
+void Reactor::abandonConnectors() {
+  // Attempts in progress and pending retries end as cancelled, so their
+  // factories hear; a callback may add connectors, hence the copy.
+  std::vector<Connector*> all;
+  for (auto& [c, owned] : connectors_) all.push_back(c);
+  for (Connector* c : all) c->abandon();
 }
 
 void Reactor::connectorMaybeIdle(Connector* c) { maybe_idle_.push_back(c); }

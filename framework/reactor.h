@@ -135,6 +135,8 @@ class Reactor {
   // the iteration if it is still idle then.
   void connectorMaybeIdle(Connector* c);
   void reapIdleConnectors();
+  // Stopping: every connector's attempt or pending retry ends (cancelled).
+  void abandonConnectors();
   // Called by a transport once connectionLost has run: it is destroyed at
   // the end of this loop iteration, when no event can still point to it.
   void retire(TcpConnection* c);

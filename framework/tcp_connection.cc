@@ -383,9 +383,7 @@ void TcpConnection::closeNow(absl::Status reason) {
   // end of this iteration: they lose their producer now.
   for (TcpConnection* c : std::exchange(consumers_, {})) {
     if (c->producer_ == this) {
-      c->producer_ = nullptr;
-      c->producer_paused_ = false;
-      c->pull_wanted_ = false;
+      c->dropProducer();
       c->updateInterest();
     }
   }

@@ -109,6 +109,13 @@ absl::Status Connector::connect() {
   return absl::OkStatus();
 }
 
+void Connector::start() {
+  absl::Status s = connect();
+  if (s.ok()) return;
+  state_ = State::kConnecting;  // what fail() ends
+  fail(std::move(s), /*deferred=*/true);
+}
+
 absl::Status Connector::connectLater(absl::Duration delay) {
   reconnect_call_.cancel().IgnoreError();
   if (reactor_->stopping_) {
@@ -152,11 +159,9 @@ void Connector::beginConnect(const Address& address) {
   do {
     rc = ::connect(fd_, address.sockaddr_ptr(), address.length());
   } while (rc != 0 && errno == EINTR);
-  if (rc == 0) {
-    connected();
-    return;
-  }
-  if (errno != EINPROGRESS) {
+  // Connected at once or not, the handshake's end is seen through
+  // writability: connectionMade never runs inside the caller's connect().
+  if (rc != 0 && errno != EINPROGRESS) {
     fail(ConnectError(errno, getDestination()), /*deferred=*/true);
     return;
   }
@@ -181,12 +186,8 @@ void Connector::handleEvents(uint32_t ready) {
 }
 
 void Connector::connected() {
-  if (registered_) {
-    reactor_->poller().remove(fd_);
-    registered_ = false;
-  }
   timeout_call_.cancel().IgnoreError();
-  int fd = std::exchange(fd_, -1);
+  int fd = releaseSocket();
   absl::StatusOr<Address> host = Address::LocalOf(fd);
   absl::StatusOr<Address> peer = Address::PeerOf(fd);
   if (!peer.ok()) {
@@ -244,14 +245,16 @@ void Connector::disconnect() {
   }
 }
 
-void Connector::closeSocket() {
-  if (fd_ < 0) return;
+int Connector::releaseSocket() {
   if (registered_) {
     reactor_->poller().remove(fd_);
     registered_ = false;
   }
-  ::close(fd_);
-  fd_ = -1;
+  return std::exchange(fd_, -1);
+}
+
+void Connector::closeSocket() {
+  if (int fd = releaseSocket(); fd >= 0) ::close(fd);
 }
 
 void Connector::fail(absl::Status reason, bool deferred) {

@@ -62,6 +62,9 @@ class Connector final : private Selectable {
   friend class TcpConnection;  // connectionLost()
 
   void handleEvents(uint32_t ready) override;
+  // The first connect(), from connectTCP: if it cannot even begin (the
+  // reactor is stopping) the factory still hears, on the next turn.
+  void start();
   // The reactor is stopping: an attempt in progress, or a pending
   // connectLater(), ends now with a cancelled clientConnectionFailed.
   void abandon();
@@ -77,6 +80,8 @@ class Connector final : private Selectable {
   // lets the reactor reap this connector, unless it connects again.
   void afterAttempt();
   void closeSocket();
+  // Stops watching the socket and hands it over (-1 if there is none).
+  int releaseSocket();
   bool idle() const;
 
   // Shared with a resolver thread: lets it reach the reactor only while
