@@ -26,7 +26,17 @@ void TimeoutMixin::timeoutConnection() {
 }
 
 ProtocolWrapper::ProtocolWrapper(std::unique_ptr<Protocol> wrapped)
-    : wrapped_(std::move(wrapped)) {}
+    : wrapped_(std::move(wrapped)),
+      half_closeable_(dynamic_cast<HalfCloseableProtocol*>(wrapped_.get())),
+      buffering_(dynamic_cast<BufferingProtocol*>(wrapped_.get())) {}
+
+std::unique_ptr<Protocol> ProtocolWrapper::buildWrapped(Factory* factory,
+                                                        const Address& addr) {
+  std::unique_ptr<Protocol> p = factory->buildProtocol(addr);
+  // The wrapped protocol's factory() is its own, not the wrapping one.
+  if (p != nullptr && p->factory() == nullptr) p->setFactory(factory);
+  return p;
+}
 
 void ProtocolWrapper::connectionMade() { wrapped_->makeConnection(transport()); }
 
@@ -35,15 +45,15 @@ void ProtocolWrapper::dataReceived(absl::string_view data) {
 }
 
 void ProtocolWrapper::readConnectionLost() {
-  if (auto* h = dynamic_cast<HalfCloseableProtocol*>(wrapped_.get())) {
-    h->readConnectionLost();
+  if (half_closeable_ != nullptr) {
+    half_closeable_->readConnectionLost();
   } else {
     transport()->loseConnection();  // what the transport does for others
   }
 }
 
 void ProtocolWrapper::readingResumed() {
-  if (auto* b = dynamic_cast<BufferingProtocol*>(wrapped_.get())) b->readingResumed();
+  if (buffering_ != nullptr) buffering_->readingResumed();
 }
 
 void ProtocolWrapper::connectionLost(const absl::Status& reason) {
@@ -76,9 +86,8 @@ std::unique_ptr<Protocol> LimitTotalConnectionsFactory::buildProtocol(
     ++refused_;
     return nullptr;
   }
-  std::unique_ptr<Protocol> p = wrapped_->buildProtocol(addr);
+  std::unique_ptr<Protocol> p = ProtocolWrapper::buildWrapped(wrapped_, addr);
   if (p == nullptr) return nullptr;
-  if (p->factory() == nullptr) p->setFactory(wrapped_);
   return std::make_unique<Counted>(this, std::move(p));
 }
 
@@ -117,9 +126,8 @@ class TimeoutFactory::TimeoutProtocol final : public ProtocolWrapper,
 };
 
 std::unique_ptr<Protocol> TimeoutFactory::buildProtocol(const Address& addr) {
-  std::unique_ptr<Protocol> p = wrapped_->buildProtocol(addr);
+  std::unique_ptr<Protocol> p = ProtocolWrapper::buildWrapped(wrapped_, addr);
   if (p == nullptr) return nullptr;
-  if (p->factory() == nullptr) p->setFactory(wrapped_);
   return std::make_unique<TimeoutProtocol>(this, std::move(p));
 }
 

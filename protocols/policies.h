@@ -61,9 +61,14 @@ class ProtocolWrapper : public Protocol,
   void readingResumed() override;
   void connectionLost(const absl::Status& reason) override;
   Protocol* wrapped() const { return wrapped_.get(); }
+  /// `factory`'s protocol for `addr`, with its own factory() set: what a
+  /// wrapping factory wraps. nullptr if `factory` refuses.
+  static std::unique_ptr<Protocol> buildWrapped(Factory* factory, const Address& addr);
 
  private:
   std::unique_ptr<Protocol> wrapped_;
+  HalfCloseableProtocol* half_closeable_;  // wrapped_, if it opts in
+  BufferingProtocol* buffering_;           // wrapped_, if it opts in
 };
 
 /// Serves at most `max_connections` connections at once with the protocols
