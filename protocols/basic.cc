@@ -20,30 +20,38 @@ void FramedReceiver::dataReceived(absl::string_view data) {
     pending_.append(data.data(), data.size());
     return;
   }
-  buffer_.append(data.data(), data.size());
+  if (buffer_.empty()) {
+    // Nothing held from earlier reads: parse this one where it lies, and
+    // copy only what is left of it at the end.
+    input_ = data;
+  } else {
+    buffer_.append(data.data(), data.size());
+    input_ = buffer_;
+  }
   deliver();
+}
+
+void FramedReceiver::keepUnconsumed() {
+  std::string rest(unconsumed());
+  rest += pending_;
+  pending_.clear();
+  buffer_ = std::move(rest);
+  input_ = buffer_;
+  start_ = 0;
 }
 
 void FramedReceiver::deliver() {
   busy_ = true;
   while (!paused_ && !stopped_ &&
          !(transport() != nullptr && transport()->readingPaused())) {
-    if (!pending_.empty()) {
-      buffer_.append(pending_);
-      pending_.clear();
-    }
+    // Input that arrived during the last callback joins what is left; no
+    // callback is running now, so nothing views the old buffer.
+    if (!pending_.empty()) keepUnconsumed();
     if (!deliverNext() && pending_.empty()) break;
   }
-  buffer_.append(pending_);
-  pending_.clear();
-  if (start_ == buffer_.size()) {
-    buffer_.clear();
-  } else {
-    buffer_.erase(0, start_);
-  }
-  start_ = 0;
-  // An idle connection should not keep the capacity of its largest read.
-  if (buffer_.capacity() > 2 * buffer_.size() + 4096) buffer_.shrink_to_fit();
+  // A fresh string, sized to what is left: an idle connection does not keep
+  // the capacity of its largest read.
+  keepUnconsumed();
   busy_ = false;
 }
 
@@ -51,7 +59,7 @@ std::string FramedReceiver::takeBuffer() {
   std::string out(unconsumed());
   out += pending_;
   pending_.clear();
-  start_ = buffer_.size();  // buffer_ itself is left alone: views stay valid
+  start_ = input_.size();  // the input itself is left alone: views stay valid
   return out;
 }
 

@@ -50,7 +50,7 @@ class FramedReceiver : public Protocol, public BufferingProtocol {
 
   /// Input received and not consumed yet.
   absl::string_view unconsumed() const {
-    return absl::string_view(buffer_).substr(start_);
+    return input_.substr(start_);
   }
   /// Marks the first n bytes of unconsumed() as consumed. Views into it
   /// stay valid until the current callback returns.
@@ -65,9 +65,15 @@ class FramedReceiver : public Protocol, public BufferingProtocol {
 
  private:
   void deliver();
+  // Makes buffer_ hold exactly the unconsumed input plus pending_.
+  void keepUnconsumed();
 
+  // The input being parsed: the caller's read itself when nothing was held
+  // back (no copy; valid until dataReceived returns), else buffer_, which
+  // holds what earlier reads left.
+  absl::string_view input_;
   std::string buffer_;
-  size_t start_ = 0;     // buffer_[0, start_) is consumed
+  size_t start_ = 0;     // input_[0, start_) is consumed
   std::string pending_;  // input that arrived during a callback
   bool busy_ = false;    // inside deliver(): callbacks may re-enter
   bool paused_ = false;
