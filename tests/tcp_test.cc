@@ -60,9 +60,6 @@ class RecordingProtocol : public Protocol {
   Record* r_;
 };
 
-// Each test makes its reactor after its factory and records, so that it is
-// destroyed first: its destructor still calls into them (connectionLost,
-// stopFactory).
 using TcpTest = testing::PollerTest;
 
 TEST_P(TcpTest, LifecycleIsMadeDataLostThenDestroyed) {
