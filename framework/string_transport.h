@@ -26,7 +26,9 @@ namespace twist {
 ///
 /// It records what the protocol writes and what it asks of the transport
 /// (closing, pausing, producers, socket options). Like a real transport it
-/// ignores writes once the protocol has asked to close, and never calls back
+/// still takes writes after loseConnection() (they would be flushed before the
+/// close), ignores them after abortConnection(), loseWriteConnection() or
+/// disconnect(), and never calls back
 /// into the protocol by itself: the test decides when data arrives and when
 /// the connection ends. Not thread-safe; not for production use.
 class StringTransport : public Transport {
@@ -68,7 +70,7 @@ class StringTransport : public Transport {
 
   /// The protocol called loseConnection(), abortConnection() or
   /// stopProducing().
-  bool disconnecting() const { return disconnecting_; }
+  bool disconnecting() const override { return disconnecting_; }
   /// The protocol called abortConnection().
   bool aborted() const { return aborted_; }
   /// The protocol called loseWriteConnection().
@@ -110,7 +112,7 @@ class StringTransport : public Transport {
   void setWriteBufferWaterMarks(size_t low, size_t high) override;
 
  private:
-  bool writable() const { return !disconnecting_ && !write_lost_ && !disconnected_; }
+  bool writable() const { return !aborted_ && !write_lost_ && !disconnected_; }
 
   Address host_;
   Address peer_;

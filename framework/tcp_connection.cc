@@ -76,7 +76,9 @@ void TcpConnection::write(absl::string_view data) {
 }
 
 void TcpConnection::writeSequence(absl::Span<const absl::string_view> data) {
-  if (state_ != State::kConnected || write_shutdown_) return;
+  // After loseConnection() writes still go out before the close (Twisted);
+  // abortConnection() and loseWriteConnection() set write_shutdown_.
+  if (state_ == State::kClosed || write_shutdown_) return;
   if (producer_ != nullptr && !streaming_ && !pull_wanted_) {
     pull_wanted_ = true;  // ask the pull producer again once this drains
     updateInterest();
@@ -352,7 +354,8 @@ void TcpConnection::loseWriteConnection() {
 void TcpConnection::scheduleClose(absl::Status reason) {
   if (state_ == State::kClosed) return;
   if (close_pending_) {
-    if (IsConnectionAborted(reason)) close_reason_ = std::move(reason);
+    // An abort, or a failure after a clean close was asked, says more.
+    if (IsConnectionAborted(reason) || close_reason_.ok()) close_reason_ = std::move(reason);
     return;
   }
   close_pending_ = true;
@@ -362,6 +365,14 @@ void TcpConnection::scheduleClose(absl::Status reason) {
 
 void TcpConnection::closeNow(absl::Status reason) {
   if (state_ == State::kClosed) return;
+  if (state_ == State::kDisconnecting && IsConnectionDone(reason) && !out_.empty() &&
+      !write_shut_) {
+    // loseConnection() found nothing queued, but the protocol wrote after it:
+    // flush that first; afterDrain() closes.
+    close_pending_ = false;
+    updateInterest();
+    return;
+  }
   state_ = State::kClosed;
   if (registered_) {
     reactor_->poller().remove(fd_);

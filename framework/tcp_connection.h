@@ -40,6 +40,7 @@ class TcpConnection final : public Transport, private Selectable {
   void loseConnection() override;
   void abortConnection() override;
   void loseWriteConnection() override;
+  bool disconnecting() const override { return state_ != State::kConnected; }
   Address getPeer() const override { return peer_; }
   Address getHost() const override { return host_; }
   absl::Status setTcpNoDelay(bool enabled) override;

@@ -33,13 +33,15 @@ class Transport : public Producer {
  public:
   ~Transport() override = default;
 
-  /// Queues `data`, sending as much as the kernel takes at once. Ignored
-  /// once loseConnection(), abortConnection() or loseWriteConnection() has
-  /// been called: those flush (or drop) what was written before them.
+  /// Queues `data`, sending as much as the kernel takes at once. As in
+  /// Twisted, a write after loseConnection() is still sent (before the close);
+  /// writes are ignored once abortConnection() or loseWriteConnection() has
+  /// been called, or once the connection is lost.
   virtual void write(absl::string_view data) = 0;
   /// Writes several pieces in order, with one system call where possible.
   virtual void writeSequence(absl::Span<const absl::string_view> data) = 0;
   /// Closes once every queued byte is sent; stops reading now.
+  /// disconnecting() is true from here on.
   /// connectionLost gets ConnectionDone (OK) unless the flush fails.
   virtual void loseConnection() = 0;
   /// Closes at once, dropping unsent data; connectionLost gets
@@ -48,6 +50,11 @@ class Transport : public Producer {
   /// Shuts down the write side (TCP FIN) once queued bytes are sent, and
   /// keeps reading (half-close).
   virtual void loseWriteConnection() = 0;
+
+  /// loseConnection() or abortConnection() was called (or the connection is
+  /// closing for another reason): Twisted's `transport.disconnecting`. The
+  /// framing receivers stop delivering frames once it is true.
+  virtual bool disconnecting() const = 0;
 
   virtual Address getPeer() const = 0;
   virtual Address getHost() const = 0;

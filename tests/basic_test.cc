@@ -538,7 +538,7 @@ TEST(StringTransportTest, RecordsWritesAndCloses) {
   EXPECT_EQ(t.take(), "hi!");
   EXPECT_EQ(t.value(), "");
   t.receive("close");
-  EXPECT_EQ(t.value(), "close") << "writes after loseConnection are ignored";
+  EXPECT_EQ(t.take(), "close!") << "writes after loseConnection are still sent";
   EXPECT_TRUE(t.disconnecting());
   EXPECT_FALSE(t.aborted());
   t.receive("ignored");
@@ -552,6 +552,7 @@ TEST(StringTransportTest, AbortGivesConnectionAborted) {
   StringTransport t;
   t.connect(&p);
   t.receive("abort");
+  EXPECT_EQ(t.value(), "abort") << "writes after abortConnection are dropped";
   EXPECT_TRUE(t.aborted());
   t.disconnect();
   EXPECT_THAT(p.events, ElementsAre("made", "data:abort", "lost:ABORTED"));
