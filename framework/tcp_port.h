@@ -24,6 +24,9 @@ class Port final : private Selectable {
   /// The factory's stopFactory() runs if this was its last port. Idempotent.
   void stopListening();
   bool listening() const { return fd_ >= 0; }
+  /// The listening socket's descriptor, -1 once stopped (Twisted's
+  /// fileno()): for socket options the port does not offer.
+  int fileno() const { return fd_; }
   /// Accepts at most `per_second` connections a second on average, in
   /// bursts of at most `burst` (a token bucket on the reactor's clock);
   /// further connections wait in the kernel's backlog. per_second <= 0

@@ -160,11 +160,14 @@ class ChatTest : public ::testing::TestWithParam<std::string> {
  protected:
   // Makes the room and the reactor, the room first: the reactor's
   // destructor still calls into the protocols, which use the room.
-  void Start(ChatOptions options = {}) {
+  // `pinned_buffers` > 0 pins the accepted sockets' buffers
+  // (testing::PinSocketBuffers).
+  void Start(ChatOptions options = {}, int pinned_buffers = 0) {
     room_ = std::make_unique<ChatFactory>(options);
     reactor_ = testing::MakeReactor(GetParam());
     absl::StatusOr<Port*> port = reactor_->listenTCP(0, room_.get(), 1024, "127.0.0.1");
     ASSERT_TRUE(port.ok()) << port.status();
+    if (pinned_buffers > 0) testing::PinSocketBuffers((*port)->fileno(), pinned_buffers);
     addr_ = (*port)->getHost();
   }
   void TearDown() override {
@@ -173,8 +176,8 @@ class ChatTest : public ::testing::TestWithParam<std::string> {
     room_.reset();
   }
 
-  LineClient& Connect(int rcvbuf = 0) {
-    absl::StatusOr<BlockingClient> c = BlockingClient::Connect(addr_, rcvbuf);
+  LineClient& Connect(int pinned_buffers = 0) {
+    absl::StatusOr<BlockingClient> c = BlockingClient::Connect(addr_, pinned_buffers);
     EXPECT_TRUE(c.ok()) << c.status();
     clients_.push_back(std::make_unique<LineClient>(*std::move(c)));
     return *clients_.back();
@@ -430,10 +433,14 @@ TEST_P(ChatTest, ByteByByte) {
   LineClient& a = Join("alice");
   LineClient& b = Connect();
   EXPECT_EQ(Next(b), "What's your name?");
-  // Each byte in its own segment, each read by its own loop turn.
+  // Each byte sent only once the server has read the one before: every
+  // read() the server makes returns exactly one byte.
+  const int server_end = testing::ServerEndOf(b.socket());
+  ASSERT_GE(server_end, 0);
   for (char ch : std::string("bob\r\nhello, world\r\n/me splits\n")) {
     b.send(std::string(1, ch));
-    reactor_->iterate(absl::Milliseconds(1));
+    ASSERT_EQ(testing::PendingBytes(server_end), 1) << "not one byte per read";
+    ASSERT_TRUE(RunUntil(*reactor_, [&] { return testing::PendingBytes(server_end) == 0; }));
   }
   EXPECT_EQ(Next(b), "Welcome, bob!");
   EXPECT_EQ(Next(a), "* bob has joined");
@@ -516,11 +523,12 @@ TEST_P(ChatTest, TwoHundredUsersEachMessageReachesEveryOtherExactlyOnce) {
 TEST_P(ChatTest, ClientThatNeverReadsDoesNotStallOrBloat) {
   ChatOptions options;
   options.max_buffered = 32 * 1024;
-  Start(options);
+  // Pinned: with autotuned buffers the kernel could hold much of the chat.
+  Start(options, testing::kSmallBuffers);
   LineClient& talker = Join("talker");
   LineClient& reader = Join("reader");
   EXPECT_EQ(Next(talker), "* reader has joined");
-  LineClient& slow = Connect(/*rcvbuf=*/4096);
+  LineClient& slow = Connect(testing::kSmallBuffers);
   EXPECT_EQ(Next(slow), "What's your name?");
   slow.send("slow\r\n");
   EXPECT_EQ(Next(talker), "* slow has joined");

@@ -26,6 +26,7 @@ namespace {
 
 using ::testing::ElementsAre;
 using testing::BlockingClient;
+using testing::kSmallBuffers;
 using testing::Pattern;
 using testing::RunUntil;
 
@@ -120,9 +121,9 @@ TEST_P(FlowTest, PushProducerPausesAboveHighMarkAndResumesBelowLow) {
   s.total = 8 << 20;
   Factory factory([&] { return std::make_unique<ProducingProtocol>(&s); });
   auto reactor_ = NewReactor();
-  BlockingClient c = Connect(Listen(&factory), 64 * 1024);
-  // The client reads nothing: the kernel buffers fill, then ours passes the
-  // high mark and the producer is paused.
+  BlockingClient c = Connect(Listen(&factory, kSmallBuffers), kSmallBuffers);
+  // The client reads nothing: the (pinned) kernel buffers fill, then ours
+  // passes the high mark and the producer is paused.
   ASSERT_TRUE(RunUntil(*reactor_, [&] { return s.producer && s.producer->paused_; }));
   const size_t sent_at_pause = s.producer->sent_;
   EXPECT_LT(sent_at_pause, s.total);
@@ -154,7 +155,7 @@ TEST_P(FlowTest, PullProducerIsAskedEachTimeTheBufferDrains) {
   s.total = 4 << 20;
   Factory factory([&] { return std::make_unique<ProducingProtocol>(&s); });
   auto reactor_ = NewReactor();
-  BlockingClient c = Connect(Listen(&factory), 64 * 1024);
+  BlockingClient c = Connect(Listen(&factory, kSmallBuffers), kSmallBuffers);
   absl::StatusOr<std::string> got;
   std::thread reader([&] { got = c.ReadToEof(); });
   ASSERT_TRUE(RunUntil(*reactor_, [&] { return s.lost; }));
@@ -171,9 +172,9 @@ TEST_P(FlowTest, ProducerIsStoppedWhenThePeerResetsMidWrite) {
   s.total = 64 << 20;
   Factory factory([&] { return std::make_unique<ProducingProtocol>(&s); });
   auto reactor_ = NewReactor();
-  Address addr = Listen(&factory);
+  Address addr = Listen(&factory, kSmallBuffers);
   {
-    BlockingClient c = Connect(addr, 64 * 1024);
+    BlockingClient c = Connect(addr, kSmallBuffers);
     ASSERT_TRUE(RunUntil(*reactor_, [&] { return s.producer && s.producer->paused_; }));
     ASSERT_TRUE(c.ReadExactly(1000).ok());
     c.Reset();
@@ -225,7 +226,7 @@ TEST_P(FlowTest, LoseWriteConnectionFlushesThenSendsEofAndKeepsReading) {
   bool lost = false;
   Factory factory([&] { return std::make_unique<HalfCloser>(&received, &lost); });
   auto reactor_ = NewReactor();
-  BlockingClient c = Connect(Listen(&factory), 64 * 1024);
+  BlockingClient c = Connect(Listen(&factory, kSmallBuffers), kSmallBuffers);
   auto reading = std::async(std::launch::async, [&] { return c.ReadToEof(); });
   // EOF arrives after the full reply while our connection is still open...
   ASSERT_TRUE(RunUntil(*reactor_, [&] {
@@ -309,10 +310,12 @@ TEST_P(FlowTest, AProxySideClosingWhileTheOtherStillFlushesIsSafe) {
   int next = 0;
   Factory factory([&] { return std::make_unique<ProxySide>(&pair, next++); });
   auto reactor_ = NewReactor();
-  Address addr = Listen(&factory);
-  BlockingClient a = Connect(addr);
+  // Pinned buffers: with autotuning the kernel would absorb the 4 MiB below
+  // and nothing would back up into b's side.
+  Address addr = Listen(&factory, kSmallBuffers);
+  BlockingClient a = Connect(addr, kSmallBuffers);
   ASSERT_TRUE(RunUntil(*reactor_, [&] { return pair.side[0] != nullptr; }));
-  BlockingClient b = Connect(addr, 64 * 1024);
+  BlockingClient b = Connect(addr, kSmallBuffers);
   ASSERT_TRUE(RunUntil(*reactor_, [&] { return pair.side[1] != nullptr; }));
   // a sends more than b (not reading) can take: the server's side for b
   // fills and pauses the side for a.

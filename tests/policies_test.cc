@@ -114,7 +114,9 @@ TEST_P(PoliciesTest, ConnectionLimitClosesTheConnectionOverItAtOnce) {
   ASSERT_TRUE(RunUntil(*reactor_, [&] { return limited.connectionCount() == 2; }));
   BlockingClient third = Connect(addr);
   ASSERT_TRUE(RunUntil(*reactor_, [&] { return limited.refusedCount() == 1; }));
-  EXPECT_EQ(third.ReadUntilClosed(), "");
+  absl::StatusOr<std::string> rest = third.ReadUntilClosed();
+  ASSERT_TRUE(rest.ok()) << rest.status();
+  EXPECT_EQ(*rest, "");
   // The two within the limit are served as usual.
   Spin(*reactor_);
   EXPECT_EQ(*a.ReadExactly(1), "a");
@@ -196,11 +198,11 @@ TEST_P(PoliciesTest, TimeoutFactoryClosesAQuietClientThenAbortsAStalledFlush) {
   std::unique_ptr<Factory> echo = Factory::forProtocol<Echo>();
   auto reactor_ = NewReactor(&clock);
   TimeoutFactory timed(reactor_.get(), echo.get(), absl::Seconds(10));
-  Address addr = Listen(&timed);
+  Address addr = Listen(&timed, testing::kSmallBuffers);
   BlockingClient quiet = Connect(addr);
   // A client that sends without reading: the echo backs up, the server stops
   // reading it, and the flush of its echo can never finish.
-  BlockingClient hog = Connect(addr, 4096);
+  BlockingClient hog = Connect(addr, testing::kSmallBuffers);
   ASSERT_TRUE(RunUntil(*reactor_, [&] { return reactor_->connectionCount() == 2; }));
   int fd = hog.fd();
   fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);

@@ -6,12 +6,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
 
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
 namespace twist {
@@ -41,15 +43,37 @@ bool RunUntil(Reactor& reactor, absl::FunctionRef<bool()> pred,
   return true;
 }
 
+namespace {
+// A failed send/recv on a BlockingClient: SO_RCVTIMEO/SO_SNDTIMEO expiring
+// shows as EAGAIN, which ErrnoToStatus would call UNAVAILABLE.
+absl::Status IoError(int error_number, absl::string_view what) {
+  if (error_number == EAGAIN || error_number == EWOULDBLOCK) {
+    return absl::DeadlineExceededError(
+        absl::StrCat(what, ": nothing within ", absl::FormatDuration(kTimeout)));
+  }
+  return absl::ErrnoToStatus(error_number, what);
+}
+}  // namespace
+
+void PinSocketBuffers(int fd, int bytes) {
+  for (int opt : {SO_SNDBUF, SO_RCVBUF}) {
+    if (setsockopt(fd, SOL_SOCKET, opt, &bytes, sizeof(bytes)) != 0) {
+      ADD_FAILURE() << "setsockopt(" << (opt == SO_SNDBUF ? "SO_SNDBUF" : "SO_RCVBUF")
+                    << "): " << strerror(errno);
+    }
+  }
+}
+
 absl::StatusOr<BlockingClient> BlockingClient::Connect(const Address& to,
-                                                       int rcvbuf) {
+                                                       int pinned_buffers) {
   int fd = ::socket(to.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return absl::ErrnoToStatus(errno, "socket");
   BlockingClient c(fd);
   timeval tv = absl::ToTimeval(kTimeout);
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-  if (rcvbuf > 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+  // Before connect(): the receive window is negotiated in the handshake.
+  if (pinned_buffers > 0) PinSocketBuffers(fd, pinned_buffers);
   if (::connect(fd, to.sockaddr_ptr(), to.length()) != 0) {
     return absl::ErrnoToStatus(errno, absl::StrCat("connect to ", to.ToString()));
   }
@@ -76,7 +100,7 @@ absl::Status BlockingClient::SendAll(absl::string_view data) {
     ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return absl::ErrnoToStatus(errno, "send");
+      return IoError(errno, "send");
     }
     data.remove_prefix(static_cast<size_t>(n));
   }
@@ -90,7 +114,7 @@ absl::StatusOr<std::string> BlockingClient::ReadExactly(size_t n) {
     ssize_t r = ::recv(fd_, &out[got], n - got, 0);
     if (r < 0) {
       if (errno == EINTR) continue;
-      return absl::ErrnoToStatus(errno, absl::StrCat("recv after ", got, " of ", n, " bytes"));
+      return IoError(errno, absl::StrCat("recv after ", got, " of ", n, " bytes"));
     }
     if (r == 0) {
       return absl::OutOfRangeError(absl::StrCat("EOF after ", got, " of ", n, " bytes"));
@@ -107,7 +131,7 @@ absl::StatusOr<std::string> BlockingClient::ReadToEof(size_t max) {
     ssize_t r = ::recv(fd_, buf, sizeof(buf), 0);
     if (r < 0) {
       if (errno == EINTR) continue;
-      return absl::ErrnoToStatus(errno, absl::StrCat("recv after ", out.size(), " bytes"));
+      return IoError(errno, absl::StrCat("recv after ", out.size(), " bytes"));
     }
     if (r == 0) return out;
     out.append(buf, static_cast<size_t>(r));
@@ -115,13 +139,16 @@ absl::StatusOr<std::string> BlockingClient::ReadToEof(size_t max) {
   return out;
 }
 
-std::string BlockingClient::ReadUntilClosed() {
+absl::StatusOr<std::string> BlockingClient::ReadUntilClosed() {
   std::string out;
   char buf[65536];
   while (true) {
     ssize_t r = ::recv(fd_, buf, sizeof(buf), 0);
     if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return out;
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      return IoError(errno, absl::StrCat("still open after ", out.size(), " bytes"));
+    }
+    if (r <= 0) return out;  // EOF, or a reset
     out.append(buf, static_cast<size_t>(r));
   }
 }
@@ -156,17 +183,18 @@ std::unique_ptr<Reactor> PollerTest::NewReactor(Clock* clock) {
   return r;
 }
 
-Port* PollerTest::ListenPort(Factory* factory) {
+Port* PollerTest::ListenPort(Factory* factory, int pinned_buffers) {
   absl::StatusOr<Port*> port = current_->listenTCP(0, factory, 1024, "127.0.0.1");
   if (!port.ok()) {
     ADD_FAILURE() << port.status();
     abort();  // every caller uses the port at once
   }
+  if (pinned_buffers > 0) PinSocketBuffers((*port)->fileno(), pinned_buffers);
   return *port;
 }
 
-BlockingClient PollerTest::Connect(const Address& to, int rcvbuf) {
-  absl::StatusOr<BlockingClient> c = BlockingClient::Connect(to, rcvbuf);
+BlockingClient PollerTest::Connect(const Address& to, int pinned_buffers) {
+  absl::StatusOr<BlockingClient> c = BlockingClient::Connect(to, pinned_buffers);
   if (!c.ok()) {
     ADD_FAILURE() << c.status();
     abort();
@@ -191,6 +219,32 @@ BusyPort::BusyPort() {
 
 BusyPort::~BusyPort() {
   if (fd_ >= 0) ::close(fd_);
+}
+
+int ServerEndOf(const BlockingClient& client) {
+  absl::StatusOr<Address> local = Address::LocalOf(client.fd());
+  if (!local.ok()) return -1;
+  DIR* d = opendir("/proc/self/fd");
+  if (d == nullptr) return -1;
+  int found = -1;
+  while (dirent* e = readdir(d)) {
+    int fd = -1;
+    if (!absl::SimpleAtoi(e->d_name, &fd) || fd == client.fd()) continue;
+    sockaddr_storage peer;
+    socklen_t len = sizeof(peer);
+    if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) != 0) continue;
+    if (Address::FromSockaddr(reinterpret_cast<sockaddr*>(&peer), len) == *local) {
+      found = fd;
+      break;
+    }
+  }
+  closedir(d);
+  return found;
+}
+
+int PendingBytes(int fd) {
+  int n = 0;
+  return ioctl(fd, FIONREAD, &n) == 0 ? n : -1;
 }
 
 int OpenDescriptors(pid_t pid) {

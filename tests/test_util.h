@@ -31,23 +31,38 @@ std::unique_ptr<Reactor> MakeReactor(const std::string& poller,
 bool RunUntil(Reactor& reactor, absl::FunctionRef<bool()> pred,
               absl::Duration timeout = kTimeout);
 
+/// Pins a socket's SO_SNDBUF and SO_RCVBUF to `bytes` (the kernel doubles
+/// it), which turns Linux's autotuning off: loopback send buffers otherwise
+/// grow to tcp_wmem's maximum (4 MiB), so how much a peer that does not read
+/// absorbs would depend on the machine's history. On a listening socket it
+/// holds for every connection accepted from it. Fails the test on error.
+void PinSocketBuffers(int fd, int bytes);
+
+/// What tests that need a peer's data to back up into twist pin both ends
+/// to: the kernel then holds at most a few hundred KiB of it.
+inline constexpr int kSmallBuffers = 64 * 1024;
+
 /// A plain blocking socket for the peer side of a test, with every call
 /// bounded by kTimeout (SO_RCVTIMEO / SO_SNDTIMEO). Closes on destruction.
 class BlockingClient {
  public:
+  /// `pinned_buffers` > 0: PinSocketBuffers() before connecting.
   static absl::StatusOr<BlockingClient> Connect(const Address& to,
-                                                int rcvbuf = 0);
+                                                int pinned_buffers = 0);
   BlockingClient(BlockingClient&& other) noexcept;
   BlockingClient& operator=(BlockingClient&& other) noexcept;
   ~BlockingClient();
 
+  /// Every call below fails with DEADLINE_EXCEEDED when kTimeout passes.
   absl::Status SendAll(absl::string_view data);
   /// Reads exactly n bytes, or fails (EOF, reset, timeout).
   absl::StatusOr<std::string> ReadExactly(size_t n);
   /// Reads until EOF; fails on reset or timeout. Stops at `max` bytes.
   absl::StatusOr<std::string> ReadToEof(size_t max = 1 << 30);
   /// Reads until EOF or reset, whichever comes first; returns what arrived.
-  std::string ReadUntilClosed();
+  /// Fails with DEADLINE_EXCEEDED if the peer has not closed within
+  /// kTimeout: a connection that stays open is an error, not "".
+  absl::StatusOr<std::string> ReadUntilClosed();
   void ShutdownWrite();
   /// Closes with SO_LINGER 0, which sends a TCP reset.
   void Reset();
@@ -65,10 +80,13 @@ class BlockingClient {
 class PollerTest : public ::testing::TestWithParam<std::string> {
  protected:
   std::unique_ptr<Reactor> NewReactor(Clock* clock = nullptr);
-  /// Listens on 127.0.0.1, any port, with the reactor NewReactor() made.
-  Port* ListenPort(Factory* factory);
-  Address Listen(Factory* factory) { return ListenPort(factory)->getHost(); }
-  BlockingClient Connect(const Address& to, int rcvbuf = 0);
+  /// Listens on 127.0.0.1, any port, with the reactor NewReactor() made;
+  /// `pinned_buffers` > 0 pins the accepted sockets' buffers (PinSocketBuffers).
+  Port* ListenPort(Factory* factory, int pinned_buffers = 0);
+  Address Listen(Factory* factory, int pinned_buffers = 0) {
+    return ListenPort(factory, pinned_buffers)->getHost();
+  }
+  BlockingClient Connect(const Address& to, int pinned_buffers = 0);
   /// Turns the loop `turns` times, waiting at most 1 ms each: lets pending
   /// events happen without letting a FakeClock's time pass.
   static void Spin(Reactor& reactor, int turns = 20);
@@ -90,6 +108,13 @@ class BusyPort {
   int fd_ = -1;
   int port_ = 0;
 };
+
+/// The descriptor of the server's end of `client`'s connection, when the
+/// server runs in this process; -1 if there is none (yet).
+int ServerEndOf(const BlockingClient& client);
+
+/// Bytes received on `fd` and not read yet (FIONREAD); -1 on error.
+int PendingBytes(int fd);
 
 /// Open descriptors of process `pid` (0: this process), from /proc.
 int OpenDescriptors(pid_t pid = 0);
