@@ -43,9 +43,10 @@ class Poller {
  public:
   virtual ~Poller() = default;
   virtual absl::string_view name() const = 0;
-  /// Starts watching fd for `interest` (a non-zero mix of kReadable and
-  /// kWritable). Fails cleanly when the fd cannot be watched (select's
-  /// FD_SETSIZE, epoll's limits).
+  /// Starts watching fd for `interest` (a mix of kReadable and kWritable;
+  /// 0 watches for kErrorOrHangup alone, which select cannot report). Fails
+  /// cleanly when the fd cannot be watched (select's FD_SETSIZE, epoll's
+  /// limits).
   virtual absl::Status add(int fd, uint32_t interest, Selectable* s) = 0;
   virtual absl::Status modify(int fd, uint32_t interest, Selectable* s) = 0;
   virtual void remove(int fd) = 0;

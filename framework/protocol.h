@@ -69,8 +69,11 @@ class BufferingProtocol {
 };
 
 /// Builds a protocol for each connection (twisted.internet.protocol.Factory).
-/// A factory is not owned by the ports that use it: it must outlive them and
-/// their connections (typically it lives as long as the reactor).
+/// A factory is not owned by the ports that use it. It may be destroyed
+/// before them (declared after the reactor, say): a port whose factory is
+/// gone stops listening without calling into it. Its protocols still get
+/// connectionLost when the reactor closes them; a protocol that uses its
+/// factory there needs the factory to outlive the reactor.
 class Factory {
  public:
   Factory() = default;
@@ -99,9 +102,14 @@ class Factory {
   void doStart();
   void doStop();
 
+  /// Expires when this factory is destroyed: what a port or connector that
+  /// keeps a Factory* checks before calling into it.
+  std::weak_ptr<const void> liveness() const { return alive_; }
+
  private:
   absl::AnyInvocable<std::unique_ptr<Protocol>()> make_;
   int num_ports_ = 0;
+  std::shared_ptr<const int> alive_ = std::make_shared<const int>(0);
 };
 
 namespace internal {

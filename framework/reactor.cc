@@ -68,6 +68,29 @@ class Reactor::SignalWatcher final : public Selectable {
   int fd_;
 };
 
+class Reactor::Dispatching {
+ public:
+  explicit Dispatching(Reactor* r) : r_(r) { ++r_->dispatch_depth_; }
+  ~Dispatching() { --r_->dispatch_depth_; }
+  Dispatching(const Dispatching&) = delete;
+  Dispatching& operator=(const Dispatching&) = delete;
+
+ private:
+  Reactor* r_;
+};
+
+bool Reactor::mayDrive(const char* method) {
+  if (dispatch_depth_ == 0) return true;
+  if (!warned_reentry_) {
+    warned_reentry_ = true;
+    fprintf(stderr,
+            "twist: Reactor::%s() called from inside a reactor callback; ignored "
+            "(the loop cannot be re-entered)\n",
+            method);
+  }
+  return false;
+}
+
 absl::StatusOr<std::unique_ptr<Reactor>> Reactor::Create(
     ReactorOptions options) {
   absl::StatusOr<std::unique_ptr<Poller>> poller =
@@ -101,6 +124,7 @@ absl::Status Reactor::init() {
 Reactor::~Reactor() {
   // Abort what is left so that every protocol still gets connectionLost;
   // no client reconnects from there.
+  Dispatching dispatching(this);
   stopping_ = true;
   std::vector<TcpConnection*> open;
   for (auto& [c, owned] : connections_) open.push_back(c);
@@ -118,6 +142,8 @@ Reactor::~Reactor() {
 }
 
 void Reactor::run() {
+  if (!mayDrive("run")) return;
+  Dispatching dispatching(this);
   running_ = true;
   stop_requested_ = false;
   std::vector<absl::AnyInvocable<void()>> calls = std::move(when_running_);
@@ -126,7 +152,7 @@ void Reactor::run() {
     fn();
     processPendingCloses();
   }
-  while (!stop_requested_) iterate(absl::InfiniteDuration());
+  while (!stop_requested_) turn(absl::InfiniteDuration());
 
   // Shut down: no new connections; let the open ones flush and close.
   stopping_ = true;
@@ -141,7 +167,7 @@ void Reactor::run() {
   while (!connections_.empty()) {
     absl::Duration left = deadline - monotonic_.now();
     if (left <= absl::ZeroDuration()) break;
-    iterate(left);
+    turn(left);
   }
   open.clear();
   for (auto& [c, owned] : connections_) open.push_back(c);
@@ -158,6 +184,12 @@ void Reactor::stop() {
 }
 
 void Reactor::iterate(absl::Duration max_wait) {
+  if (!mayDrive("iterate")) return;
+  Dispatching dispatching(this);
+  turn(max_wait);
+}
+
+void Reactor::turn(absl::Duration max_wait) {
   processPendingCloses();
   absl::Duration timeout = max_wait;
   absl::Time due = timers_.nextDue();
@@ -175,12 +207,19 @@ void Reactor::iterate(absl::Duration max_wait) {
     ev.selectable->handleEvents(ev.events);
     processPendingCloses();
   }
-  runUntilCurrent();
+  runDueCalls();
   dead_.clear();
   reapIdleConnectors();
 }
 
 void Reactor::runUntilCurrent() {
+  if (!mayDrive("runUntilCurrent")) return;
+  Dispatching dispatching(this);
+  runDueCalls();
+  dead_.clear();
+}
+
+void Reactor::runDueCalls() {
   timers_.runDue([this] { processPendingCloses(); });
 }
 
@@ -191,8 +230,9 @@ DelayedCall Reactor::callLater(absl::Duration delay,
 
 void Reactor::callWhenRunning(absl::AnyInvocable<void()> fn) {
   if (running_) {
+    // Inside a callback (where all of a running reactor's own code runs):
+    // closes it asks for are processed when that callback returns.
     fn();
-    processPendingCloses();
   } else {
     when_running_.push_back(std::move(fn));
   }

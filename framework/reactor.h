@@ -60,6 +60,11 @@ class Reactor {
   /// Runs the loop until stop(). Then it stops listening, asks every
   /// connection to loseConnection(), waits up to shutdown_grace for them
   /// to flush, aborts the rest, and returns.
+  ///
+  /// run(), iterate() and runUntilCurrent() drive the loop: called from
+  /// inside one of the loop's own callbacks they would close connections
+  /// under the caller and reuse the buffer its data points into, so there
+  /// they do nothing but say so once on stderr.
   void run();
   /// Makes run() return after the current callback; callable from any
   /// callback (from another thread, use callFromThread).
@@ -73,7 +78,9 @@ class Reactor {
 
   /// Runs `fn` once, `delay` from now (Twisted's callLater).
   DelayedCall callLater(absl::Duration delay, absl::AnyInvocable<void()> fn);
-  /// Runs `fn` when run() starts (at once if it is already running).
+  /// Runs `fn` when run() starts (at once if it is already running, as in
+  /// Twisted; closes it asks for still wait until the current callback
+  /// returns).
   void callWhenRunning(absl::AnyInvocable<void()> fn);
   /// Thread-safe: runs `fn` on the reactor's thread soon, waking it up.
   void callFromThread(absl::AnyInvocable<void()> fn);
@@ -146,8 +153,14 @@ class Reactor {
   // false when there is no reserve to spend (the caller backs off).
   bool shedOneConnection(int listen_fd);
   void runThreadCalls();
-  void beginShutdown();
-  void finishShutdown();
+  // One turn of the loop (iterate()'s work, for the loop itself).
+  void turn(absl::Duration max_wait);
+  // Runs the due timers (runUntilCurrent's work, for the loop itself).
+  void runDueCalls();
+  // Whether the loop may be driven now; if not, says so once on stderr.
+  bool mayDrive(const char* method);
+  // Marks the loop as dispatching for a scope: user callbacks run inside it.
+  class Dispatching;
 
   ReactorOptions options_;
   std::unique_ptr<Poller> poller_;
@@ -175,6 +188,8 @@ class Reactor {
   std::vector<absl::AnyInvocable<void()>> thread_calls_
       ABSL_GUARDED_BY(thread_calls_mu_);
 
+  int dispatch_depth_ = 0;  // > 0: inside the loop's own dispatch
+  bool warned_reentry_ = false;
   bool running_ = false;
   bool warned_refused_ = false;  // say once that connections are refused
   bool stop_requested_ = false;

@@ -34,6 +34,7 @@ void StringTransport::disconnect(const absl::Status& reason) {
   disconnecting_ = true;
   if (producer_ != nullptr) {
     Producer* p = std::exchange(producer_, nullptr);
+    unlinkProducer(p);
     p->stopProducing();
   }
   if (protocol_ != nullptr) protocol_->connectionLost(reason);
@@ -94,11 +95,21 @@ absl::Status StringTransport::registerProducer(Producer* producer, bool streamin
   }
   if (disconnected_) return absl::FailedPreconditionError("the connection is closed");
   producer_ = producer;
+  linkProducer(producer);
   streaming_ = streaming;
   return absl::OkStatus();
 }
 
-void StringTransport::unregisterProducer() { producer_ = nullptr; }
+void StringTransport::unregisterProducer() {
+  unlinkProducer(producer_);
+  producer_ = nullptr;
+}
+
+void StringTransport::producerGone(Producer* p) {
+  if (producer_ == p) producer_ = nullptr;
+}
+
+StringTransport::~StringTransport() { unregisterProducer(); }
 
 void StringTransport::setWriteBufferWaterMarks(size_t low, size_t high) {
   if (high < low) high = low;

@@ -40,7 +40,7 @@ class StringTransport : public Transport {
   /// Defaults: host 127.0.0.1:8000, peer 127.0.0.1:54321.
   StringTransport();
   StringTransport(const Address& host, const Address& peer);
-  ~StringTransport() override = default;
+  ~StringTransport() override;
   StringTransport(const StringTransport&) = delete;
   StringTransport& operator=(const StringTransport&) = delete;
 
@@ -112,6 +112,7 @@ class StringTransport : public Transport {
   void setWriteBufferWaterMarks(size_t low, size_t high) override;
 
  private:
+  void producerGone(Producer* p) override;
   bool writable() const { return !aborted_ && !write_lost_ && !disconnected_; }
 
   Address host_;

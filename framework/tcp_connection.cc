@@ -41,6 +41,7 @@ TcpConnection::TcpConnection(Reactor* reactor, int fd,
       peer_(peer) {}
 
 TcpConnection::~TcpConnection() {
+  dropProducer();
   if (fd_ >= 0) {
     if (registered_) reactor_->poller().remove(fd_);
     ::close(fd_);
@@ -216,6 +217,16 @@ void TcpConnection::doRead() {
 
 void TcpConnection::handleEvents(uint32_t ready) {
   if (state_ == State::kClosed) return;
+  if (interest_ == 0) {
+    // Watched for hang-ups only (half-closed): the peer reset us. (Anything
+    // else is a stale event from before the interest dropped to nothing.)
+    if (!(ready & kErrorOrHangup)) return;
+    int error = 0;
+    socklen_t len = sizeof(error);
+    getsockopt(fd_, SOL_SOCKET, SO_ERROR, &error, &len);
+    closeNow(ConnectionLost(error != 0 ? error : ECONNRESET));
+    return;
+  }
   if ((interest_ & kReadable) && (ready & (kReadable | kErrorOrHangup))) {
     doRead();
     if (state_ == State::kClosed) return;
@@ -236,9 +247,14 @@ void TcpConnection::updateInterest() {
   bool pull_waiting = producer_ != nullptr && !streaming_ && pull_wanted_ &&
                       state_ == State::kConnected && !write_shutdown_;
   if (!write_shut_ && (!out_.empty() || pull_waiting)) want |= kWritable;
-  if (want == interest_) return;
+  // Half-closed by the peer and waiting for the protocol: still watched, for
+  // nothing, since the pollers report errors and hang-ups whatever the
+  // interest: a reset is heard. (Only a reset hangs it up: our own FIN
+  // after the peer's closes the connection anyway.)
+  const bool watch_hangup = read_eof_ && !write_shut_;
+  if (want == interest_ && (want != 0 || registered_ == watch_hangup)) return;
   absl::Status s;
-  if (want == 0) {
+  if (want == 0 && !watch_hangup) {
     // Unwatched rather than watched for nothing: a hung-up socket would
     // otherwise wake a level-triggered poller forever.
     reactor_->poller().remove(fd_);
@@ -286,9 +302,7 @@ absl::Status TcpConnection::registerProducer(Producer* producer,
   streaming_ = streaming;
   producer_paused_ = false;
   pull_wanted_ = !streaming;  // asked for its first data once writable
-  if (auto* p = dynamic_cast<TcpConnection*>(producer); p != nullptr && p != this) {
-    p->consumers_.push_back(this);
-  }
+  linkProducer(producer);
   if (streaming && out_.size() > high_water_) {
     producer_paused_ = true;
     producer->pauseProducing();
@@ -303,13 +317,18 @@ void TcpConnection::unregisterProducer() {
 }
 
 void TcpConnection::dropProducer() {
-  if (auto* p = dynamic_cast<TcpConnection*>(producer_); p != nullptr && p != this) {
-    p->consumers_.erase(std::remove(p->consumers_.begin(), p->consumers_.end(), this),
-                        p->consumers_.end());
-  }
+  unlinkProducer(producer_);
   producer_ = nullptr;
   producer_paused_ = false;
   pull_wanted_ = false;
+}
+
+void TcpConnection::producerGone(Producer* p) {
+  if (producer_ != p) return;
+  producer_ = nullptr;  // already unlinked by the producer
+  producer_paused_ = false;
+  pull_wanted_ = false;
+  updateInterest();
 }
 
 void TcpConnection::setWriteBufferWaterMarks(size_t low, size_t high) {
@@ -390,14 +409,9 @@ void TcpConnection::closeNow(absl::Status reason) {
   ::close(fd_);
   fd_ = -1;
   out_.clear();
-  // Consumers of ours must not call into us once we are destroyed, at the
-  // end of this iteration: they lose their producer now.
-  for (TcpConnection* c : std::exchange(consumers_, {})) {
-    if (c->producer_ == this) {
-      c->dropProducer();
-      c->updateInterest();
-    }
-  }
+  // Transports we produce for (a proxy) call nothing more on a closed
+  // connection: they lose their producer now, not when we are destroyed.
+  unlinkConsumers(this);
   Producer* p = producer_;
   dropProducer();
   if (p != nullptr && p != this) p->stopProducing();

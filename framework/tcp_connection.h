@@ -77,6 +77,7 @@ class TcpConnection final : public Transport, private Selectable {
   void failWrite(int error_number);
   // Forgets the producer, and tells it we no longer consume from it.
   void dropProducer();
+  void producerGone(Producer* p) override;
   // Asks the reactor to close us once the current callback returns.
   void scheduleClose(absl::Status reason);
   // Closes the socket, runs connectionLost and hands us to the reactor for
@@ -105,9 +106,6 @@ class TcpConnection final : public Transport, private Selectable {
   // drained: only after it wrote something (else a level-triggered poller
   // would report "writable" and ask again on every turn).
   bool pull_wanted_ = false;
-  // The connections whose registered producer is this one (a proxy): they
-  // forget us when we close, since we are destroyed before they are.
-  std::vector<TcpConnection*> consumers_;
   bool reading_paused_ = false;
   bool read_eof_ = false;      // the peer shut down its write side
   bool write_shutdown_ = false;  // loseWriteConnection() was asked

@@ -1,6 +1,7 @@
 #include "framework/tcp_port.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -17,7 +18,11 @@ constexpr absl::Duration kBackOff = absl::Milliseconds(100);
 }  // namespace
 
 Port::Port(Reactor* reactor, Factory* factory, int fd, const Address& host)
-    : reactor_(reactor), factory_(factory), fd_(fd), host_(host) {}
+    : reactor_(reactor),
+      factory_(factory),
+      factory_alive_(factory->liveness()),
+      fd_(fd),
+      host_(host) {}
 
 Port::~Port() { stopListening(); }
 
@@ -27,7 +32,8 @@ void Port::stopListening() {
   reactor_->poller().remove(fd_);
   ::close(fd_);
   fd_ = -1;
-  factory_->doStop();
+  // A factory destroyed first (declared after the reactor) is not called.
+  if (!factory_alive_.expired()) factory_->doStop();
 }
 
 void Port::setAcceptRateLimit(double per_second, int burst) {
@@ -38,6 +44,14 @@ void Port::setAcceptRateLimit(double per_second, int burst) {
 }
 
 void Port::handleEvents(uint32_t ready) {
+  if (factory_alive_.expired()) {
+    // Nothing can build a protocol any more: pending clients are refused
+    // by the kernel once the socket closes.
+    fprintf(stderr, "twist: the factory of the port on %s was destroyed; it stops listening\n",
+            host_.ToString().c_str());
+    stopListening();
+    return;
+  }
   for (int i = 0; i < kMaxAcceptsPerEvent && fd_ >= 0; ++i) {
     if (rate_ > 0) {
       absl::Time now = reactor_->seconds();

@@ -1,6 +1,8 @@
 #ifndef TWIST_FRAMEWORK_TCP_PORT_H_
 #define TWIST_FRAMEWORK_TCP_PORT_H_
 
+#include <memory>
+
 #include "absl/time/time.h"
 #include "absl/status/status.h"
 #include "framework/address.h"
@@ -45,6 +47,7 @@ class Port final : private Selectable {
 
   Reactor* reactor_;
   Factory* factory_;
+  std::weak_ptr<const void> factory_alive_;  // factory_ is not owned
   int fd_;
   Address host_;
   DelayedCall resume_;

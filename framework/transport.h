@@ -2,6 +2,7 @@
 #define TWIST_FRAMEWORK_TRANSPORT_H_
 
 #include <cstddef>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
@@ -14,13 +15,27 @@ namespace twist {
 /// IPullProducer). A push ("streaming") producer writes on its own and is
 /// paused when the consumer's buffer is full; a pull producer writes only
 /// when resumeProducing() asks it for more.
+///
+/// A consumer keeps a pointer to its producer, and the two may go away in
+/// either order: a producer destroyed first (a protocol producing for another
+/// connection whose own connection closed) is forgotten by every transport it
+/// is registered with, which then call nothing more on it.
+class Transport;
 class Producer {
  public:
-  virtual ~Producer() = default;
+  Producer() = default;
+  Producer(const Producer&) = delete;
+  Producer& operator=(const Producer&) = delete;
+  virtual ~Producer();
   virtual void pauseProducing() {}
   virtual void resumeProducing() = 0;
   /// The consumer is gone; produce nothing more.
   virtual void stopProducing() {}
+
+ private:
+  friend class Transport;
+  // The transports (other than itself) this producer is registered with.
+  std::vector<Transport*> consumers_;
 };
 
 /// The connection as a protocol sees it (Twisted's ITCPTransport, which is
@@ -81,6 +96,20 @@ class Transport : public Producer {
   virtual size_t bufferedBytes() const = 0;
   /// Defaults: low 32 KiB, high 64 KiB.
   virtual void setWriteBufferWaterMarks(size_t low, size_t high) = 0;
+
+ protected:
+  // For implementations of registerProducer and its undoing: `p` is now
+  // (linkProducer) or no longer (unlinkProducer) this transport's producer.
+  void linkProducer(Producer* p);
+  void unlinkProducer(Producer* p);
+  // Every transport `producer` was registered with, itself excepted, forgets
+  // it now without calling it (it is going away).
+  static void unlinkConsumers(Producer* producer);
+  // `p`, linked with linkProducer, is going away: forget it without calling it.
+  virtual void producerGone(Producer* p) = 0;
+
+ private:
+  friend class Producer;
 };
 
 }  // namespace twist

@@ -38,7 +38,9 @@ std::unique_ptr<Protocol> ProtocolWrapper::buildWrapped(Factory* factory,
   return p;
 }
 
-void ProtocolWrapper::connectionMade() { wrapped_->makeConnection(transport()); }
+ProtocolWrapper::~ProtocolWrapper() = default;
+
+void ProtocolWrapper::connectionMade() { wrapped_->makeConnection(this); }
 
 void ProtocolWrapper::dataReceived(absl::string_view data) {
   wrapped_->dataReceived(data);
@@ -58,6 +60,35 @@ void ProtocolWrapper::readingResumed() {
 
 void ProtocolWrapper::connectionLost(const absl::Status& reason) {
   wrapped_->connectionLost(reason);
+}
+
+void ProtocolWrapper::write(absl::string_view data) { transport()->write(data); }
+void ProtocolWrapper::writeSequence(absl::Span<const absl::string_view> data) {
+  transport()->writeSequence(data);
+}
+void ProtocolWrapper::loseConnection() { transport()->loseConnection(); }
+void ProtocolWrapper::abortConnection() { transport()->abortConnection(); }
+void ProtocolWrapper::loseWriteConnection() { transport()->loseWriteConnection(); }
+bool ProtocolWrapper::disconnecting() const { return transport()->disconnecting(); }
+Address ProtocolWrapper::getPeer() const { return transport()->getPeer(); }
+Address ProtocolWrapper::getHost() const { return transport()->getHost(); }
+absl::Status ProtocolWrapper::setTcpNoDelay(bool enabled) {
+  return transport()->setTcpNoDelay(enabled);
+}
+absl::Status ProtocolWrapper::setTcpKeepAlive(bool enabled) {
+  return transport()->setTcpKeepAlive(enabled);
+}
+void ProtocolWrapper::pauseProducing() { transport()->pauseProducing(); }
+void ProtocolWrapper::resumeProducing() { transport()->resumeProducing(); }
+void ProtocolWrapper::stopProducing() { transport()->stopProducing(); }
+absl::Status ProtocolWrapper::registerProducer(Producer* producer, bool streaming) {
+  return transport()->registerProducer(producer, streaming);
+}
+void ProtocolWrapper::unregisterProducer() { transport()->unregisterProducer(); }
+bool ProtocolWrapper::readingPaused() const { return transport()->readingPaused(); }
+size_t ProtocolWrapper::bufferedBytes() const { return transport()->bufferedBytes(); }
+void ProtocolWrapper::setWriteBufferWaterMarks(size_t low, size_t high) {
+  transport()->setWriteBufferWaterMarks(low, high);
 }
 
 class LimitTotalConnectionsFactory::Counted final : public ProtocolWrapper {
@@ -103,6 +134,14 @@ class TimeoutFactory::TimeoutProtocol final : public ProtocolWrapper,
   void dataReceived(absl::string_view data) override {
     resetTimeout();
     ProtocolWrapper::dataReceived(data);
+  }
+  void write(absl::string_view data) override {
+    resetTimeout();
+    ProtocolWrapper::write(data);
+  }
+  void writeSequence(absl::Span<const absl::string_view> data) override {
+    resetTimeout();
+    ProtocolWrapper::writeSequence(data);
   }
   void connectionLost(const absl::Status& reason) override {
     cancelTimeout();

@@ -3,6 +3,8 @@
 
 #include <memory>
 
+#include "absl/types/span.h"
+
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -47,25 +49,52 @@ class TimeoutMixin {
 };
 
 /// Forwards every callback to another protocol (Twisted's ProtocolWrapper),
-/// including half-close and BufferingProtocol's readingResumed(),
-/// so that a policy can watch a connection without the protocol knowing.
-/// The wrapped protocol sees the real transport.
+/// including half-close and BufferingProtocol's readingResumed(), and is
+/// that protocol's transport: every write, pause and close of the wrapped
+/// protocol goes through it to the real transport. So a policy can watch
+/// and change a connection both ways without the protocol knowing; override
+/// a Transport method to see it (call ProtocolWrapper's to pass it on).
 class ProtocolWrapper : public Protocol,
                         public HalfCloseableProtocol,
-                        public BufferingProtocol {
+                        public BufferingProtocol,
+                        public Transport {
  public:
   explicit ProtocolWrapper(std::unique_ptr<Protocol> wrapped);
+  ~ProtocolWrapper() override;
   void connectionMade() override;
   void dataReceived(absl::string_view data) override;
   void readConnectionLost() override;
   void readingResumed() override;
   void connectionLost(const absl::Status& reason) override;
   Protocol* wrapped() const { return wrapped_.get(); }
+
+  // Transport, for the wrapped protocol: each passes the call on to this
+  // wrapper's own transport().
+  void write(absl::string_view data) override;
+  void writeSequence(absl::Span<const absl::string_view> data) override;
+  void loseConnection() override;
+  void abortConnection() override;
+  void loseWriteConnection() override;
+  bool disconnecting() const override;
+  Address getPeer() const override;
+  Address getHost() const override;
+  absl::Status setTcpNoDelay(bool enabled) override;
+  absl::Status setTcpKeepAlive(bool enabled) override;
+  void pauseProducing() override;
+  void resumeProducing() override;
+  void stopProducing() override;
+  absl::Status registerProducer(Producer* producer, bool streaming) override;
+  void unregisterProducer() override;
+  bool readingPaused() const override;
+  size_t bufferedBytes() const override;
+  void setWriteBufferWaterMarks(size_t low, size_t high) override;
   /// `factory`'s protocol for `addr`, with its own factory() set: what a
   /// wrapping factory wraps. nullptr if `factory` refuses.
   static std::unique_ptr<Protocol> buildWrapped(Factory* factory, const Address& addr);
 
  private:
+  void producerGone(Producer*) override {}  // producers are the real transport's
+
   std::unique_ptr<Protocol> wrapped_;
   HalfCloseableProtocol* half_closeable_;  // wrapped_, if it opts in
   BufferingProtocol* buffering_;           // wrapped_, if it opts in
@@ -92,9 +121,10 @@ class LimitTotalConnectionsFactory : public Factory {
   int refused_ = 0;
 };
 
-/// Closes connections that send nothing for `idle` (Twisted's
-/// TimeoutFactory): wraps each protocol of `wrapped`, and restarts the
-/// countdown whenever data arrives. The wrapped protocols need not know.
+/// Closes connections quiet for `idle` (Twisted's TimeoutFactory): wraps
+/// each protocol of `wrapped`, and restarts the countdown whenever data
+/// arrives or the protocol writes, as Twisted's TimeoutProtocol does (so a
+/// chat user who only reads stays). The wrapped protocols need not know.
 /// On time-out the connection is lost cleanly (queued output is flushed);
 /// if that flush has not finished after another `idle`, it is aborted.
 class TimeoutFactory : public Factory {

@@ -386,6 +386,90 @@ TEST_P(FlowTest, TwentyThousandConnectionsLeaveNoDescriptorBehind) {
   EXPECT_EQ(testing::OpenDescriptors(), before);
 }
 
+// Waits after the peer's half-close, writing nothing: the connection stays
+// open until the protocol or the peer ends it.
+class Waiter : public Protocol, public HalfCloseableProtocol {
+ public:
+  Waiter(bool* half_closed, absl::Status* lost) : half_closed_(half_closed), lost_(lost) {}
+  void readConnectionLost() override { *half_closed_ = true; }
+  void connectionLost(const absl::Status& reason) override { *lost_ = reason; }
+
+ private:
+  bool* half_closed_;
+  absl::Status* lost_;
+};
+
+TEST_P(FlowTest, AHalfClosedConnectionStillHearsAReset) {
+  if (GetParam() == "select") {
+    GTEST_SKIP() << "select cannot watch for a hang-up alone (docs/design.md)";
+  }
+  bool half_closed = false;
+  absl::Status lost = absl::UnknownError("not lost");
+  Factory factory([&] { return std::make_unique<Waiter>(&half_closed, &lost); });
+  auto reactor_ = NewReactor();
+  BlockingClient c = Connect(Listen(&factory));
+  c.ShutdownWrite();
+  ASSERT_TRUE(RunUntil(*reactor_, [&] { return half_closed; }));
+  Spin(*reactor_);
+  ASSERT_EQ(reactor_->connectionCount(), 1u) << "a half-closed connection stays open";
+  c.Reset();
+  ASSERT_TRUE(RunUntil(*reactor_, [&] { return reactor_->connectionCount() == 0; }))
+      << "the reset went unnoticed";
+  EXPECT_TRUE(IsConnectionLost(lost)) << lost;
+}
+
+// A protocol that produces for another connection (not its own transport),
+// as a relay does.
+class RelayProducer : public Protocol, public Producer {
+ public:
+  explicit RelayProducer(Transport** target) : target_(target) {}
+  void connectionMade() override {
+    if (*target_ != nullptr) {
+      EXPECT_TRUE((*target_)->registerProducer(this, true).ok());
+    } else {
+      *target_ = transport();
+    }
+  }
+  void pauseProducing() override { ++pauses; }
+  void resumeProducing() override { ++resumes; }
+  int pauses = 0, resumes = 0;
+
+ private:
+  Transport** target_;
+};
+
+TEST_P(FlowTest, AProducerDestroyedBeforeItsConsumerIsForgotten) {
+  Transport* target = nullptr;
+  Factory factory([&] { return std::make_unique<RelayProducer>(&target); });
+  auto reactor_ = NewReactor();
+  Address addr = Listen(&factory, kSmallBuffers);
+  BlockingClient consumer = Connect(addr, kSmallBuffers);
+  ASSERT_TRUE(RunUntil(*reactor_, [&] { return target != nullptr; }));
+  {
+    BlockingClient producer = Connect(addr);
+    ASSERT_TRUE(RunUntil(*reactor_, [&] { return reactor_->connectionCount() == 2; }));
+    producer.Reset();
+  }
+  // The producing connection closes and its protocol is destroyed at the
+  // end of that turn; the consumer must not keep a pointer to it.
+  ASSERT_TRUE(RunUntil(*reactor_, [&] { return reactor_->connectionCount() == 1; }));
+  reactor_->iterate();
+  // Filling the consumer past its high mark would pause the producer: under
+  // ASan, a call into the destroyed one fails here.
+  const std::string chunk(256 * 1024, 'z');
+  for (int i = 0; i < 4; ++i) target->write(chunk);
+  EXPECT_GT(target->bufferedBytes(), 64u * 1024) << "the high mark was not crossed";
+  Spin(*reactor_);
+  // And the slot is free: a new producer can register.
+  Producer* fresh = nullptr;
+  class Fresh : public Producer {
+    void resumeProducing() override {}
+  } f;
+  fresh = &f;
+  EXPECT_TRUE(target->registerProducer(fresh, true).ok());
+  target->unregisterProducer();
+}
+
 INSTANTIATE_TEST_SUITE_P(AllPollers, FlowTest, ::testing::ValuesIn(PollerNames()),
                          [](const auto& info) { return info.param; });
 

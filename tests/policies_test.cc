@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "framework/clock.h"
 #include "framework/errors.h"
 #include "framework/protocol.h"
@@ -226,6 +227,68 @@ TEST_P(PoliciesTest, TimeoutFactoryClosesAQuietClientThenAbortsAStalledFlush) {
   EXPECT_EQ(reactor_->connectionCount(), 1u);
   clock.advance(absl::Seconds(10));
   ASSERT_TRUE(RunUntil(*reactor_, [&] { return reactor_->connectionCount() == 0; }));
+}
+
+// Writes a line every time the test asks, reads nothing: a chat user who
+// only reads the conversation, seen from the server.
+class Talker : public Protocol {
+ public:
+  explicit Talker(Transport** t) : t_(t) {}
+  void connectionMade() override { *t_ = transport(); }
+  void connectionLost(const absl::Status&) override { *t_ = nullptr; }
+
+ private:
+  Transport** t_;
+};
+
+TEST_P(PoliciesTest, TimeoutFactoryCountsWritesAsActivity) {
+  FakeClock clock;
+  Transport* talker = nullptr;
+  Factory inner([&] { return std::make_unique<Talker>(&talker); });
+  auto reactor_ = NewReactor(&clock);
+  TimeoutFactory timed(reactor_.get(), &inner, absl::Seconds(10));
+  BlockingClient c = Connect(Listen(&timed));
+  ASSERT_TRUE(RunUntil(*reactor_, [&] { return talker != nullptr; }));
+  // The client never sends; the server writes to it every 6 s for a minute.
+  for (int i = 0; i < 10; ++i) {
+    clock.advance(absl::Seconds(6));
+    talker->write("line\r\n");
+    Spin(*reactor_, 2);
+    ASSERT_NE(talker, nullptr) << "closed after " << 6 * (i + 1) << " s of writes";
+  }
+  EXPECT_EQ(timed.timedOutCount(), 0);
+  // Once the server stops writing too, the idle period ends it.
+  clock.advance(absl::Seconds(10));
+  ASSERT_TRUE(RunUntil(*reactor_, [&] { return talker == nullptr; }));
+  EXPECT_EQ(timed.timedOutCount(), 1);
+}
+
+// A wrapper that sees every write of the protocol it wraps.
+class WriteLogger : public ProtocolWrapper {
+ public:
+  WriteLogger(std::unique_ptr<Protocol> p, std::string* log)
+      : ProtocolWrapper(std::move(p)), log_(log) {}
+  void write(absl::string_view data) override {
+    absl::StrAppend(log_, "[", data, "]");
+    ProtocolWrapper::write(data);
+  }
+
+ private:
+  std::string* log_;
+};
+
+TEST_P(PoliciesTest, AWrapperIsTheWrappedProtocolsTransport) {
+  std::string log;
+  std::unique_ptr<Factory> echo = Factory::forProtocol<Echo>();
+  Factory logging([&] {
+    return std::make_unique<WriteLogger>(ProtocolWrapper::buildWrapped(echo.get(), Address()),
+                                         &log);
+  });
+  auto reactor_ = NewReactor();
+  BlockingClient c = Connect(Listen(&logging));
+  ASSERT_TRUE(c.SendAll("hello").ok());
+  ASSERT_TRUE(RunUntil(*reactor_, [&] { return log == "[hello]"; })) << log;
+  EXPECT_EQ(*c.ReadExactly(5), "hello");
 }
 
 INSTANTIATE_TEST_SUITE_P(AllPollers, PoliciesTest,

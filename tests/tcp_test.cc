@@ -516,6 +516,126 @@ TEST_P(TcpTest, StopClosesConnectionsAndRunReturns) {
   EXPECT_EQ(*c.ReadToEof(), "");
 }
 
+// Closes, then writes more than the pinned kernel buffers hold: nothing was
+// queued when loseConnection() was asked, yet all of it must arrive.
+class CloseThenWrite : public Protocol {
+ public:
+  CloseThenWrite(const std::string* data, Record* r) : data_(data), r_(r) {}
+  void connectionMade() override {
+    transport()->loseConnection();
+    EXPECT_TRUE(transport()->disconnecting());
+    transport()->write(*data_);
+    r_->events.push_back(absl::StrCat("buffered>0:", transport()->bufferedBytes() > 0));
+  }
+  void connectionLost(const absl::Status& reason) override {
+    r_->reason = reason;
+    r_->destroyed = true;
+  }
+
+ private:
+  const std::string* data_;
+  Record* r_;
+};
+
+TEST_P(TcpTest, WritesAfterLoseConnectionAreSentBeforeTheClose) {
+  const std::string data = Pattern(4 << 20, 9);
+  Record r;
+  Factory factory([&] { return std::make_unique<CloseThenWrite>(&data, &r); });
+  auto reactor_ = NewReactor();
+  BlockingClient c = Connect(Listen(&factory, kSmallBuffers), kSmallBuffers);
+  ASSERT_TRUE(RunUntil(*reactor_, [&] { return !r.events.empty(); }));
+  EXPECT_THAT(r.events, ElementsAre("buffered>0:1")) << "the queued path was not exercised";
+  absl::StatusOr<std::string> got;
+  std::atomic<bool> done{false};
+  std::thread reader([&] {
+    got = c.ReadToEof();
+    done = true;
+  });
+  bool finished = RunUntil(*reactor_, [&] { return done && r.destroyed; });
+  reader.join();
+  ASSERT_TRUE(finished);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(*got == data) << "got " << got->size() << " of " << data.size() << " bytes";
+  EXPECT_TRUE(IsConnectionDone(r.reason)) << r.reason;
+}
+
+// Calls every loop-driving method from inside its dataReceived.
+class Reenters : public Protocol {
+ public:
+  Reenters(Reactor* reactor, std::vector<std::string>* events)
+      : reactor_(reactor), events_(events) {}
+  void dataReceived(absl::string_view data) override {
+    events_->push_back("data");
+    transport()->loseConnection();
+    reactor_->callWhenRunning([this] { events_->push_back("when-running"); });
+    reactor_->runUntilCurrent();
+    reactor_->iterate();
+    reactor_->run();
+    events_->push_back("after");
+    reactor_->stop();
+  }
+  void connectionLost(const absl::Status&) override { events_->push_back("lost"); }
+
+ private:
+  Reactor* reactor_;
+  std::vector<std::string>* events_;
+};
+
+TEST_P(TcpTest, NothingReentersTheLoopFromACallback) {
+  std::vector<std::string> events;
+  std::unique_ptr<Factory> factory;
+  auto reactor_ = NewReactor();
+  factory = std::make_unique<Factory>(
+      [&] { return std::make_unique<Reenters>(reactor_.get(), &events); });
+  BlockingClient c = Connect(Listen(factory.get()));
+  ASSERT_TRUE(c.SendAll("x").ok());
+  DelayedCall bound = reactor_->callLater(testing::kTimeout, [&] { reactor_->stop(); });
+  ::testing::internal::CaptureStderr();
+  reactor_->run();
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  bound.cancel().IgnoreError();
+  // The close asked for in dataReceived waits until it returns.
+  EXPECT_THAT(events, ElementsAre("data", "when-running", "after", "lost"));
+  EXPECT_EQ(err,
+            "twist: Reactor::runUntilCurrent() called from inside a reactor callback; "
+            "ignored (the loop cannot be re-entered)\n")
+      << "said once, for the first call";
+  reactor_.reset();
+}
+
+TEST_P(TcpTest, AFactoryDestroyedBeforeTheReactorIsNotCalled) {
+  // The README's order: the reactor first, then the factory, so the factory
+  // goes first when main() returns with the port still listening.
+  int stopped = 0;
+  class Counting : public Factory {
+   public:
+    explicit Counting(int* stopped) : stopped_(stopped) {}
+    std::unique_ptr<Protocol> buildProtocol(const Address&) override {
+      return std::make_unique<Echo>();
+    }
+    void stopFactory() override { ++*stopped_; }
+    int* stopped_;
+  };
+  auto reactor_ = NewReactor();
+  auto factory = std::make_unique<Counting>(&stopped);
+  Port* port = ListenPort(factory.get());
+  Address addr = port->getHost();
+  BlockingClient served = Connect(addr);
+  ASSERT_TRUE(RunUntil(*reactor_, [&] { return reactor_->connectionCount() == 1; }));
+  factory.reset();
+  // A client arriving now is not built by the destroyed factory: the port
+  // stops listening and says so.
+  BlockingClient late = Connect(addr);
+  ::testing::internal::CaptureStderr();
+  ASSERT_TRUE(RunUntil(*reactor_, [&] { return !port->listening(); }));
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(),
+            absl::StrCat("twist: the factory of the port on ", addr.ToString(),
+                         " was destroyed; it stops listening\n"));
+  EXPECT_EQ(reactor_->connectionCount(), 1u);
+  reactor_.reset();  // under ASan, a call into the factory here would fail
+  EXPECT_EQ(stopped, 0);
+}
+
 INSTANTIATE_TEST_SUITE_P(AllPollers, TcpTest,
                          ::testing::ValuesIn(PollerNames()),
                          [](const auto& info) { return info.param; });
