@@ -217,19 +217,21 @@ void TcpConnection::doRead() {
 
 void TcpConnection::handleEvents(uint32_t ready) {
   if (state_ == State::kClosed) return;
-  if (interest_ == 0) {
+  if (interest_ & kReadable) {
+    if (ready & (kReadable | kErrorOrHangup)) {
+      doRead();
+      if (state_ == State::kClosed) return;
+    }
+  } else if (interest_ == 0) {
     // Watched for hang-ups only (half-closed): the peer reset us. (Anything
     // else is a stale event from before the interest dropped to nothing.)
-    if (!(ready & kErrorOrHangup)) return;
-    int error = 0;
-    socklen_t len = sizeof(error);
-    getsockopt(fd_, SOL_SOCKET, SO_ERROR, &error, &len);
-    closeNow(ConnectionLost(error != 0 ? error : ECONNRESET));
+    if (ready & kErrorOrHangup) {
+      int error = 0;
+      socklen_t len = sizeof(error);
+      getsockopt(fd_, SOL_SOCKET, SO_ERROR, &error, &len);
+      closeNow(ConnectionLost(error != 0 ? error : ECONNRESET));
+    }
     return;
-  }
-  if ((interest_ & kReadable) && (ready & (kReadable | kErrorOrHangup))) {
-    doRead();
-    if (state_ == State::kClosed) return;
   }
   if ((interest_ & kWritable) && (ready & (kWritable | kErrorOrHangup))) {
     doWrite();
