@@ -308,15 +308,14 @@ absl::Status Reactor::installSignalHandlers(std::initializer_list<int> signals) 
   return poller_->add(fd, kReadable, signals_.get());
 }
 
-void Reactor::adoptConnection(int fd, Factory* factory, const Address& host,
-                              const Address& peer) {
+void Reactor::adoptConnection(int fd, Factory* factory, const Address& peer) {
   std::unique_ptr<Protocol> protocol = factory->buildProtocol(peer);
   if (protocol == nullptr) {  // the factory refused this peer
     ::close(fd);
     return;
   }
   absl::StatusOr<TcpConnection*> c =
-      startConnection(fd, std::move(protocol), factory, host, peer, /*connector=*/nullptr);
+      startConnection(fd, std::move(protocol), factory, Address(), peer, /*connector=*/nullptr);
   if (!c.ok() && !warned_refused_) {
     warned_refused_ = true;
     fprintf(stderr, "twist: refusing connection from %s: %s\n",
@@ -328,8 +327,7 @@ absl::StatusOr<TcpConnection*> Reactor::startConnection(
     int fd, std::unique_ptr<Protocol> protocol, Factory* factory,
     const Address& host, const Address& peer, Connector* connector) {
   if (protocol->factory() == nullptr) protocol->setFactory(factory);
-  auto conn = std::make_unique<TcpConnection>(this, fd, std::move(protocol),
-                                              host, peer);
+  auto conn = std::make_unique<TcpConnection>(this, fd, std::move(protocol), peer);
   TcpConnection* c = conn.get();
   c->setConnector(connector);
   connections_.emplace(c, std::move(conn));

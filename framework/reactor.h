@@ -127,8 +127,7 @@ class Reactor {
 
   // Wraps an accepted or connected socket in a transport and starts its
   // protocol. Takes ownership of fd; closes it on failure.
-  void adoptConnection(int fd, Factory* factory, const Address& host,
-                       const Address& peer);
+  void adoptConnection(int fd, Factory* factory, const Address& peer);
   // Called by a transport that wants to be closed once the current callback
   // returns (never re-entrantly inside a user's call).
   void enqueueClose(TcpConnection* c);

@@ -31,14 +31,17 @@ absl::Status SetIntOption(int fd, int level, int name, bool enabled,
 
 TcpConnection::TcpConnection(Reactor* reactor, int fd,
                              std::unique_ptr<Protocol> protocol,
-                             const Address& host, const Address& peer)
+                             const Address& peer)
     : reactor_(reactor),
       fd_(fd),
       protocol_(std::move(protocol)),
-      half_closeable_(dynamic_cast<HalfCloseableProtocol*>(protocol_.get())),
-      buffering_(dynamic_cast<BufferingProtocol*>(protocol_.get())),
-      host_(host),
       peer_(peer) {}
+
+Address TcpConnection::getHost() const {
+  if (fd_ < 0) return Address();
+  absl::StatusOr<Address> a = Address::LocalOf(fd_);
+  return a.ok() ? *a : Address();
+}
 
 TcpConnection::~TcpConnection() {
   dropProducer();
@@ -206,12 +209,14 @@ void TcpConnection::doRead() {
   }
   // End of input: the peer shut down its write side.
   read_eof_ = true;
-  if (half_closeable_ == nullptr) {
+  // Looked up here, not kept: once per connection at most.
+  auto* half_closeable = dynamic_cast<HalfCloseableProtocol*>(protocol_.get());
+  if (half_closeable == nullptr) {
     loseConnection();  // flush what is queued, then close cleanly
     return;
   }
   updateInterest();
-  half_closeable_->readConnectionLost();
+  half_closeable->readConnectionLost();
   if (state_ != State::kClosed && write_shut_) closeNow(ConnectionDone());
 }
 
@@ -284,8 +289,9 @@ void TcpConnection::resumeProducing() {
   updateInterest();
   // Input the protocol held back while we were paused is due now; it may
   // not get more from the peer to wake it.
-  if (was_paused && buffering_ != nullptr && state_ == State::kConnected) {
-    buffering_->readingResumed();
+  if (was_paused && state_ == State::kConnected) {
+    // Looked up here, not kept: once per pause at most.
+    if (auto* b = dynamic_cast<BufferingProtocol*>(protocol_.get())) b->readingResumed();
   }
 }
 
@@ -334,9 +340,12 @@ void TcpConnection::producerGone(Producer* p) {
 }
 
 void TcpConnection::setWriteBufferWaterMarks(size_t low, size_t high) {
-  if (high < low) high = low;
-  low_water_ = low;
-  high_water_ = high;
+  // Kept in 32 bits (idle connections stay small): marks up to 4 GiB.
+  constexpr size_t kMax = UINT32_MAX;
+  low = std::min(low, kMax);
+  high = std::min(std::max(high, low), kMax);
+  low_water_ = static_cast<uint32_t>(low);
+  high_water_ = static_cast<uint32_t>(high);
 }
 
 // ---- Closing ---------------------------------------------------------------

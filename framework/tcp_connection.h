@@ -28,7 +28,7 @@ class Reactor;
 class TcpConnection final : public Transport, private Selectable {
  public:
   TcpConnection(Reactor* reactor, int fd, std::unique_ptr<Protocol> protocol,
-                const Address& host, const Address& peer);
+                const Address& peer);
   ~TcpConnection() override;
 
   /// Registers with the poller and calls the protocol's makeConnection().
@@ -42,7 +42,9 @@ class TcpConnection final : public Transport, private Selectable {
   void loseWriteConnection() override;
   bool disconnecting() const override { return state_ != State::kConnected; }
   Address getPeer() const override { return peer_; }
-  Address getHost() const override { return host_; }
+  /// Asked of the kernel (getsockname): not kept, to keep idle connections
+  /// small. Unspecified once the connection is closed.
+  Address getHost() const override;
   absl::Status setTcpNoDelay(bool enabled) override;
   absl::Status setTcpKeepAlive(bool enabled) override;
   void pauseProducing() override;
@@ -87,14 +89,11 @@ class TcpConnection final : public Transport, private Selectable {
   Reactor* reactor_;
   int fd_;
   std::unique_ptr<Protocol> protocol_;
-  HalfCloseableProtocol* half_closeable_;  // protocol_, if it opts in
-  BufferingProtocol* buffering_;           // protocol_, if it opts in
-  Address host_;
   Address peer_;
   OutputBuffer out_;
   Producer* producer_ = nullptr;
-  size_t low_water_ = 32 * 1024;
-  size_t high_water_ = 64 * 1024;
+  uint32_t low_water_ = 32 * 1024;
+  uint32_t high_water_ = 64 * 1024;
   absl::Status close_reason_;
   Connector* connector_ = nullptr;  // a pointer, not a callback: 8 bytes a connection
   State state_ = State::kConnected;

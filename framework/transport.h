@@ -2,6 +2,7 @@
 #define TWIST_FRAMEWORK_TRANSPORT_H_
 
 #include <cstddef>
+#include <memory>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -34,8 +35,9 @@ class Producer {
 
  private:
   friend class Transport;
-  // The transports (other than itself) this producer is registered with.
-  std::vector<Transport*> consumers_;
+  // The transports (other than itself) this producer is registered with;
+  // allocated by the first (most producers are their own transport's only).
+  std::unique_ptr<std::vector<Transport*>> consumers_;
 };
 
 /// The connection as a protocol sees it (Twisted's ITCPTransport, which is
