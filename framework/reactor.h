@@ -21,6 +21,7 @@
 #include "framework/delayed_call.h"
 #include "framework/poller.h"
 #include "framework/protocol.h"
+#include "framework/reactor_time.h"
 #include "framework/tcp_connector.h"
 
 namespace twist {
@@ -47,13 +48,13 @@ struct ReactorOptions {
 ///
 /// Everything except callFromThread() must be called on the reactor's
 /// thread (or before run() starts).
-class Reactor {
+class Reactor : public ReactorTime {
  public:
   static absl::StatusOr<std::unique_ptr<Reactor>> Create(
       ReactorOptions options = {});
   /// Closes what is still open: connections are aborted (their protocols
   /// get connectionLost), ports stop listening, pending calls are dropped.
-  ~Reactor();
+  ~Reactor() override;
   Reactor(const Reactor&) = delete;
   Reactor& operator=(const Reactor&) = delete;
 
@@ -77,7 +78,7 @@ class Reactor {
   void runUntilCurrent();
 
   /// Runs `fn` once, `delay` from now (Twisted's callLater).
-  DelayedCall callLater(absl::Duration delay, absl::AnyInvocable<void()> fn);
+  DelayedCall callLater(absl::Duration delay, absl::AnyInvocable<void()> fn) override;
   /// Runs `fn` when run() starts (at once if it is already running, as in
   /// Twisted; closes it asks for still wait until the current callback
   /// returns).
@@ -85,7 +86,7 @@ class Reactor {
   /// Thread-safe: runs `fn` on the reactor's thread soon, waking it up.
   void callFromThread(absl::AnyInvocable<void()> fn);
   /// The reactor's current time (Twisted's reactor.seconds()).
-  absl::Time seconds() const { return clock_->now(); }
+  absl::Time seconds() const override { return clock_->now(); }
 
   /// Listens on `interface`:`port` (port 0 = any free port; interface ""
   /// = every IPv4 interface, "::" = every IPv6 one) and builds a protocol
