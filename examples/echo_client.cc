@@ -71,7 +71,7 @@ class EchoChecker : public Protocol {
   void connectionMade() override {
     ++totals_->connected;
     totals_->open.push_back(transport());
-    transport()->setTcpNoDelay(true).IgnoreError();
+    if (auto* tcp = dynamic_cast<TcpTransport*>(transport())) tcp->setTcpNoDelay(true).IgnoreError();
     sendNext();
   }
   void dataReceived(absl::string_view data) override {

@@ -25,7 +25,7 @@ class Reactor;
 /// starve the others. Writing: straight to the socket when nothing is
 /// queued (no wait for the next loop turn, no epoll_ctl); only what the
 /// kernel refuses is queued, and only then is writability watched.
-class TcpConnection final : public Transport, private Selectable {
+class TcpConnection final : public TcpTransport, private Selectable {
  public:
   TcpConnection(Reactor* reactor, int fd, std::unique_ptr<Protocol> protocol,
                 const Address& peer);

@@ -58,7 +58,7 @@ class TimeoutMixin {
 class ProtocolWrapper : public Protocol,
                         public HalfCloseableProtocol,
                         public BufferingProtocol,
-                        public Transport {
+                        public TcpTransport {
  public:
   explicit ProtocolWrapper(std::unique_ptr<Protocol> wrapped);
   ~ProtocolWrapper() override;
