@@ -24,14 +24,19 @@ using ::testing::ElementsAre;
 
 class PollerTimersTest : public testing::PollerTest {
  protected:
-  // Runs the loop until something calls stop(). If the loop never wakes up
-  // (a poller that ignores its timeout), another thread stops it through
-  // callFromThread after kTimeout, and the test fails instead of hanging.
+  // Runs the loop until something calls stop(). After kTimeout a timer
+  // stops it (a lost wake-up), or, if the loop never wakes up for timers (a
+  // poller that ignores its timeout), another thread through callFromThread;
+  // either way the test fails instead of hanging.
   void RunBounded(Reactor& reactor) {
     std::mutex mu;
     std::condition_variable cv;
     bool finished = false;
     std::atomic<bool> fired{false};
+    DelayedCall fallback = reactor.callLater(testing::kTimeout, [&] {
+      fired = true;
+      reactor.stop();
+    });
     std::thread watchdog([&] {
       std::unique_lock<std::mutex> lock(mu);
       if (!cv.wait_for(lock, absl::ToChronoSeconds(testing::kTimeout),
@@ -41,6 +46,7 @@ class PollerTimersTest : public testing::PollerTest {
       }
     });
     reactor.run();
+    fallback.cancel().IgnoreError();
     {
       std::lock_guard<std::mutex> lock(mu);
       finished = true;
@@ -100,11 +106,12 @@ TEST_P(PollerTimersTest, CancelledCallNeverRunsAndResetMovesACall) {
   EXPECT_FALSE(pushed.active());
 }
 
-TEST_P(PollerTimersTest, CallFromThreadWakesALoopThatWaitsWithoutATimer) {
+TEST_P(PollerTimersTest, CallFromThreadWakesALoopAsleepInThePoller) {
   auto reactor = NewReactor();
   // Ping-pong: the thread posts the next call only after the previous one
   // ran, so the loop is (nearly always) asleep in the poller, with no timer
-  // due, when the call arrives: only the eventfd can wake it.
+  // due before the fallback, when the call arrives: only the eventfd can
+  // wake it in time.
   constexpr int kRounds = 200;
   std::mutex mu;
   std::condition_variable cv;
