@@ -36,7 +36,12 @@ class CountingProtocol : public Protocol {
   void connectionMade() override {
     index_ = all_->size();
     all_->push_back({});
-    (*all_)[index_].fd = static_cast<TcpConnection*>(transport())->fd();
+    const int fd = static_cast<TcpConnection*>(transport())->fd();
+    (*all_)[index_].fd = fd;
+    // Room for far more input than one read takes, whatever the kernel's
+    // default receive buffer (autotuning is off once it is set).
+    const int rcvbuf = 1024 * 1024;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
   }
   void dataReceived(absl::string_view data) override {
     ++(*all_)[index_].calls;
@@ -66,8 +71,9 @@ TEST_P(FairnessTest, OneReadPerReadinessEventSoABusyConnectionCannotStarveAnothe
   BlockingClient quiet = Connect(addr);
   ASSERT_TRUE(RunUntil(*reactor, [&] { return reads.size() == 2; }));
 
-  // The busy client sends as much as the kernel takes at once (at most 4 MiB):
-  // far more than one read of kReadBufferSize bytes.
+  // The busy client sends as much as the kernel takes at once (at most 4 MiB,
+  // and the server's side holds up to 1 MiB): far more than one read of
+  // kReadBufferSize bytes.
   const std::string chunk = testing::Pattern(64 * 1024);
   size_t sent = 0;
   while (sent < 4 * 1024 * 1024) {
