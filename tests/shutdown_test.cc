@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -22,8 +23,11 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "framework/clock.h"
@@ -196,6 +200,92 @@ int64_t BytesRead(pid_t pid) {
 
 // The echo server has no flag for the grace: it is ReactorOptions' default.
 constexpr absl::Duration kProgramGrace = absl::Seconds(5);
+
+// The kernel's send queue (bytes written and not yet acknowledged) of the
+// IPv4 TCP socket from 127.0.0.1:`local_port` to 127.0.0.1:`remote_port`,
+// from /proc/net/tcp; -1 if there is none.
+int64_t SendQueue(int local_port, int remote_port) {
+  std::ifstream tcp("/proc/net/tcp");
+  std::string line;
+  const std::string local = absl::StrFormat("0100007F:%04X", local_port);
+  const std::string remote = absl::StrFormat("0100007F:%04X", remote_port);
+  while (std::getline(tcp, line)) {
+    std::vector<absl::string_view> f = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    if (f.size() < 5 || f[1] != local || f[2] != remote) continue;
+    std::vector<absl::string_view> q = absl::StrSplit(f[4], ':');
+    uint64_t tx;
+    if (q.size() == 2 && absl::SimpleHexAtoi(q[0], &tx)) return static_cast<int64_t>(tx);
+  }
+  return -1;
+}
+
+// Waits (bounded) for another process's counter to reach `want`: there is
+// nothing to block on, so this polls every millisecond.
+bool WaitFor(absl::FunctionRef<int64_t()> now, int64_t want) {
+  MonotonicClock clock;
+  const absl::Time deadline = clock.now() + testing::kTimeout;
+  while (now() != want) {
+    if (clock.now() > deadline) return false;
+    ::poll(nullptr, 0, 1);
+  }
+  return true;
+}
+
+TEST(EchoServerShutdownTest, SigtermFlushesQueuedEchoToAClientThatReadsLate) {
+  absl::StatusOr<testing::ServerProgram> server =
+      testing::StartServerProgram("examples/echo_server", {});
+  ASSERT_TRUE(server.ok()) << server.status();
+  absl::StatusOr<BlockingClient> client =
+      BlockingClient::Connect(server->address, kPinnedBuffer);
+  ASSERT_TRUE(client.ok()) << client.status();
+  const pid_t pid = server->process.pid();
+  const int server_port = server->address.port();
+  const int client_port = Address::LocalOf(client->fd())->port();
+  const int64_t read_at_start = BytesRead(pid);
+  ASSERT_GE(read_at_start, 0);
+
+  // Send 16 KiB at a time, each time waiting until the server has read it
+  // all, until some of the echo stays in twist's buffer: the server read
+  // more than the kernels hold (the client's receive queue, the server's send
+  // queue). It then holds less than 64 KiB there (16 KiB plus what the send
+  // queue counts twice: sent, in the client's queue, not yet acknowledged),
+  // so it has not stopped reading and has no input left unread, which would
+  // turn its close into a reset.
+  const std::string chunk = testing::Pattern(16 * 1024);
+  int64_t sent = 0;
+  int64_t held = 0;  // by twist in the server, at least
+  while (sent < 64 * 1024 * 1024) {
+    ASSERT_TRUE(client->SendAll(chunk).ok());
+    sent += chunk.size();
+    ASSERT_TRUE(WaitFor([&] { return BytesRead(pid) - read_at_start; }, sent))
+        << "the server stopped reading after " << BytesRead(pid) - read_at_start;
+    int unread = 0;
+    ASSERT_EQ(::ioctl(client->fd(), FIONREAD, &unread), 0);
+    const int64_t in_kernel = SendQueue(server_port, client_port);
+    ASSERT_GE(in_kernel, 0);
+    held = sent - unread - in_kernel;
+    if (held > 0) break;
+  }
+  ASSERT_GT(held, 0) << "the kernel took everything";
+
+  MonotonicClock real;
+  const absl::Time signalled = real.now();
+  server->process.Signal(SIGTERM);
+  // Only now does the client read: every byte comes back, then the end.
+  absl::StatusOr<std::string> got = client->ReadToEof();
+  ASSERT_TRUE(got.ok()) << got.status();
+  std::cout << "sent " << sent << " bytes, " << held
+            << " held by twist at SIGTERM; the client got " << got->size() << "\n";
+  EXPECT_EQ(static_cast<int64_t>(got->size()), sent);
+  std::string expected;
+  while (expected.size() < got->size()) expected += chunk;
+  EXPECT_TRUE(*got == expected) << "the echo differs";
+  absl::StatusOr<int> status = server->process.Wait(testing::kTimeout);
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << *status;
+  EXPECT_LT(real.now() - signalled, kProgramGrace) << "it waited for the grace";
+  EXPECT_EQ(server->process.err(), "");
+}
 
 TEST(EchoServerShutdownTest, SigtermAbortsAClientThatNeverReadsWhenTheGraceEnds) {
   absl::StatusOr<testing::ServerProgram> server =
