@@ -3,11 +3,12 @@
 // flush what it queued, and abort what has not flushed after shutdown_grace.
 // In process on every poller, and from outside with the echo server.
 //
-// Output backs up in twist's own buffer only because both socket buffers
-// are pinned small (loopback buffers otherwise autotune to megabytes); each
-// test checks that it did before it stops the reactor.
+// Output backs up in twist's own buffer only on purpose (loopback buffers
+// autotune to megabytes): in process both socket buffers are pinned small;
+// from outside the client sends until the echo server has read more than the
+// kernels hold. Each test checks that output was held before it stops the
+// server.
 
-#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
