@@ -178,9 +178,10 @@ TEST_P(ShutdownTest, StopAbortsWhatHasNotFlushedWhenTheGraceEnds) {
   ASSERT_TRUE(sent_.lost);
   EXPECT_TRUE(IsConnectionAborted(sent_.reason)) << sent_.reason;
   // The client gets what the kernel held, then the end: twist's queue is gone.
-  std::string got = client.ReadUntilClosed();
-  EXPECT_LT(got.size(), kTotal);
-  EXPECT_TRUE(got == testing::Pattern(kTotal).substr(0, got.size()));
+  absl::StatusOr<std::string> got = client.ReadUntilClosed();
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_LT(got->size(), kTotal);
+  EXPECT_TRUE(*got == testing::Pattern(kTotal).substr(0, got->size()));
 }
 
 INSTANTIATE_TEST_SUITE_P(AllPollers, ShutdownTest,
@@ -336,14 +337,15 @@ TEST(EchoServerShutdownTest, SigtermAbortsAClientThatNeverReadsWhenTheGraceEnds)
   EXPECT_LT(took, kProgramGrace + absl::Seconds(3));
   // The client, reading only now, gets less than the server read: what twist
   // still held was dropped. What arrives is the start of what was sent.
-  std::string got = client->ReadUntilClosed();
+  absl::StatusOr<std::string> got = client->ReadUntilClosed();
+  ASSERT_TRUE(got.ok()) << got.status();
   std::cout << "sent " << sent << " bytes, the server read " << server_read
-            << ", the client got " << got.size() << "; exit " << took
+            << ", the client got " << got->size() << "; exit " << took
             << " after SIGTERM\n";
-  EXPECT_LT(static_cast<int64_t>(got.size()), server_read);
+  EXPECT_LT(static_cast<int64_t>(got->size()), server_read);
   std::string expected;
-  while (expected.size() < got.size()) expected += chunk;
-  EXPECT_TRUE(got == expected.substr(0, got.size())) << "the echo differs";
+  while (expected.size() < got->size()) expected += chunk;
+  EXPECT_TRUE(*got == expected.substr(0, got->size())) << "the echo differs";
 }
 
 }  // namespace
