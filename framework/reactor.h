@@ -23,6 +23,7 @@
 #include "framework/protocol.h"
 #include "framework/reactor_time.h"
 #include "framework/tcp_connector.h"
+#include "framework/thread_pool.h"
 
 namespace twist {
 
@@ -39,6 +40,11 @@ struct ReactorOptions {
   /// After stop(), how long run() lets connections flush their output
   /// before aborting the rest.
   absl::Duration shutdown_grace = absl::Seconds(5);
+  /// How connectTCP resolves host names; empty: Address::ResolveAll
+  /// (getaddrinfo). Tests inject one so that no real DNS is asked.
+  NameResolver resolver;
+  /// Threads of the reactor's thread pool (where names are resolved).
+  int thread_pool_size = 4;
 };
 
 /// The event loop (Twisted's reactor, muduo's EventLoop). It owns the
@@ -100,8 +106,9 @@ class Reactor : public ReactorTime {
   /// through a signalfd. Blocks those signals in the calling thread: call it
   /// from main() before starting other threads.
   /// Connects to host:port (Twisted's connectTCP). A numeric IPv4 or IPv6
-  /// address is connected at once; a name is resolved on a helper thread
-  /// first, so the loop never blocks. The attempt fails after `timeout`
+  /// address is connected at once; a name is resolved on the reactor's
+  /// thread pool first, so the loop never blocks, and each address it
+  /// resolves to is tried in turn. The attempt fails after `timeout`
   /// (resolution included; InfiniteDuration: never). `bind_address` picks
   /// the local address. Always returns a Connector; how the attempt goes
   /// reaches `factory` (which must outlive it) on this reactor's thread.
@@ -115,6 +122,11 @@ class Reactor : public ReactorTime {
   Poller& poller() { return *poller_; }
   Clock& clock() { return *clock_; }
   size_t connectionCount() const { return connections_.size(); }
+  /// Connectors that still have something to do (see Connector).
+  size_t connectorCount() const { return connectors_.size(); }
+  /// The reactor's thread pool (Twisted's getThreadPool()): a few threads,
+  /// started on first use, for blocking work such as name resolution.
+  ThreadPool& threadPool();
 
  private:
   friend class Connector;
@@ -178,6 +190,8 @@ class Reactor : public ReactorTime {
   std::vector<ReadyEvent> ready_;
   std::unique_ptr<char[]> read_buffer_;  // shared by every connection
   int reserve_fd_ = -1;
+  std::shared_ptr<const NameResolver> resolver_;  // shared with pool tasks
+  std::unique_ptr<ThreadPool> thread_pool_;       // made on first use
 
   std::vector<absl::AnyInvocable<void()>> when_running_;
   std::unique_ptr<Waker> waker_;
