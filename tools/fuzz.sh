@@ -49,7 +49,9 @@ for src in "${sources[@]}"; do
   if [ ! -f "$obj" ] || [ "$root/$src" -nt "$obj" ] || \
      [ -n "$(find "$root/framework" "$root/protocols" "$root/fuzz" -name '*.h' -newer "$obj" -print -quit)" ]; then
     echo "tools/fuzz.sh: compiling $src" >&2
-    "$cxx" "${flags[@]}" -c "$root/$src" -o "$obj" $(pkg-config --cflags "${absl_libs[@]}")
+    # Written aside, then renamed: two runs at once never link a half object.
+    "$cxx" "${flags[@]}" -c "$root/$src" -o "$obj.$$" $(pkg-config --cflags "${absl_libs[@]}")
+    mv -f "$obj.$$" "$obj"
   fi
   objects+=("$obj")
 done
@@ -62,7 +64,8 @@ for t in "${targets[@]}"; do
   fi
   bin="$out/${t}_fuzzer"
   echo "tools/fuzz.sh: linking $bin" >&2
-  "$cxx" "${flags[@]}" "$root/fuzz/${t}_fuzzer.cc" "${objects[@]}" "${absl_flags[@]}" -o "$bin"
+  "$cxx" "${flags[@]}" "$root/fuzz/${t}_fuzzer.cc" "${objects[@]}" "${absl_flags[@]}" -o "$bin.$$"
+  mv -f "$bin.$$" "$bin"
   mkdir -p "$out/$t/corpus"
   echo "tools/fuzz.sh: running $t for ${seconds}s" >&2
   if ! (cd "$out/$t" && ASAN_OPTIONS=detect_leaks=1 "$bin" -max_total_time="$seconds" \
