@@ -67,6 +67,7 @@ void AddRaw(std::vector<std::string>* events, absl::string_view data) {
 
 // The receiver's side of the test: what the callbacks saw.
 struct Record {
+  explicit Record(const char* t) : target(t) {}
   const char* target;
   std::vector<std::string> events;
   Armed armed;
@@ -477,7 +478,7 @@ int Drive(const char* target, Input& in, Receiver& p, ModelT& model, Record& rec
 namespace line {
 int FuzzOne(const uint8_t* data, size_t size) {
   Input in(data, size);
-  Record rec{"line"};
+  Record rec("line");
   LineModel model;
   model.max = PickMax(in);
   model.delimiter = std::string(kDelimiters[in.byte() % std::size(kDelimiters)]);
@@ -491,7 +492,7 @@ int FuzzOne(const uint8_t* data, size_t size) {
 namespace int32 {
 int FuzzOne(const uint8_t* data, size_t size) {
   Input in(data, size);
-  Record rec{"int32"};
+  Record rec("int32");
   Int32Model model;
   model.max = PickMax(in);
   FuzzStrings<Int32StringReceiver> p(&rec);
@@ -503,7 +504,7 @@ int FuzzOne(const uint8_t* data, size_t size) {
 namespace netstring {
 int FuzzOne(const uint8_t* data, size_t size) {
   Input in(data, size);
-  Record rec{"netstring"};
+  Record rec("netstring");
   NetstringModel model;
   model.max = PickMax(in);
   FuzzStrings<NetstringReceiver> p(&rec);
