@@ -119,6 +119,9 @@ int PendingBytes(int fd);
 /// Open descriptors of process `pid` (0: this process), from /proc.
 int OpenDescriptors(pid_t pid = 0);
 
+/// Whether a socket can bind ::1 here; tests that need IPv6 skip otherwise.
+bool HasIPv6Loopback();
+
 /// The loopback address of a listening port.
 Address LoopbackOf(const Address& listening);
 

@@ -37,7 +37,7 @@ flags=(-std=c++17 -g -O1 -fno-omit-frame-pointer -I"$root"
        -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
        -fno-sanitize=vptr)
 # The code under test, without the reactor: StringTransport stands in for it.
-sources=(framework/address.cc framework/errors.cc framework/protocol.cc
+sources=(framework/address.cc framework/errors.cc framework/protocol.cc framework/transport.cc
          framework/string_transport.cc protocols/basic.cc protocols/chat.cc
          fuzz/framing_fuzz.cc fuzz/chat_fuzz.cc)
 
