@@ -297,33 +297,32 @@ TEST_P(UdpTest, ConnectedPortTalksOnlyToItsPeer) {
   EXPECT_TRUE(absl::IsFailedPrecondition(port2->write("nowhere")));
 }
 
-// Connects `port` to a port nothing is bound to and writes until the
-// refusal is reported. The port is taken from a socket closed just before:
-// another process could grab it meanwhile, so up to three ports are tried.
-void ExpectRefusedOnRead(Reactor& reactor, UdpPort* port, Record& r) {
-  for (int attempt = 0; attempt < 3 && r.refused == 0; ++attempt) {
+TEST_P(UdpTest, ClosedPeerPortIsReportedAsConnectionRefused) {
+  // The peer's port comes from a socket closed just before; another process
+  // could bind it meanwhile (then no ICMP comes), so up to three are tried,
+  // each from a fresh UDP port (connect() is once only).
+  Record records[3];
+  std::unique_ptr<RecordingProtocol> protos[3];
+  auto reactor = NewReactor();
+  UdpPort* port = nullptr;
+  int attempt = 0;
+  for (; attempt < 3; ++attempt) {
+    protos[attempt] = std::make_unique<RecordingProtocol>(&records[attempt]);
+    port = *reactor->listenUDP(0, protos[attempt].get(), "127.0.0.1");
     int closed_port;
     {
       UdpSocket s;
       closed_port = s.port();
     }
-    if (attempt == 0) {
-      ASSERT_TRUE(port->connect("127.0.0.1", closed_port).ok());
-    } else {
-      // connect() is once only: a fresh attempt needs a fresh port.
-      return;
-    }
+    ASSERT_TRUE(port->connect("127.0.0.1", closed_port).ok());
     ASSERT_TRUE(port->write("anyone?").ok());
-    RunUntil(reactor, [&] { return r.refused > 0; }, absl::Seconds(5));
+    if (RunUntil(*reactor, [&] { return records[attempt].refused > 0; }, absl::Seconds(5))) {
+      break;
+    }
   }
-}
-
-TEST_P(UdpTest, ClosedPeerPortIsReportedAsConnectionRefused) {
-  Record r;
-  RecordingProtocol proto(&r);
-  auto reactor = NewReactor();
-  UdpPort* port = *reactor->listenUDP(0, &proto, "127.0.0.1");
-  ExpectRefusedOnRead(*reactor, port, r);
+  ASSERT_LT(attempt, 3) << "no connectionRefused()";
+  const Record& r = records[attempt];
+  testing::PollerTest::Spin(*reactor);
   EXPECT_EQ(r.refused, 1);
   EXPECT_THAT(r.events, ElementsAre("start", "refused"));
   EXPECT_TRUE(port->listening());  // a refusal does not stop the port
@@ -377,6 +376,17 @@ TEST_P(UdpTest, StopListeningClosesTheSocketAndStopsTheProtocolOnce) {
   ASSERT_TRUE(again.ok()) << again.status();
   reactor.reset();  // the reactor stops what still listens
   EXPECT_THAT(r.events, ElementsAre("start", "stop", "start", "stop"));
+}
+
+TEST_P(UdpTest, RunStopsUdpPortsWhenItShutsDown) {
+  Record r;
+  RecordingProtocol proto(&r);
+  auto reactor = NewReactor();
+  UdpPort* port = *reactor->listenUDP(0, &proto, "127.0.0.1");
+  reactor->callLater(absl::ZeroDuration(), [&] { reactor->stop(); });
+  reactor->run();
+  EXPECT_THAT(r.events, ElementsAre("start", "stop"));
+  EXPECT_FALSE(port->listening());
 }
 
 TEST_P(UdpTest, StopListeningFromACallbackStopsAfterItReturns) {
