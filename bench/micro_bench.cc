@@ -7,13 +7,17 @@
 // Line splitting: the inner loop of a line protocol. BM_LineReceiver feeds
 // LineReceiver (through a StringTransport) the reads a socket would give;
 // BM_LineSplit is the floor to compare it with, a bare find('\n') loop.
+// BM_*Frame*: one frame of 1 KiB to 1 MiB per receiver, fed one byte per read
+// or in one read; per_byte (ns) must not grow with the frame size.
 
 #include <sys/uio.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
 #include "absl/functional/function_ref.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "benchmark/benchmark.h"
@@ -193,6 +197,91 @@ void BM_LineReceiver(benchmark::State& state) {
       benchmark::Counter(static_cast<double>(p.lines), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_LineReceiver)->Arg(16)->Arg(80)->Arg(1024);
+
+// ---- Frames split across reads ----------------------------------------------
+
+// One frame of every framing receiver, `size` bytes in all (framing
+// included), fed one byte per read or in one read. The cost per byte must
+// not grow with the frame size: a receiver that copied its held frame on
+// every read would cost about size/2 bytes of copying per byte here.
+class FrameLines : public LineReceiver {
+ public:
+  void lineReceived(absl::string_view line) override { frames += line.size(); }
+  size_t frames = 0;
+};
+class FrameInt32 : public Int32StringReceiver {
+ public:
+  void stringReceived(absl::string_view s) override { frames += s.size(); }
+  size_t frames = 0;
+};
+class FrameNetstring : public NetstringReceiver {
+ public:
+  void stringReceived(absl::string_view s) override { frames += s.size(); }
+  size_t frames = 0;
+};
+
+std::string LineFrame(size_t size) { return std::string(size - 2, 'a') + "\r\n"; }
+std::string Int32Frame(size_t size) {
+  const uint32_t n = static_cast<uint32_t>(size - 4);
+  std::string out = {static_cast<char>(n >> 24), static_cast<char>(n >> 16),
+                     static_cast<char>(n >> 8), static_cast<char>(n)};
+  return out + std::string(n, 'a');
+}
+std::string NetstringFrame(size_t size) {
+  // "LEN:DATA,": find the data length whose frame is exactly `size` bytes.
+  size_t n = size - 2;
+  while (absl::StrCat(n).size() + n + 2 > size) --n;
+  return absl::StrCat(n, ":", std::string(n, 'a'), ",");
+}
+
+template <typename Receiver>
+void FrameBench(benchmark::State& state, const std::string& frame, bool byte_per_read) {
+  Receiver p;
+  p.setMaxLength(2 << 20);
+  StringTransport t;
+  t.connect(&p);
+  for (auto _ : state) {
+    if (byte_per_read) {
+      for (size_t i = 0; i < frame.size(); ++i) t.receive(absl::string_view(&frame[i], 1));
+    } else {
+      t.receive(frame);
+    }
+  }
+  if (p.frames == 0 || t.disconnecting()) state.SkipWithError("frame not delivered");
+  state.SetBytesProcessed(state.iterations() * frame.size());
+  // Seconds per byte, shown as e.g. "2.5n" (ns per byte).
+  state.counters["per_byte"] = benchmark::Counter(
+      static_cast<double>(frame.size()),
+      benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+}
+
+void BM_LineFrameBytewise(benchmark::State& s) {
+  FrameBench<FrameLines>(s, LineFrame(s.range(0)), true);
+}
+void BM_LineFrameOneRead(benchmark::State& s) {
+  FrameBench<FrameLines>(s, LineFrame(s.range(0)), false);
+}
+void BM_Int32FrameBytewise(benchmark::State& s) {
+  FrameBench<FrameInt32>(s, Int32Frame(s.range(0)), true);
+}
+void BM_Int32FrameOneRead(benchmark::State& s) {
+  FrameBench<FrameInt32>(s, Int32Frame(s.range(0)), false);
+}
+void BM_NetstringFrameBytewise(benchmark::State& s) {
+  FrameBench<FrameNetstring>(s, NetstringFrame(s.range(0)), true);
+}
+void BM_NetstringFrameOneRead(benchmark::State& s) {
+  FrameBench<FrameNetstring>(s, NetstringFrame(s.range(0)), false);
+}
+// 1 KiB, 16 KiB, 256 KiB, 1 MiB.
+#define TWIST_FRAME_SIZES ->Arg(1 << 10)->Arg(16 << 10)->Arg(256 << 10)->Arg(1 << 20)
+BENCHMARK(BM_LineFrameBytewise) TWIST_FRAME_SIZES;
+BENCHMARK(BM_LineFrameOneRead) TWIST_FRAME_SIZES;
+BENCHMARK(BM_Int32FrameBytewise) TWIST_FRAME_SIZES;
+BENCHMARK(BM_Int32FrameOneRead) TWIST_FRAME_SIZES;
+BENCHMARK(BM_NetstringFrameBytewise) TWIST_FRAME_SIZES;
+BENCHMARK(BM_NetstringFrameOneRead) TWIST_FRAME_SIZES;
+#undef TWIST_FRAME_SIZES
 
 }  // namespace
 }  // namespace twist

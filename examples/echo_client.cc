@@ -28,13 +28,16 @@
 #include "framework/tcp_connector.h"
 #include "gflags/gflags.h"
 
-DEFINE_string(host, "127.0.0.1", "Echo server: a name or a numeric IPv4/IPv6 address.");
+DEFINE_string(host, "127.0.0.1",
+              "Echo server: a numeric IPv4/IPv6 address, or a name (resolved on 4 "
+              "threads however many connections; every address it has is tried).");
 DEFINE_int32(port, 8000, "Echo server port, 1..65535.");
 DEFINE_int32(connections, 1, "Connections open at the same time.");
 DEFINE_int32(messages, 10, "Messages sent on each connection, one at a time.");
 DEFINE_int32(size, 64, "Bytes per message.");
 DEFINE_string(reactor, "epoll", "How to wait for sockets: epoll, poll or select.");
-DEFINE_double(timeout, 10, "Seconds to wait for each connection to be made.");
+DEFINE_double(timeout, 10,
+              "Seconds to wait for each connection to be made, name resolution included.");
 
 namespace twist {
 namespace {
@@ -71,7 +74,7 @@ class EchoChecker : public Protocol {
   void connectionMade() override {
     ++totals_->connected;
     totals_->open.push_back(transport());
-    transport()->setTcpNoDelay(true).IgnoreError();
+    if (auto* tcp = dynamic_cast<TcpTransport*>(transport())) tcp->setTcpNoDelay(true).IgnoreError();
     sendNext();
   }
   void dataReceived(absl::string_view data) override {
@@ -243,7 +246,7 @@ int main(int argc, char** argv) {
       "sends --messages messages of --size bytes on each (a distinct payload per\n"
       "connection), checks every echoed byte and prints one summary line.\n"
       "Usage: echo_client [--host=127.0.0.1] --port=8000 [--connections=N]\n"
-      "                   [--messages=M] [--size=S] [--reactor=epoll]");
+      "                   [--messages=M] [--size=S] [--reactor=epoll] [--timeout=10]");
   gflags::ParseCommandLineFlags(&argc, &argv, true);
   return twist::Main();
 }

@@ -5,6 +5,8 @@
 #include <netdb.h>
 #include <string.h>
 
+#include <vector>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
@@ -37,8 +39,16 @@ absl::StatusOr<Address> Address::Parse(absl::string_view host, int port) {
 }
 
 absl::StatusOr<Address> Address::Resolve(absl::string_view host, int port) {
+  absl::StatusOr<std::vector<Address>> all = ResolveAll(host, port);
+  if (!all.ok()) return all.status();
+  return all->front();
+}
+
+absl::StatusOr<std::vector<Address>> Address::ResolveAll(absl::string_view host,
+                                                         int port) {
   absl::StatusOr<Address> numeric = Parse(host, port);
-  if (numeric.ok() || port < 0 || port > 65535) return numeric;
+  if (numeric.ok()) return std::vector<Address>{*numeric};
+  if (port < 0 || port > 65535) return numeric.status();
   addrinfo hints;
   memset(&hints, 0, sizeof(hints));
   hints.ai_family = AF_UNSPEC;
@@ -52,9 +62,21 @@ absl::StatusOr<Address> Address::Resolve(absl::string_view host, int port) {
     return absl::NotFoundError(
         absl::StrCat("cannot resolve '", host, "': ", gai_strerror(rc)));
   }
-  Address a = FromSockaddr(result->ai_addr, result->ai_addrlen);
+  std::vector<Address> all;
+  for (const addrinfo* ai = result; ai != nullptr; ai = ai->ai_next) {
+    Address a = FromSockaddr(ai->ai_addr, ai->ai_addrlen);
+    if (a.family() == AF_UNSPEC) continue;
+    // getaddrinfo may list an address once per protocol: keep the first.
+    bool seen = false;
+    for (const Address& b : all) seen = seen || a == b;
+    if (!seen) all.push_back(a);
+  }
   freeaddrinfo(result);
-  return a;
+  if (all.empty()) {
+    return absl::NotFoundError(
+        absl::StrCat("cannot resolve '", host, "': no IPv4 or IPv6 address"));
+  }
+  return all;
 }
 
 Address Address::FromSockaddr(const sockaddr* sa, socklen_t len) {

@@ -4,7 +4,9 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -24,6 +26,10 @@ class Address {
   /// Like Parse, but also resolves a host name (e.g. "localhost") with
   /// getaddrinfo. Blocks while resolving: meant for start-up code.
   static absl::StatusOr<Address> Resolve(absl::string_view host, int port);
+  /// Every address `host` resolves to, in getaddrinfo's order (IPv6 and
+  /// IPv4), without repeats; NotFound if none. Blocks like Resolve.
+  static absl::StatusOr<std::vector<Address>> ResolveAll(absl::string_view host,
+                                                         int port);
   static Address FromSockaddr(const sockaddr* sa, socklen_t len);
   /// getsockname / getpeername of a socket.
   static absl::StatusOr<Address> LocalOf(int fd);
@@ -54,6 +60,12 @@ class Address {
     sockaddr_in6 v6;
   } addr_;
 };
+
+/// Resolves a host name to its addresses for Reactor::connectTCP
+/// (Address::ResolveAll by default; see ReactorOptions::resolver). Runs on
+/// the reactor's thread pool, several at a time: it must be thread-safe.
+using NameResolver =
+    std::function<absl::StatusOr<std::vector<Address>>(const std::string& host, int port)>;
 
 }  // namespace twist
 

@@ -14,6 +14,7 @@ std::unique_ptr<Protocol> ReconnectingClientFactory::buildProtocol(
 
 void ReconnectingClientFactory::startedConnecting(Connector* connector) {
   connector_ = connector;
+  connector_alive_ = connector->alive_;
 }
 
 void ReconnectingClientFactory::clientConnectionFailed(
@@ -35,14 +36,19 @@ void ReconnectingClientFactory::retry(Connector* connector) {
   absl::Duration d = delay();
   d = std::min(d * factor, maxDelay);
   if (jitter > 0) {
-    std::normal_distribution<double> normal(absl::ToDoubleSeconds(d),
-                                            absl::ToDoubleSeconds(d) * jitter);
-    d = absl::Seconds(std::max(0.0, normal(random_)));
+    // Uniform within d*(1±jitter), so that every delay is bounded (Twisted:
+    // a normal variate with standard deviation d*jitter).
+    const double j = std::min(jitter, 1.0);
+    std::uniform_real_distribution<double> spread(1 - j, 1 + j);
+    d = d * spread(random_);
   }
   delay_ = d;
   delay_started_ = true;
   // Refused while the reactor stops: then nothing is pending on it.
-  if (connector->connectLater(d).ok()) connector_ = connector;
+  if (connector->connectLater(d).ok()) {
+    connector_ = connector;
+    connector_alive_ = connector->alive_;
+  }
 }
 
 void ReconnectingClientFactory::resetDelay() {
@@ -53,6 +59,7 @@ void ReconnectingClientFactory::resetDelay() {
 
 void ReconnectingClientFactory::stopTrying() {
   continue_trying_ = false;
+  if (connector_ != nullptr && connector_alive_.expired()) connector_ = nullptr;
   if (connector_ != nullptr) {
     // Cancels a pending retry or an attempt in progress; an established
     // connection is left alone (it is not reconnected when it ends).

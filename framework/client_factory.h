@@ -2,9 +2,13 @@
 #define TWIST_FRAMEWORK_CLIENT_FACTORY_H_
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <random>
+#include <tuple>
+#include <utility>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "framework/protocol.h"
@@ -35,17 +39,43 @@ class ClientFactory : public Factory {
 
 /// Reconnects with exponential back-off after a failed or lost connection
 /// (Twisted's ReconnectingClientFactory). Each retry waits the previous
-/// delay times `factor`, at most `maxDelay`, varied by a normal jitter of
-/// `jitter` times the delay. buildProtocol() calls resetDelay(): a
-/// connection that succeeds starts the back-off over. A subclass that
-/// overrides buildProtocol(), clientConnectionFailed() or
-/// clientConnectionLost() calls this class's version too.
+/// delay times `factor`, at most `maxDelay`, then varied by up to `jitter`
+/// times itself either way (uniformly: Twisted draws from a normal
+/// distribution, which is unbounded; here every delay stays within
+/// d*(1±jitter)). buildProtocol() calls resetDelay(): a connection that
+/// succeeds starts the back-off over.
+///
+/// With your own protocol, no subclass is needed:
+///
+///   auto factory = ReconnectingClientFactory::forProtocol<MyClient>(args...);
+///   reactor->connectTCP(host, port, factory.get());
+///
+/// or `ReconnectingClientFactory factory([] { return std::make_unique<MyClient>(); });`.
+/// A subclass that overrides buildProtocol(), startedConnecting(),
+/// clientConnectionFailed() or clientConnectionLost() calls this class's
+/// version too (an override of buildProtocol() may instead call
+/// resetDelay() itself, as Twisted's documentation shows).
 ///
 /// Delays are measured on the reactor's clock, so a test drives them with a
 /// FakeClock. One factory drives one Connector.
 class ReconnectingClientFactory : public ClientFactory {
  public:
-  using ClientFactory::ClientFactory;
+  ReconnectingClientFactory() = default;
+  /// A factory whose buildProtocol() resets the delay and calls `make`.
+  explicit ReconnectingClientFactory(
+      absl::AnyInvocable<std::unique_ptr<Protocol>()> make)
+      : ClientFactory(std::move(make)) {}
+
+  /// Twisted's forProtocol: a reconnecting factory that builds P(args...)
+  /// (copies of the arguments) for each connection.
+  template <typename P, typename... Args>
+  static std::unique_ptr<ReconnectingClientFactory> forProtocol(Args... args) {
+    return std::make_unique<ReconnectingClientFactory>(
+        [args = std::make_tuple(std::move(args)...)]() -> std::unique_ptr<Protocol> {
+          return std::apply(
+              [](const Args&... a) { return std::make_unique<P>(a...); }, args);
+        });
+  }
 
   // Twisted's defaults.
   absl::Duration initialDelay = absl::Seconds(1);
@@ -68,7 +98,9 @@ class ReconnectingClientFactory : public ClientFactory {
   /// Back to initialDelay and zero retries; trying again if stopped.
   void resetDelay();
   /// No more retries; a pending retry or a connection attempt in progress
-  /// is abandoned.
+  /// is abandoned (the attempt ends with a cancelled clientConnectionFailed
+  /// on the next loop turn). Safe whenever the factory is alive, even after
+  /// the reactor is gone: the factory never uses a destroyed connector.
   void stopTrying();
 
   /// The delay the last retry waited (initialDelay before any).
@@ -83,7 +115,10 @@ class ReconnectingClientFactory : public ClientFactory {
   bool delay_started_ = false;  // delay_ follows initialDelay until the first retry
   int retries_ = 0;
   bool continue_trying_ = true;
-  Connector* connector_ = nullptr;  // the one a retry is pending on
+  // The one a retry or an attempt is pending on, and whether it still
+  // exists (the reactor may have destroyed it without us hearing).
+  Connector* connector_ = nullptr;
+  std::weak_ptr<char> connector_alive_;
   std::mt19937_64 random_{std::random_device{}()};
 };
 

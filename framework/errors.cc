@@ -3,10 +3,8 @@
 #include <errno.h>
 #include <string.h>
 
-
-#include "absl/strings/cord.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/types/optional.h"
 
 namespace twist {
 
@@ -23,37 +21,30 @@ absl::Status ConnectionAborted() {
 }
 
 namespace {
-// The payload that tells a refused connect from an unreachable one: both
-// are UNAVAILABLE, as Twisted's are both ConnectError.
-constexpr absl::string_view kConnectKind = "twist/connect-error-kind";
-
-bool HasKind(const absl::Status& s, absl::string_view kind) {
-  absl::optional<absl::Cord> p = s.GetPayload(kConnectKind);
-  return p.has_value() && *p == kind;
-}
+// A refused connect and an unreachable one are both UNAVAILABLE, as
+// Twisted's are both ConnectError; the start of the message tells them
+// apart. No payload: a printed status (ToString, operator<<) reads like
+// the others.
+constexpr absl::string_view kRefused = "connection refused by ";
+constexpr absl::string_view kNoRoute = "no route to ";
 }  // namespace
 
 absl::Status ConnectError(int error_number, absl::string_view destination) {
-  absl::string_view kind = "connect";
-  absl::string_view what = "cannot connect to";
+  absl::string_view what = "cannot connect to ";
   switch (error_number) {
     case ECONNREFUSED:
-      kind = "refused";
-      what = "connection refused by";
+      what = kRefused;
       break;
     case ENETUNREACH:
     case EHOSTUNREACH:
     case EHOSTDOWN:
-      kind = "no-route";
-      what = "no route to";
+      what = kNoRoute;
       break;
     default:
       break;
   }
-  absl::Status s = absl::UnavailableError(
-      absl::StrCat(what, " ", destination, ": ", strerror(error_number)));
-  s.SetPayload(kConnectKind, absl::Cord(kind));
-  return s;
+  return absl::UnavailableError(
+      absl::StrCat(what, destination, ": ", strerror(error_number)));
 }
 
 absl::Status ConnectTimeoutError(absl::string_view destination,
@@ -72,11 +63,11 @@ absl::Status ConnectCancelled(absl::string_view destination) {
 }
 
 bool IsConnectionRefused(const absl::Status& s) {
-  return absl::IsUnavailable(s) && HasKind(s, "refused");
+  return absl::IsUnavailable(s) && absl::StartsWith(s.message(), kRefused);
 }
 
 bool IsNoRoute(const absl::Status& s) {
-  return absl::IsUnavailable(s) && HasKind(s, "no-route");
+  return absl::IsUnavailable(s) && absl::StartsWith(s.message(), kNoRoute);
 }
 
 }  // namespace twist

@@ -28,12 +28,17 @@ inline bool IsConnectionAborted(const absl::Status& s) {
 
 // Why a connection attempt failed, as passed to
 // ClientFactory::clientConnectionFailed (Twisted's ConnectError family):
-//   ConnectionRefusedError  nothing listens there (RST)    -> UNAVAILABLE, kind "refused"
-//   NoRouteError            network/host unreachable       -> UNAVAILABLE, kind "no-route"
-//   other connect errors    (errno)                        -> UNAVAILABLE, kind "connect"
+//   ConnectionRefusedError  nothing listens there (RST)    -> UNAVAILABLE "connection refused by HOST:PORT: ..."
+//   NoRouteError            network/host unreachable       -> UNAVAILABLE "no route to HOST:PORT: ..."
+//   other connect errors    (errno)                        -> UNAVAILABLE "cannot connect to HOST:PORT: ..."
 //   TimeoutError            no answer within the timeout   -> DEADLINE_EXCEEDED
 //   DNSLookupError          the name did not resolve       -> NOT_FOUND
 //   UserError               stopConnecting()               -> CANCELLED
+// The Is...() tests below tell them apart by code and, for the UNAVAILABLE
+// ones, by how the message starts: the status carries no payload, so
+// printing it (ToString(), operator<<) shows just the code and the message.
+// A status rebuilt with another message (a prefix of yours) loses the kind:
+// test the reason as the factory got it.
 absl::Status ConnectError(int error_number, absl::string_view destination);
 absl::Status ConnectTimeoutError(absl::string_view destination,
                                  absl::Duration timeout);

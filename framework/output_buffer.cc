@@ -2,55 +2,58 @@
 
 namespace twist {
 
+OutputBuffer::~OutputBuffer() = default;
+
 void OutputBuffer::append(absl::string_view data) {
   if (data.empty()) return;
-  size_ += data.size();
-  if (chunks_.size() > head_ && chunks_.back().size() < kCoalesceLimit &&
+  if (q_ == nullptr) q_ = std::make_unique<Queue>();
+  Queue& q = *q_;
+  q.size += data.size();
+  if (q.chunks.size() > q.head && q.chunks.back().size() < kCoalesceLimit &&
       data.size() < kCoalesceLimit) {
-    chunks_.back().append(data.data(), data.size());
+    q.chunks.back().append(data.data(), data.size());
     return;
   }
-  chunks_.emplace_back(data.data(), data.size());
+  q.chunks.emplace_back(data.data(), data.size());
 }
 
 int OutputBuffer::peek(iovec* iov, int max) const {
+  if (q_ == nullptr) return 0;
+  const Queue& q = *q_;
   int n = 0;
-  for (size_t i = head_; i < chunks_.size() && n < max; ++i, ++n) {
-    size_t skip = (i == head_) ? head_offset_ : 0;
-    iov[n].iov_base = const_cast<char*>(chunks_[i].data()) + skip;
-    iov[n].iov_len = chunks_[i].size() - skip;
+  for (size_t i = q.head; i < q.chunks.size() && n < max; ++i, ++n) {
+    size_t skip = (i == q.head) ? q.head_offset : 0;
+    iov[n].iov_base = const_cast<char*>(q.chunks[i].data()) + skip;
+    iov[n].iov_len = q.chunks[i].size() - skip;
   }
   return n;
 }
 
 void OutputBuffer::consume(size_t n) {
-  size_ -= n;
+  if (q_ == nullptr) return;
+  Queue& q = *q_;
+  q.size -= n;
   while (n > 0) {
-    size_t left = chunks_[head_].size() - head_offset_;
+    size_t left = q.chunks[q.head].size() - q.head_offset;
     if (n < left) {
-      head_offset_ += n;
+      q.head_offset += n;
       return;
     }
     n -= left;
-    chunks_[head_].clear();
-    chunks_[head_].shrink_to_fit();
-    ++head_;
-    head_offset_ = 0;
+    q.chunks[q.head].clear();
+    q.chunks[q.head].shrink_to_fit();
+    ++q.head;
+    q.head_offset = 0;
   }
-  if (size_ == 0) {
+  if (q.size == 0) {
     clear();
-  } else if (head_ > 32 && head_ * 2 > chunks_.size()) {
+  } else if (q.head > 32 && q.head * 2 > q.chunks.size()) {
     // Keep the vector from growing without bound under a steady backlog.
-    chunks_.erase(chunks_.begin(), chunks_.begin() + head_);
-    head_ = 0;
+    q.chunks.erase(q.chunks.begin(), q.chunks.begin() + q.head);
+    q.head = 0;
   }
 }
 
-void OutputBuffer::clear() {
-  std::vector<std::string>().swap(chunks_);
-  head_ = 0;
-  head_offset_ = 0;
-  size_ = 0;
-}
+void OutputBuffer::clear() { q_.reset(); }
 
 }  // namespace twist

@@ -4,6 +4,7 @@
 #include <sys/uio.h>
 
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -17,8 +18,13 @@ namespace twist {
 /// An empty buffer owns no memory: an idle connection costs nothing here.
 class OutputBuffer {
  public:
-  bool empty() const { return size_ == 0; }
-  size_t size() const { return size_; }
+  OutputBuffer() = default;
+  OutputBuffer(OutputBuffer&&) = default;
+  OutputBuffer& operator=(OutputBuffer&&) = default;
+  ~OutputBuffer();
+
+  bool empty() const { return q_ == nullptr; }
+  size_t size() const { return q_ == nullptr ? 0 : q_->size; }
 
   void append(absl::string_view data);
   /// Fills up to `max` iovecs with the queued bytes, oldest first; returns
@@ -34,10 +40,15 @@ class OutputBuffer {
   // burst of tiny writes becomes a few large iovecs.
   static constexpr size_t kCoalesceLimit = 16 * 1024;
 
-  std::vector<std::string> chunks_;
-  size_t head_ = 0;         // first chunk with unsent bytes
-  size_t head_offset_ = 0;  // bytes of chunks_[head_] already sent
-  size_t size_ = 0;
+  // Allocated only while something is queued: an idle connection's buffer
+  // is one null pointer (most connections never queue at all).
+  struct Queue {
+    std::vector<std::string> chunks;
+    size_t head = 0;         // first chunk with unsent bytes
+    size_t head_offset = 0;  // bytes of chunks[head] already sent
+    size_t size = 0;
+  };
+  std::unique_ptr<Queue> q_;
 };
 
 }  // namespace twist

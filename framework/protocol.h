@@ -39,6 +39,14 @@ class Protocol {
 
   Transport* transport() const { return transport_; }
   Factory* factory() const { return factory_; }
+  /// factory() as the user's own factory type (Twisted's `self.factory`,
+  /// typed), so a protocol reaches its factory's state without a cast:
+  /// `factoryAs<QotdFactory>()->quote()`. nullptr when there is no factory
+  /// or it is not an F (a checked dynamic_cast).
+  template <typename F>
+  F* factoryAs() const {
+    return dynamic_cast<F*>(factory_);
+  }
   /// Set by the reactor (or a test) before makeConnection().
   void setFactory(Factory* factory) { factory_ = factory; }
 

@@ -108,7 +108,16 @@ Reactor::Reactor(std::unique_ptr<Poller> poller, ReactorOptions options)
       poller_(std::move(poller)),
       clock_(options_.clock != nullptr ? options_.clock : &monotonic_),
       timers_(clock_),
-      read_buffer_(new char[kReadBufferSize]) {}
+      read_buffer_(new char[kReadBufferSize]),
+      resolver_(std::make_shared<const NameResolver>(
+          options_.resolver ? options_.resolver : NameResolver(&Address::ResolveAll))) {}
+
+ThreadPool& Reactor::threadPool() {
+  if (thread_pool_ == nullptr) {
+    thread_pool_ = std::make_unique<ThreadPool>(options_.thread_pool_size);
+  }
+  return *thread_pool_;
+}
 
 absl::Status Reactor::init() {
   int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -179,6 +188,7 @@ void Reactor::run() {
   for (TcpConnection* c : open) c->abortConnection();
   processPendingCloses();
   dead_.clear();
+  abandonConnectors();  // attempts begun by callbacks during the grace
   reapIdleConnectors();
   stopping_ = false;
   running_ = false;
@@ -326,15 +336,14 @@ absl::Status Reactor::installSignalHandlers(std::initializer_list<int> signals) 
   return poller_->add(fd, kReadable, signals_.get());
 }
 
-void Reactor::adoptConnection(int fd, Factory* factory, const Address& host,
-                              const Address& peer) {
+void Reactor::adoptConnection(int fd, Factory* factory, const Address& peer) {
   std::unique_ptr<Protocol> protocol = factory->buildProtocol(peer);
   if (protocol == nullptr) {  // the factory refused this peer
     ::close(fd);
     return;
   }
   absl::StatusOr<TcpConnection*> c =
-      startConnection(fd, std::move(protocol), factory, host, peer, /*connector=*/nullptr);
+      startConnection(fd, std::move(protocol), factory, Address(), peer, /*connector=*/nullptr);
   if (!c.ok() && !warned_refused_) {
     warned_refused_ = true;
     fprintf(stderr, "twist: refusing connection from %s: %s\n",
@@ -346,10 +355,11 @@ absl::StatusOr<TcpConnection*> Reactor::startConnection(
     int fd, std::unique_ptr<Protocol> protocol, Factory* factory,
     const Address& host, const Address& peer, Connector* connector) {
   if (protocol->factory() == nullptr) protocol->setFactory(factory);
-  auto conn = std::make_unique<TcpConnection>(this, fd, std::move(protocol),
-                                              host, peer);
+  auto conn = std::make_unique<TcpConnection>(this, fd, std::move(protocol), peer);
   TcpConnection* c = conn.get();
   c->setConnector(connector);
+  // Known to its connector before connectionMade() asks for it.
+  if (connector != nullptr) connector->connection_ = c;
   connections_.emplace(c, std::move(conn));
   if (absl::Status s = c->start(); !s.ok()) {
     // The poller cannot watch this descriptor (select's FD_SETSIZE): the
@@ -372,11 +382,18 @@ Connector* Reactor::connectTCP(absl::string_view host, int port,
 }
 
 void Reactor::abandonConnectors() {
-  // Attempts in progress and pending retries end as cancelled, so their
-  // factories hear; a callback may add connectors, hence the copy.
-  std::vector<Connector*> all;
-  for (auto& [c, owned] : connectors_) all.push_back(c);
-  for (Connector* c : all) c->abandon();
+  // Attempts in progress and pending retries end as cancelled, and failures
+  // waiting for their turn are delivered, so every factory hears. A
+  // callback may add connectors (whose attempt, refused while stopping,
+  // waits for its turn): hence the copy, and the rounds.
+  while (true) {
+    std::vector<Connector*> pending;
+    for (auto& [c, owned] : connectors_) {
+      if (c->abandonable()) pending.push_back(c);
+    }
+    if (pending.empty()) break;
+    for (Connector* c : pending) c->abandon();
+  }
 }
 
 void Reactor::connectorMaybeIdle(Connector* c) { maybe_idle_.push_back(c); }

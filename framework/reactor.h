@@ -21,7 +21,9 @@
 #include "framework/delayed_call.h"
 #include "framework/poller.h"
 #include "framework/protocol.h"
+#include "framework/reactor_time.h"
 #include "framework/tcp_connector.h"
+#include "framework/thread_pool.h"
 
 namespace twist {
 
@@ -40,6 +42,11 @@ struct ReactorOptions {
   /// After stop(), how long run() lets connections flush their output
   /// before aborting the rest.
   absl::Duration shutdown_grace = absl::Seconds(5);
+  /// How connectTCP resolves host names; empty: Address::ResolveAll
+  /// (getaddrinfo). Tests inject one so that no real DNS is asked.
+  NameResolver resolver;
+  /// Threads of the reactor's thread pool (where names are resolved).
+  int thread_pool_size = 4;
 };
 
 /// The event loop (Twisted's reactor, muduo's EventLoop). It owns the
@@ -49,13 +56,13 @@ struct ReactorOptions {
 ///
 /// Everything except callFromThread() must be called on the reactor's
 /// thread (or before run() starts).
-class Reactor {
+class Reactor : public ReactorTime {
  public:
   static absl::StatusOr<std::unique_ptr<Reactor>> Create(
       ReactorOptions options = {});
   /// Closes what is still open: connections are aborted (their protocols
   /// get connectionLost), ports stop listening, pending calls are dropped.
-  ~Reactor();
+  ~Reactor() override;
   Reactor(const Reactor&) = delete;
   Reactor& operator=(const Reactor&) = delete;
 
@@ -79,7 +86,7 @@ class Reactor {
   void runUntilCurrent();
 
   /// Runs `fn` once, `delay` from now (Twisted's callLater).
-  DelayedCall callLater(absl::Duration delay, absl::AnyInvocable<void()> fn);
+  DelayedCall callLater(absl::Duration delay, absl::AnyInvocable<void()> fn) override;
   /// Runs `fn` when run() starts (at once if it is already running, as in
   /// Twisted; closes it asks for still wait until the current callback
   /// returns).
@@ -87,7 +94,7 @@ class Reactor {
   /// Thread-safe: runs `fn` on the reactor's thread soon, waking it up.
   void callFromThread(absl::AnyInvocable<void()> fn);
   /// The reactor's current time (Twisted's reactor.seconds()).
-  absl::Time seconds() const { return clock_->now(); }
+  absl::Time seconds() const override { return clock_->now(); }
 
   /// Listens on `interface`:`port` (port 0 = any free port; interface ""
   /// = every IPv4 interface, "::" = every IPv6 one) and builds a protocol
@@ -111,8 +118,9 @@ class Reactor {
   /// through a signalfd. Blocks those signals in the calling thread: call it
   /// from main() before starting other threads.
   /// Connects to host:port (Twisted's connectTCP). A numeric IPv4 or IPv6
-  /// address is connected at once; a name is resolved on a helper thread
-  /// first, so the loop never blocks. The attempt fails after `timeout`
+  /// address is connected at once; a name is resolved on the reactor's
+  /// thread pool first, so the loop never blocks, and each address it
+  /// resolves to is tried in turn. The attempt fails after `timeout`
   /// (resolution included; InfiniteDuration: never). `bind_address` picks
   /// the local address. Always returns a Connector; how the attempt goes
   /// reaches `factory` (which must outlive it) on this reactor's thread.
@@ -126,6 +134,11 @@ class Reactor {
   Poller& poller() { return *poller_; }
   Clock& clock() { return *clock_; }
   size_t connectionCount() const { return connections_.size(); }
+  /// Connectors that still have something to do (see Connector).
+  size_t connectorCount() const { return connectors_.size(); }
+  /// The reactor's thread pool (Twisted's getThreadPool()): a few threads,
+  /// started on first use, for blocking work such as name resolution.
+  ThreadPool& threadPool();
 
  private:
   friend class Connector;
@@ -139,8 +152,7 @@ class Reactor {
 
   // Wraps an accepted or connected socket in a transport and starts its
   // protocol. Takes ownership of fd; closes it on failure.
-  void adoptConnection(int fd, Factory* factory, const Address& host,
-                       const Address& peer);
+  void adoptConnection(int fd, Factory* factory, const Address& peer);
   // Called by a transport that wants to be closed once the current callback
   // returns (never re-entrantly inside a user's call).
   void enqueueClose(TcpConnection* c);
@@ -191,6 +203,8 @@ class Reactor {
   std::vector<ReadyEvent> ready_;
   std::unique_ptr<char[]> read_buffer_;  // shared by every connection
   int reserve_fd_ = -1;
+  std::shared_ptr<const NameResolver> resolver_;  // shared with pool tasks
+  std::unique_ptr<ThreadPool> thread_pool_;       // made on first use
 
   std::vector<absl::AnyInvocable<void()>> when_running_;
   std::unique_ptr<Waker> waker_;

@@ -31,14 +31,17 @@ absl::Status SetIntOption(int fd, int level, int name, bool enabled,
 
 TcpConnection::TcpConnection(Reactor* reactor, int fd,
                              std::unique_ptr<Protocol> protocol,
-                             const Address& host, const Address& peer)
+                             const Address& peer)
     : reactor_(reactor),
       fd_(fd),
       protocol_(std::move(protocol)),
-      half_closeable_(dynamic_cast<HalfCloseableProtocol*>(protocol_.get())),
-      buffering_(dynamic_cast<BufferingProtocol*>(protocol_.get())),
-      host_(host),
       peer_(peer) {}
+
+Address TcpConnection::getHost() const {
+  if (fd_ < 0) return Address();
+  absl::StatusOr<Address> a = Address::LocalOf(fd_);
+  return a.ok() ? *a : Address();
+}
 
 TcpConnection::~TcpConnection() {
   dropProducer();
@@ -78,10 +81,10 @@ void TcpConnection::write(absl::string_view data) {
 
 void TcpConnection::writeSequence(absl::Span<const absl::string_view> data) {
   // After loseConnection() writes still go out before the close (Twisted);
-  // abortConnection() and loseWriteConnection() set write_shutdown_.
-  if (state_ == State::kClosed || write_shutdown_) return;
-  if (producer_ != nullptr && !streaming_ && !pull_wanted_) {
-    pull_wanted_ = true;  // ask the pull producer again once this drains
+  // abortConnection() and loseWriteConnection() close the write side.
+  if (state_ == State::kClosed || write_side_ != WriteSide::kOpen) return;
+  if (producer_mode_ == ProducerMode::kPullAsked) {
+    producer_mode_ = ProducerMode::kPullWrote;  // ask again once this drains
     updateInterest();
   }
   size_t sent = 0;
@@ -128,9 +131,8 @@ void TcpConnection::queue(absl::Span<const absl::string_view> pieces,
 void TcpConnection::afterQueue() {
   if (out_.empty()) return;
   updateInterest();
-  if (producer_ != nullptr && streaming_ && !producer_paused_ &&
-      out_.size() > high_water_) {
-    producer_paused_ = true;
+  if (producer_mode_ == ProducerMode::kPushing && out_.size() > high_water_) {
+    producer_mode_ = ProducerMode::kPushPaused;
     producer_->pauseProducing();
   }
 }
@@ -156,9 +158,9 @@ void TcpConnection::afterDrain() {
       closeNow(ConnectionDone());
       return;
     }
-    if (write_shutdown_ && !write_shut_) {
+    if (write_side_ == WriteSide::kShutdownPending) {
       ::shutdown(fd_, SHUT_WR);
-      write_shut_ = true;
+      write_side_ = WriteSide::kShut;
       if (read_eof_) {
         closeNow(ConnectionDone());
         return;
@@ -166,14 +168,13 @@ void TcpConnection::afterDrain() {
     }
   }
   updateInterest();
-  if (producer_ == nullptr) return;
-  if (streaming_) {
-    if (producer_paused_ && out_.size() <= low_water_) {
-      producer_paused_ = false;
+  if (producer_mode_ == ProducerMode::kPushPaused) {
+    if (out_.size() <= low_water_) {
+      producer_mode_ = ProducerMode::kPushing;
       producer_->resumeProducing();
     }
-  } else if (out_.empty() && pull_wanted_) {
-    pull_wanted_ = false;
+  } else if (producer_mode_ == ProducerMode::kPullWrote && out_.empty()) {
+    producer_mode_ = ProducerMode::kPullAsked;
     updateInterest();
     producer_->resumeProducing();
   }
@@ -181,8 +182,7 @@ void TcpConnection::afterDrain() {
 
 void TcpConnection::failWrite(int error_number) {
   out_.clear();
-  write_shutdown_ = true;
-  write_shut_ = true;
+  write_side_ = WriteSide::kShut;
   updateInterest();
   scheduleClose(ConnectionLost(error_number));
 }
@@ -206,13 +206,15 @@ void TcpConnection::doRead() {
   }
   // End of input: the peer shut down its write side.
   read_eof_ = true;
-  if (half_closeable_ == nullptr) {
+  // Looked up here, not kept: once per connection at most.
+  auto* half_closeable = dynamic_cast<HalfCloseableProtocol*>(protocol_.get());
+  if (half_closeable == nullptr) {
     loseConnection();  // flush what is queued, then close cleanly
     return;
   }
   updateInterest();
-  half_closeable_->readConnectionLost();
-  if (state_ != State::kClosed && write_shut_) closeNow(ConnectionDone());
+  half_closeable->readConnectionLost();
+  if (state_ != State::kClosed && write_side_ == WriteSide::kShut) closeNow(ConnectionDone());
 }
 
 void TcpConnection::handleEvents(uint32_t ready) {
@@ -246,14 +248,14 @@ void TcpConnection::updateInterest() {
   if (state_ == State::kConnected && !reading_paused_ && !read_eof_) {
     want |= kReadable;
   }
-  bool pull_waiting = producer_ != nullptr && !streaming_ && pull_wanted_ &&
-                      state_ == State::kConnected && !write_shutdown_;
-  if (!write_shut_ && (!out_.empty() || pull_waiting)) want |= kWritable;
+  const bool pull_waiting = producer_mode_ == ProducerMode::kPullWrote &&
+                            state_ == State::kConnected && write_side_ == WriteSide::kOpen;
+  if (write_side_ != WriteSide::kShut && (!out_.empty() || pull_waiting)) want |= kWritable;
   // Half-closed by the peer and waiting for the protocol: still watched, for
   // nothing, since the pollers report errors and hang-ups whatever the
   // interest: a reset is heard. (Only a reset hangs it up: our own FIN
   // after the peer's closes the connection anyway.)
-  const bool watch_hangup = read_eof_ && !write_shut_;
+  const bool watch_hangup = read_eof_ && write_side_ != WriteSide::kShut;
   if (want == interest_ && (want != 0 || registered_ == watch_hangup)) return;
   absl::Status s;
   if (want == 0 && !watch_hangup) {
@@ -284,8 +286,9 @@ void TcpConnection::resumeProducing() {
   updateInterest();
   // Input the protocol held back while we were paused is due now; it may
   // not get more from the peer to wake it.
-  if (was_paused && buffering_ != nullptr && state_ == State::kConnected) {
-    buffering_->readingResumed();
+  if (was_paused && state_ == State::kConnected) {
+    // Looked up here, not kept: once per pause at most.
+    if (auto* b = dynamic_cast<BufferingProtocol*>(protocol_.get())) b->readingResumed();
   }
 }
 
@@ -301,12 +304,10 @@ absl::Status TcpConnection::registerProducer(Producer* producer,
     return absl::FailedPreconditionError("the connection is closed");
   }
   producer_ = producer;
-  streaming_ = streaming;
-  producer_paused_ = false;
-  pull_wanted_ = !streaming;  // asked for its first data once writable
   linkProducer(producer);
+  producer_mode_ = streaming ? ProducerMode::kPushing : ProducerMode::kPullWrote;
   if (streaming && out_.size() > high_water_) {
-    producer_paused_ = true;
+    producer_mode_ = ProducerMode::kPushPaused;
     producer->pauseProducing();
   }
   updateInterest();  // a pull producer is asked for data once writable
@@ -321,22 +322,23 @@ void TcpConnection::unregisterProducer() {
 void TcpConnection::dropProducer() {
   unlinkProducer(producer_);
   producer_ = nullptr;
-  producer_paused_ = false;
-  pull_wanted_ = false;
+  producer_mode_ = ProducerMode::kNone;
 }
 
 void TcpConnection::producerGone(Producer* p) {
   if (producer_ != p) return;
   producer_ = nullptr;  // already unlinked by the producer
-  producer_paused_ = false;
-  pull_wanted_ = false;
+  producer_mode_ = ProducerMode::kNone;
   updateInterest();
 }
 
 void TcpConnection::setWriteBufferWaterMarks(size_t low, size_t high) {
-  if (high < low) high = low;
-  low_water_ = low;
-  high_water_ = high;
+  // Kept in 32 bits (idle connections stay small): marks up to 4 GiB.
+  constexpr size_t kMax = UINT32_MAX;
+  low = std::min(low, kMax);
+  high = std::min(std::max(high, low), kMax);
+  low_water_ = static_cast<uint32_t>(low);
+  high_water_ = static_cast<uint32_t>(high);
 }
 
 // ---- Closing ---------------------------------------------------------------
@@ -355,18 +357,17 @@ void TcpConnection::abortConnection() {
   if (state_ == State::kClosed) return;
   state_ = State::kDisconnecting;
   out_.clear();
-  write_shutdown_ = true;
-  write_shut_ = true;
+  write_side_ = WriteSide::kShut;
   updateInterest();
   scheduleClose(ConnectionAborted());
 }
 
 void TcpConnection::loseWriteConnection() {
-  if (state_ == State::kClosed || write_shutdown_) return;
-  write_shutdown_ = true;
+  if (state_ == State::kClosed || write_side_ != WriteSide::kOpen) return;
+  write_side_ = WriteSide::kShutdownPending;
   if (out_.empty()) {
     ::shutdown(fd_, SHUT_WR);
-    write_shut_ = true;
+    write_side_ = WriteSide::kShut;
     if (read_eof_) scheduleClose(ConnectionDone());
   }
   updateInterest();
@@ -387,7 +388,7 @@ void TcpConnection::scheduleClose(absl::Status reason) {
 void TcpConnection::closeNow(absl::Status reason) {
   if (state_ == State::kClosed) return;
   if (state_ == State::kDisconnecting && IsConnectionDone(reason) && !out_.empty() &&
-      !write_shut_) {
+      write_side_ != WriteSide::kShut) {
     // loseConnection() found nothing queued, but the protocol wrote after it:
     // flush that first; afterDrain() closes.
     close_pending_ = false;

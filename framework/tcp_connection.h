@@ -25,10 +25,10 @@ class Reactor;
 /// starve the others. Writing: straight to the socket when nothing is
 /// queued (no wait for the next loop turn, no epoll_ctl); only what the
 /// kernel refuses is queued, and only then is writability watched.
-class TcpConnection final : public Transport, private Selectable {
+class TcpConnection final : public TcpTransport, private Selectable {
  public:
   TcpConnection(Reactor* reactor, int fd, std::unique_ptr<Protocol> protocol,
-                const Address& host, const Address& peer);
+                const Address& peer);
   ~TcpConnection() override;
 
   /// Registers with the poller and calls the protocol's makeConnection().
@@ -42,7 +42,9 @@ class TcpConnection final : public Transport, private Selectable {
   void loseWriteConnection() override;
   bool disconnecting() const override { return state_ != State::kConnected; }
   Address getPeer() const override { return peer_; }
-  Address getHost() const override { return host_; }
+  /// Asked of the kernel (getsockname): not kept, to keep idle connections
+  /// small. Unspecified once the connection is closed.
+  Address getHost() const override;
   absl::Status setTcpNoDelay(bool enabled) override;
   absl::Status setTcpKeepAlive(bool enabled) override;
   void pauseProducing() override;
@@ -62,7 +64,6 @@ class TcpConnection final : public Transport, private Selectable {
 
  private:
   friend class Reactor;
-  enum class State : uint8_t { kConnected, kDisconnecting, kClosed };
 
   void handleEvents(uint32_t ready) override;
   void doRead();
@@ -84,33 +85,41 @@ class TcpConnection final : public Transport, private Selectable {
   // destruction. Only the reactor's dispatch calls this.
   void closeNow(absl::Status reason);
 
+  // The connection's state is three small machines and two facts, each
+  // changed in one place; docs/design.md has the transitions.
+  //
+  // The whole connection: open, closing after a flush (loseConnection), or
+  // closed (connectionLost has run or is running).
+  enum class State : uint8_t { kConnected, kDisconnecting, kClosed };
+  // The write side: open; a FIN is due once the queue drains
+  // (loseWriteConnection); or nothing more goes out (FIN sent, aborted, or a
+  // write failed).
+  enum class WriteSide : uint8_t { kOpen, kShutdownPending, kShut };
+  // The registered producer, if any: a push producer running or paused; a
+  // pull producer asked for data and not yet written, or written and to be
+  // asked again once the queue drains.
+  enum class ProducerMode : uint8_t { kNone, kPushing, kPushPaused, kPullAsked, kPullWrote };
+
   Reactor* reactor_;
   int fd_;
   std::unique_ptr<Protocol> protocol_;
-  HalfCloseableProtocol* half_closeable_;  // protocol_, if it opts in
-  BufferingProtocol* buffering_;           // protocol_, if it opts in
-  Address host_;
   Address peer_;
   OutputBuffer out_;
   Producer* producer_ = nullptr;
-  size_t low_water_ = 32 * 1024;
-  size_t high_water_ = 64 * 1024;
+  uint32_t low_water_ = 32 * 1024;
+  uint32_t high_water_ = 64 * 1024;
   absl::Status close_reason_;
   Connector* connector_ = nullptr;  // a pointer, not a callback: 8 bytes a connection
   State state_ = State::kConnected;
-  uint32_t interest_ = 0;      // what the poller watches now
-  bool registered_ = false;    // whether the poller knows fd_
-  bool streaming_ = false;     // producer_ is a push producer
-  bool producer_paused_ = false;
-  // A pull producer is asked for more once the data it last wrote has
-  // drained: only after it wrote something (else a level-triggered poller
-  // would report "writable" and ask again on every turn).
-  bool pull_wanted_ = false;
-  bool reading_paused_ = false;
-  bool read_eof_ = false;      // the peer shut down its write side
-  bool write_shutdown_ = false;  // loseWriteConnection() was asked
-  bool write_shut_ = false;      // and done: FIN sent
+  WriteSide write_side_ = WriteSide::kOpen;
+  ProducerMode producer_mode_ = ProducerMode::kNone;
+  bool reading_paused_ = false;  // pauseProducing(): the protocol's choice
+  bool read_eof_ = false;        // the peer shut down its write side
+  // Bookkeeping with the reactor and the poller, not state: a close is queued
+  // (scheduleClose), and what the poller is watching.
   bool close_pending_ = false;
+  bool registered_ = false;
+  uint32_t interest_ = 0;
 };
 
 }  // namespace twist

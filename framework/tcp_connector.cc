@@ -4,8 +4,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <mutex>
-#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -13,13 +13,18 @@
 #include "framework/errors.h"
 #include "framework/reactor.h"
 #include "framework/tcp_connection.h"
+#include "framework/thread_pool.h"
 
 namespace twist {
 
+// Shared with the resolver's task on the reactor's thread pool, which may
+// outlive the connector and the reactor.
 struct Connector::Handoff {
   std::mutex mu;
   Reactor* reactor;        // guarded by mu; null once the connector is gone
   Connector* connector;    // read and cleared on the reactor's thread only
+  // The attempt under way: a queued look-up for an older one is skipped.
+  std::atomic<uint64_t> attempt{0};
 };
 
 Connector::Connector(Reactor* reactor, std::string host, int port,
@@ -42,8 +47,10 @@ Connector::~Connector() {
     handoff_->reactor = nullptr;
   }
   handoff_->connector = nullptr;
+  handoff_->attempt.store(0);
   timeout_call_.cancel().IgnoreError();
   reconnect_call_.cancel().IgnoreError();
+  failure_call_.cancel().IgnoreError();
   closeSocket();
 }
 
@@ -69,6 +76,9 @@ absl::Status Connector::connect() {
   }
   state_ = State::kConnecting;
   const uint64_t attempt = ++attempt_;
+  addresses_.clear();
+  next_address_ = 0;
+  first_error_ = absl::OkStatus();
   if (!factory_started_) {
     factory_started_ = true;
     factory_->doStart();
@@ -90,23 +100,40 @@ absl::Status Connector::connect() {
   }
   absl::StatusOr<Address> numeric = Address::Parse(host_, port_);
   if (numeric.ok()) {
-    beginConnect(*numeric);
+    addresses_.push_back(*numeric);
+    tryNextAddress(/*deferred=*/true);
     return absl::OkStatus();
   }
-  // A name: getaddrinfo blocks, so it runs on its own thread and hands the
-  // answer back through callFromThread.
-  std::thread([handoff = handoff_, host = host_, port = port_, attempt] {
-    absl::StatusOr<Address> address = Address::Resolve(host, port);
-    std::lock_guard<std::mutex> lock(handoff->mu);
-    if (handoff->reactor == nullptr) return;
-    handoff->reactor->callFromThread(
-        [handoff, attempt, address = std::move(address)]() mutable {
-          if (handoff->connector != nullptr) {
-            handoff->connector->resolved(attempt, std::move(address));
-          }
-        });
-  }).detach();
+  resolve();
   return absl::OkStatus();
+}
+
+void Connector::resolve() {
+  // getaddrinfo blocks, so it runs on the reactor's pool (a few threads,
+  // however many connectors) and hands the answer back through
+  // callFromThread.
+  const uint64_t attempt = attempt_;
+  handoff_->attempt.store(attempt);
+  absl::Status s = reactor_->threadPool().callInThread(
+      [handoff = handoff_, resolver = reactor_->resolver_, host = host_,
+       port = port_, attempt] {
+        // Cancelled or timed out while queued: not worth a look-up.
+        if (handoff->attempt.load() != attempt) return;
+        absl::StatusOr<std::vector<Address>> addresses = (*resolver)(host, port);
+        std::lock_guard<std::mutex> lock(handoff->mu);
+        if (handoff->reactor == nullptr) return;
+        handoff->reactor->callFromThread(
+            [handoff, attempt, addresses = std::move(addresses)]() mutable {
+              if (handoff->connector != nullptr) {
+                handoff->connector->resolved(attempt, std::move(addresses));
+              }
+            });
+      });
+  if (!s.ok()) {
+    fail(absl::Status(s.code(), absl::StrCat("cannot resolve '", host_,
+                                             "': ", s.message())),
+         /*deferred=*/true);
+  }
 }
 
 void Connector::start() {
@@ -129,31 +156,43 @@ absl::Status Connector::connectLater(absl::Duration delay) {
   return absl::OkStatus();
 }
 
-void Connector::resolved(uint64_t attempt, absl::StatusOr<Address> address) {
+void Connector::resolved(uint64_t attempt,
+                         absl::StatusOr<std::vector<Address>> addresses) {
   if (attempt != attempt_ || state_ != State::kConnecting || failing_) return;
-  if (!address.ok()) {
-    // Address::Resolve already names the host and the resolver's reason.
-    fail(absl::IsNotFound(address.status())
-             ? address.status()
-             : DNSLookupError(host_, address.status().message()),
+  if (!addresses.ok()) {
+    // Address::ResolveAll already names the host and the resolver's reason.
+    fail(absl::IsNotFound(addresses.status())
+             ? addresses.status()
+             : DNSLookupError(host_, addresses.status().message()),
          /*deferred=*/false);
     return;
   }
-  beginConnect(*address);
-}
-
-void Connector::beginConnect(const Address& address) {
-  address_ = address;
-  fd_ = ::socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd_ < 0) {
-    fail(ConnectError(errno, getDestination()), /*deferred=*/true);
+  if (addresses->empty()) {
+    fail(DNSLookupError(host_, "no address"), /*deferred=*/false);
     return;
   }
+  addresses_ = *std::move(addresses);
+  next_address_ = 0;
+  tryNextAddress(/*deferred=*/false);
+}
+
+void Connector::tryNextAddress(bool deferred) {
+  while (next_address_ < addresses_.size()) {
+    absl::Status s = beginConnect(addresses_[next_address_++]);
+    if (s.ok()) return;
+    closeSocket();
+    if (first_error_.ok()) first_error_ = std::move(s);
+  }
+  fail(first_error_.ok() ? ConnectError(EINVAL, getDestination()) : first_error_,
+       deferred);
+}
+
+absl::Status Connector::beginConnect(const Address& address) {
+  fd_ = ::socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd_ < 0) return ConnectError(errno, getDestination());
   if (bind_.has_value() &&
       ::bind(fd_, bind_->sockaddr_ptr(), bind_->length()) != 0) {
-    fail(absl::ErrnoToStatus(errno, absl::StrCat("cannot bind to ", bind_->ToString())),
-         /*deferred=*/true);
-    return;
+    return absl::ErrnoToStatus(errno, absl::StrCat("cannot bind to ", bind_->ToString()));
   }
   int rc;
   do {
@@ -161,16 +200,11 @@ void Connector::beginConnect(const Address& address) {
   } while (rc != 0 && errno == EINTR);
   // Connected at once or not, the handshake's end is seen through
   // writability: connectionMade never runs inside the caller's connect().
-  if (rc != 0 && errno != EINPROGRESS) {
-    fail(ConnectError(errno, getDestination()), /*deferred=*/true);
-    return;
-  }
+  if (rc != 0 && errno != EINPROGRESS) return ConnectError(errno, getDestination());
   absl::Status s = reactor_->poller().add(fd_, kWritable, this);
-  if (!s.ok()) {
-    fail(absl::ResourceExhaustedError(s.message()), /*deferred=*/true);
-    return;
-  }
+  if (!s.ok()) return absl::ResourceExhaustedError(s.message());
   registered_ = true;
+  return absl::OkStatus();
 }
 
 void Connector::handleEvents(uint32_t ready) {
@@ -179,7 +213,9 @@ void Connector::handleEvents(uint32_t ready) {
   socklen_t len = sizeof(error);
   if (::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &error, &len) != 0) error = errno;
   if (error != 0) {
-    fail(ConnectError(error, getDestination()), /*deferred=*/false);
+    closeSocket();
+    if (first_error_.ok()) first_error_ = ConnectError(error, getDestination());
+    tryNextAddress(/*deferred=*/false);
     return;
   }
   connected();
@@ -202,15 +238,17 @@ void Connector::connected() {
     fail(absl::CancelledError("the factory built no protocol"), /*deferred=*/true);
     return;
   }
+  // Connected before the protocol's connectionMade() runs, which may ask
+  // for transport() or disconnect(): startConnection sets connection_.
   state_ = State::kConnected;
   absl::StatusOr<TcpConnection*> c = reactor_->startConnection(
       fd, std::move(protocol), factory_, host.ok() ? *host : Address(), *peer, this);
   if (!c.ok()) {
+    connection_ = nullptr;
     state_ = State::kConnecting;
     fail(absl::ResourceExhaustedError(c.status().message()), /*deferred=*/true);
     return;
   }
-  connection_ = *c;
 }
 
 absl::Status Connector::stopConnecting() {
@@ -227,7 +265,18 @@ absl::Status Connector::stopConnecting() {
   return absl::OkStatus();
 }
 
+bool Connector::abandonable() const {
+  return state_ == State::kConnecting || failing_ || reconnect_call_.active();
+}
+
 void Connector::abandon() {
+  if (failing_) {
+    // Its loop turn will not come: the factory hears now what it would
+    // have heard then.
+    failure_call_.cancel().IgnoreError();
+    deliverPendingFailure();
+    return;
+  }
   if (reconnect_call_.active()) {
     // A retry that will not happen: the factory hears, and forgets us.
     reconnect_call_.cancel().IgnoreError();
@@ -262,15 +311,20 @@ void Connector::fail(absl::Status reason, bool deferred) {
   timeout_call_.cancel().IgnoreError();
   closeSocket();
   ++attempt_;  // a resolver answer still on its way is now stale
+  handoff_->attempt.store(attempt_);
   if (!deferred) {
     reportFailure(reason);
     return;
   }
   failing_ = true;
-  reactor_->callLater(absl::ZeroDuration(), [this, reason = std::move(reason)] {
-    failing_ = false;
-    reportFailure(reason);
-  });
+  pending_failure_ = std::move(reason);
+  failure_call_ = reactor_->callLater(absl::ZeroDuration(),
+                                      [this] { deliverPendingFailure(); });
+}
+
+void Connector::deliverPendingFailure() {
+  failing_ = false;
+  reportFailure(std::exchange(pending_failure_, absl::OkStatus()));
 }
 
 void Connector::reportFailure(const absl::Status& reason) {

@@ -4,6 +4,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -16,11 +17,21 @@ namespace twist {
 
 class ClientFactory;
 class Reactor;
+class ReconnectingClientFactory;
 class TcpConnection;
 class Transport;
 
 /// One outgoing TCP connection and its attempts (Twisted's IConnector), made
 /// by Reactor::connectTCP. Owned by the reactor.
+///
+/// Every attempt (connect()) ends with exactly one of the factory's
+/// clientConnectionFailed() or (after a connection) clientConnectionLost(),
+/// whatever the timing: stopping or destroying the reactor ends an attempt
+/// in progress, and delivers a failure still waiting for its loop turn.
+///
+/// A name is resolved on the reactor's thread pool; every address it
+/// resolves to (IPv6 and IPv4, in the resolver's order) is tried in turn
+/// until one connects. The timeout covers the resolution and every address.
 ///
 /// Lifetime: a connector lives while it is connecting, connected, or waiting
 /// for a connectLater(). Once it is none of these after its factory's
@@ -48,33 +59,45 @@ class Connector final : private Selectable {
   /// gets a cancelled reason on the next loop turn. Also cancels a pending
   /// connectLater(), silently. FailedPrecondition when neither is under way.
   absl::Status stopConnecting();
-  /// Connecting: stopConnecting(). Connected: loseConnection().
+  /// Connecting: stopConnecting(). Connected (from connectionMade() on):
+  /// loseConnection().
   void disconnect();
 
   /// "host:port" as given to connectTCP.
   std::string getDestination() const;
   State state() const { return state_; }
-  /// The connection's transport while connected, else nullptr.
+  /// The connection's transport while connected (from the protocol's
+  /// connectionMade() on, until its connectionLost()), else nullptr.
   Transport* transport() const;
 
  private:
   friend class Reactor;
   friend class TcpConnection;  // connectionLost()
+  friend class ReconnectingClientFactory;  // alive_
 
   void handleEvents(uint32_t ready) override;
   // The first connect(), from connectTCP: if it cannot even begin (the
   // reactor is stopping) the factory still hears, on the next turn.
   void start();
+  // Whether abandon() has something to end.
+  bool abandonable() const;
   // The reactor is stopping: an attempt in progress, or a pending
-  // connectLater(), ends now with a cancelled clientConnectionFailed.
+  // connectLater(), ends now with a cancelled clientConnectionFailed; a
+  // failure waiting for the next turn is delivered now.
   void abandon();
-  void resolved(uint64_t attempt, absl::StatusOr<Address> address);
-  void beginConnect(const Address& address);
+  void resolve();
+  void resolved(uint64_t attempt, absl::StatusOr<std::vector<Address>> addresses);
+  // Starts connecting to the next address to try; when every one has
+  // failed, fails the attempt with the first address's reason.
+  void tryNextAddress(bool deferred);
+  // Starts a non-blocking connect; an error if it failed at once.
+  absl::Status beginConnect(const Address& address);
   void connected();
   // Ends the attempt now; tells the factory now, or on the next loop turn
   // when `deferred` (inside a user's call).
   void fail(absl::Status reason, bool deferred);
   void reportFailure(const absl::Status& reason);
+  void deliverPendingFailure();
   void connectionLost(const absl::Status& reason);
   // After the factory heard how an attempt ended: stops the factory and
   // lets the reactor reap this connector, unless it connects again.
@@ -98,13 +121,20 @@ class Connector final : private Selectable {
   uint64_t attempt_ = 0;      // tells stale resolver answers from current ones
   bool factory_started_ = false;
   bool failing_ = false;       // a deferred failure report is pending
+  absl::Status pending_failure_;  // what it will report
+  DelayedCall failure_call_;      // when
   int fd_ = -1;
   bool registered_ = false;
-  Address address_;
+  std::vector<Address> addresses_;  // to try, in order
+  size_t next_address_ = 0;
+  absl::Status first_error_;        // of the addresses tried so far
   DelayedCall timeout_call_;
   DelayedCall reconnect_call_;
   TcpConnection* connection_ = nullptr;
   std::shared_ptr<Handoff> handoff_;
+  // Expires with this connector: lets a factory that keeps a Connector*
+  // tell whether it still exists.
+  std::shared_ptr<char> alive_ = std::make_shared<char>();
 };
 
 }  // namespace twist

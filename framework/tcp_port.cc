@@ -94,8 +94,7 @@ void Port::handleEvents(uint32_t ready) {
     }
     if (rate_ > 0) tokens_ -= 1;
     Address peer = Address::FromSockaddr(reinterpret_cast<sockaddr*>(&ss), len);
-    absl::StatusOr<Address> host = Address::LocalOf(fd);
-    reactor_->adoptConnection(fd, factory_, host.ok() ? *host : host_, peer);
+    reactor_->adoptConnection(fd, factory_, peer);
   }
 }
 

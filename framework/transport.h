@@ -2,6 +2,7 @@
 #define TWIST_FRAMEWORK_TRANSPORT_H_
 
 #include <cstddef>
+#include <memory>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -34,12 +35,14 @@ class Producer {
 
  private:
   friend class Transport;
-  // The transports (other than itself) this producer is registered with.
-  std::vector<Transport*> consumers_;
+  // The transports (other than itself) this producer is registered with;
+  // allocated by the first (most producers are their own transport's only).
+  std::unique_ptr<std::vector<Transport*>> consumers_;
 };
 
-/// The connection as a protocol sees it (Twisted's ITCPTransport, which is
-/// also an IConsumer and an IPushProducer). Writes are ordered and never
+/// The connection as a protocol sees it (Twisted's ITransport, which is
+/// also an IConsumer and an IPushProducer); what only TCP has is on
+/// TcpTransport below. Writes are ordered and never
 /// block: what the kernel does not take at once is queued and sent later.
 ///
 /// Closing never calls back into the protocol from inside the call that
@@ -74,9 +77,6 @@ class Transport : public Producer {
   virtual Address getPeer() const = 0;
   virtual Address getHost() const = 0;
 
-  virtual absl::Status setTcpNoDelay(bool enabled) = 0;
-  virtual absl::Status setTcpKeepAlive(bool enabled) = 0;
-
   /// As a producer of incoming data: pauseProducing() stops reading from the
   /// peer, resumeProducing() starts again, stopProducing() loses the
   /// connection.
@@ -110,6 +110,16 @@ class Transport : public Producer {
 
  private:
   friend class Producer;
+};
+
+/// What only a TCP connection has (Twisted's ITCPTransport). A protocol
+/// that needs it asks: `if (auto* tcp = dynamic_cast<TcpTransport*>(transport()))`.
+/// ProtocolWrapper is one too, passing the calls on (failing when the
+/// transport it wraps is not TCP).
+class TcpTransport : public Transport {
+ public:
+  virtual absl::Status setTcpNoDelay(bool enabled) = 0;
+  virtual absl::Status setTcpKeepAlive(bool enabled) = 0;
 };
 
 }  // namespace twist

@@ -1,5 +1,6 @@
 #include "protocols/basic.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -12,8 +13,25 @@ namespace twist {
 
 // ---- FramedReceiver ---------------------------------------------------------
 
+namespace {
+// A held buffer keeps up to this much capacity between frames; beyond it,
+// capacity left over from a large frame is given back.
+constexpr size_t kKeptCapacity = 4096;
+}  // namespace
+
+bool FramedReceiver::blocked(bool even_if_disconnecting) const {
+  if (paused_ || stopped_) return true;
+  const Transport* t = transport();
+  return t != nullptr &&
+         (t->readingPaused() || (!even_if_disconnecting && t->disconnecting()));
+}
+
 void FramedReceiver::dataReceived(absl::string_view data) {
   if (stopped_) return;  // after a framing error: never buffer what is not parsed
+  if (!deliver_while_disconnecting_ && transport() != nullptr &&
+      transport()->disconnecting()) {
+    return;  // would never be delivered: nothing after loseConnection()
+  }
   if (busy_) {
     // Re-entered from a callback (e.g. setLineMode(rest)): buffer_ must not
     // move while the callback may still hold a view into it.
@@ -24,33 +42,68 @@ void FramedReceiver::dataReceived(absl::string_view data) {
     // Nothing held from earlier reads: parse this one where it lies, and
     // copy only what is left of it at the end.
     input_ = data;
+    in_buffer_ = false;
   } else {
+    // Appending costs the new bytes only (amortised), never the held ones.
     buffer_.append(data.data(), data.size());
     input_ = buffer_;
+    in_buffer_ = true;
   }
   deliver();
 }
 
 void FramedReceiver::keepUnconsumed() {
-  std::string rest(unconsumed());
-  rest += pending_;
-  pending_.clear();
-  buffer_ = std::move(rest);
+  // No callback is running: nothing views input_ any more. Every byte moved
+  // here arrived in the current read (or re-entrantly during it): if start_
+  // is past 0, the frame held before this read was completed by it. So the
+  // cost per received byte does not depend on the frame size.
+  const size_t rest = input_.size() - start_;
+  const size_t need = std::max(rest + pending_.size(), frame_hint_);
+  frame_hint_ = 0;
+  if (in_buffer_) {
+    if (start_ > 0) buffer_.erase(0, start_);
+    if (buffer_.capacity() > kKeptCapacity && buffer_.capacity() / 4 > need) {
+      // Give back what a large finished frame left (copies at most `rest`).
+      std::string smaller;
+      smaller.reserve(need);
+      smaller.append(buffer_);
+      buffer_.swap(smaller);
+    }
+  } else {
+    if (need > buffer_.capacity()) buffer_.reserve(need);
+    buffer_.assign(input_.data() + start_, rest);
+  }
+  if (need > buffer_.capacity()) buffer_.reserve(need);
+  if (!pending_.empty()) {
+    buffer_.append(pending_);
+    if (pending_.capacity() > kKeptCapacity) {
+      std::string().swap(pending_);
+    } else {
+      pending_.clear();
+    }
+  }
   input_ = buffer_;
+  in_buffer_ = true;
   start_ = 0;
 }
 
 void FramedReceiver::deliver() {
   busy_ = true;
-  while (!paused_ && !stopped_ &&
-         !(transport() != nullptr && transport()->readingPaused())) {
-    // Input that arrived during the last callback joins what is left; no
-    // callback is running now, so nothing views the old buffer.
-    if (!pending_.empty()) keepUnconsumed();
-    if (!deliverNext() && pending_.empty()) break;
+  // Checked once here and after each callback, the only code that can
+  // pause, stop or close. As in Twisted, raw mode goes on while the
+  // connection is closing, but a line callback that closes stops delivery
+  // even if it switched to raw mode.
+  if (!blocked(deliver_while_disconnecting_)) {
+    while (true) {
+      // Input that arrived during the last callback joins what is left; no
+      // callback is running now, so nothing views the old buffer.
+      if (!pending_.empty()) keepUnconsumed();
+      raw_callback_ = false;
+      const bool called_back = deliverNext();
+      if (!called_back && pending_.empty()) break;
+      if (blocked(raw_callback_)) break;
+    }
   }
-  // A fresh string, sized to what is left: an idle connection does not keep
-  // the capacity of its largest read.
   keepUnconsumed();
   busy_ = false;
 }
@@ -113,11 +166,13 @@ std::string LineReceiver::clearLineBuffer() {
 void LineReceiver::setRawMode() {
   line_mode_ = false;
   scanned_ = 0;
+  deliverWhileDisconnecting(true);  // Twisted checks disconnecting after lines only
 }
 
 void LineReceiver::setLineMode(absl::string_view rest) {
   line_mode_ = true;
   scanned_ = 0;
+  deliverWhileDisconnecting(false);
   if (!rest.empty()) dataReceived(rest);
 }
 
@@ -126,6 +181,7 @@ bool LineReceiver::deliverNext() {
   if (in.empty()) return false;
   if (!line_mode_) {
     consume(in.size());
+    rawCallback();
     rawDataReceived(in);
     return true;
   }
@@ -199,7 +255,10 @@ bool Int32StringReceiver::deliverNext() {
     lengthLimitExceeded(length);
     return false;
   }
-  if (in.size() - kPrefixLength < length) return false;
+  if (in.size() - kPrefixLength < length) {
+    expectFrame(kPrefixLength + length);
+    return false;
+  }
   consume(kPrefixLength + length);
   stringReceived(in.substr(kPrefixLength, length));
   return true;
@@ -216,7 +275,8 @@ void NetstringReceiver::sendString(absl::string_view data) {
 bool NetstringReceiver::deliverNext() {
   absl::string_view in = unconsumed();
   if (in.empty()) return false;
-  const size_t max_digits = absl::StrCat(maxLength()).size();
+  size_t max_digits = 1;
+  for (size_t m = maxLength(); m >= 10; m /= 10) ++max_digits;
   size_t colon = 0;
   while (colon < in.size() && in[colon] != ':') {
     const char c = in[colon];
@@ -252,7 +312,10 @@ bool NetstringReceiver::deliverNext() {
     return false;
   }
   const size_t body = colon + 1;
-  if (in.size() - body <= length) return false;  // data and comma not all here
+  if (in.size() - body <= length) {  // data and comma not all here
+    expectFrame(body + length + 1);
+    return false;
+  }
   if (in[body + length] != ',') {
     framingError(absl::InvalidArgumentError(absl::StrCat(
         "bad netstring: missing ',' after ", length, " bytes of data")));

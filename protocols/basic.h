@@ -29,6 +29,18 @@ namespace twist {
 /// the transport itself (transport()->pauseProducing(), e.g. from a
 /// callback) holds back the following frames the same way, until
 /// transport()->resumeProducing().
+///
+/// Closing: once transport()->disconnecting() is true (loseConnection(),
+/// abortConnection(), stopProducing(), e.g. from a callback), no more frames
+/// are delivered, and input is no longer buffered, as in Twisted, whose
+/// LineReceiver stops while `transport.disconnecting`. LineReceiver's raw
+/// mode is the exception, as in Twisted: rawDataReceived() still gets what
+/// arrives or is held (but a lineReceived() that switches to raw mode and
+/// closes ends delivery).
+///
+/// Cost: each received byte is copied at most a constant number of times,
+/// whatever the frame size and however the input is split: a read is parsed
+/// where it lies, and only an unfinished frame is held, by appending.
 class FramedReceiver : public Protocol, public BufferingProtocol {
  public:
   void dataReceived(absl::string_view data) override;
@@ -42,6 +54,10 @@ class FramedReceiver : public Protocol, public BufferingProtocol {
   /// No more callbacks; loses the connection.
   void stopProducing();
   bool paused() const { return paused_; }
+  /// Input held back: an unfinished frame, or what a pause or a re-entrant
+  /// call left. Outside a callback, while not paused, it is less than one
+  /// frame of maxLength() plus its framing.
+  size_t heldBytes() const { return input_.size() - start_ + pending_.size(); }
 
  protected:
   /// Parses the unconsumed input and makes at most one callback. Returns
@@ -62,9 +78,21 @@ class FramedReceiver : public Protocol, public BufferingProtocol {
   /// Used after a framing error.
   void stopDelivering() { stopped_ = true; }
   bool stopped() const { return stopped_; }
+  /// The unfinished frame at the start of unconsumed() is `total` bytes
+  /// long, framing included: the buffer holding it is sized once. Callers
+  /// bound `total` by their maximum length.
+  void expectFrame(size_t total) { frame_hint_ = total; }
+  /// Whether delivery starts while the transport is disconnecting (raw mode).
+  void deliverWhileDisconnecting(bool yes) { deliver_while_disconnecting_ = yes; }
+  /// Called by deliverNext() before a raw callback: delivery goes on after
+  /// it even if the transport is disconnecting.
+  void rawCallback() { raw_callback_ = true; }
 
  private:
   void deliver();
+  // Paused, stopped, or the transport is paused or (unless
+  // even_if_disconnecting) closing.
+  bool blocked(bool even_if_disconnecting) const;
   // Makes buffer_ hold exactly the unconsumed input plus pending_.
   void keepUnconsumed();
 
@@ -75,9 +103,13 @@ class FramedReceiver : public Protocol, public BufferingProtocol {
   std::string buffer_;
   size_t start_ = 0;     // input_[0, start_) is consumed
   std::string pending_;  // input that arrived during a callback
+  size_t frame_hint_ = 0;  // from expectFrame(), for the next keepUnconsumed()
+  bool in_buffer_ = false;  // input_ views buffer_, not the caller's read
   bool busy_ = false;    // inside deliver(): callbacks may re-enter
   bool paused_ = false;
   bool stopped_ = false;
+  bool deliver_while_disconnecting_ = false;
+  bool raw_callback_ = false;  // the last deliverNext() called rawDataReceived()
 };
 
 /// A protocol that receives lines (twisted.protocols.basic.LineReceiver).

@@ -1,6 +1,8 @@
 #include "protocols/chat.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <string>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -14,8 +16,82 @@ namespace {
 constexpr absl::string_view kCrLf = "\r\n";
 constexpr absl::string_view kNameTaken = "Name taken, please choose another.";
 constexpr absl::string_view kNameInvalid = "Invalid name, please choose another.";
+constexpr absl::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
+
+// One step of UTF-8 decoding at the start of `s` (not empty): `length`
+// bytes, well-formed or not. An ill-formed step is a maximal subpart
+// (Unicode 3.9, U+FFFD substitution): the lead byte and the continuation
+// bytes that could still have been part of a character.
+struct Utf8Step {
+  size_t length;
+  bool ok;
+  uint32_t code_point;
+};
+
+Utf8Step NextUtf8(absl::string_view s) {
+  const uint8_t b0 = static_cast<uint8_t>(s[0]);
+  if (b0 < 0x80) return {1, true, b0};
+  size_t n;  // continuation bytes
+  uint8_t lo = 0x80, hi = 0xBF;  // the second byte's range (Table 3-7)
+  uint32_t cp;
+  if (b0 >= 0xC2 && b0 <= 0xDF) {
+    n = 1;
+    cp = b0 & 0x1F;
+  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
+    n = 2;
+    cp = b0 & 0x0F;
+    if (b0 == 0xE0) lo = 0xA0;  // overlong
+    if (b0 == 0xED) hi = 0x9F;  // surrogates
+  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+    n = 3;
+    cp = b0 & 0x07;
+    if (b0 == 0xF0) lo = 0x90;  // overlong
+    if (b0 == 0xF4) hi = 0x8F;  // past U+10FFFF
+  } else {
+    return {1, false, 0};  // a continuation byte, C0, C1 or F5..FF
+  }
+  for (size_t i = 1; i <= n; ++i) {
+    if (i >= s.size()) return {i, false, 0};
+    const uint8_t b = static_cast<uint8_t>(s[i]);
+    if (b < lo || b > hi) return {i, false, 0};
+    cp = cp << 6 | (b & 0x3F);
+    lo = 0x80;
+    hi = 0xBF;
+  }
+  return {n + 1, true, cp};
+}
+
+bool IsControl(uint32_t cp) { return cp < 0x20 || (cp >= 0x7F && cp <= 0x9F); }
 
 }  // namespace
+
+bool IsValidUtf8(absl::string_view text) {
+  while (!text.empty()) {
+    const Utf8Step step = NextUtf8(text);
+    if (!step.ok) return false;
+    text.remove_prefix(step.length);
+  }
+  return true;
+}
+
+std::string NeutraliseText(absl::string_view text) {
+  // Printable ASCII, the common case, is kept as it is.
+  if (std::all_of(text.begin(), text.end(), [](char c) { return c >= 0x20 && c < 0x7F; })) {
+    return std::string(text);
+  }
+  std::string out;
+  out.reserve(text.size());
+  while (!text.empty()) {
+    const Utf8Step step = NextUtf8(text);
+    if (step.ok && !IsControl(step.code_point)) {
+      out.append(text.data(), step.length);
+    } else {
+      out.append(kReplacement.data(), kReplacement.size());
+    }
+    text.remove_prefix(step.length);
+  }
+  return out;
+}
 
 // ---- ChatFactory ------------------------------------------------------------
 
@@ -40,9 +116,10 @@ Chat* ChatFactory::user(absl::string_view name) const {
 
 bool ChatFactory::isValidName(absl::string_view name) const {
   if (name.empty() || name.size() > options_.max_name || name[0] == '/') return false;
-  for (char c : name) {
-    const unsigned char b = static_cast<unsigned char>(c);
-    if (b <= ' ' || b == 0x7f) return false;  // controls and space
+  while (!name.empty()) {
+    const Utf8Step step = NextUtf8(name);
+    if (!step.ok || step.code_point == ' ' || IsControl(step.code_point)) return false;
+    name.remove_prefix(step.length);
   }
   return true;
 }
@@ -136,7 +213,7 @@ void Chat::chat(absl::string_view line) {
     }
     return;
   }
-  room_->broadcast(this, absl::StrCat("<", name_, "> ", line));
+  room_->broadcast(this, absl::StrCat("<", name_, "> ", NeutraliseText(line)));
 }
 
 void Chat::command(absl::string_view verb, absl::string_view arg) {
@@ -149,11 +226,11 @@ void Chat::command(absl::string_view verb, absl::string_view arg) {
     send(absl::StrCat("Online: ", absl::StrJoin(room_->names(), ", ")));
   } else if (verb == "/me") {
     room_->broadcast(this, arg.empty() ? absl::StrCat("* ", name_)
-                                       : absl::StrCat("* ", name_, " ", arg));
+                                       : absl::StrCat("* ", name_, " ", NeutraliseText(arg)));
   } else if (verb == "/nick") {
     rename(arg);
   } else {
-    send(absl::StrCat("Unknown command ", verb,
+    send(absl::StrCat("Unknown command ", NeutraliseText(verb),
                       "; commands: /who, /me ACTION, /nick NAME, /quit"));
   }
 }

@@ -16,6 +16,11 @@
 //   server: You are now al.            (others: "* alice is now al")
 //   client: /quit
 //   server: Bye!                       (others: "* al has left"), then close
+//
+// Text is UTF-8. What users type reaches other users' terminals, so what the
+// server relays or echoes (messages, actions, an unknown command) is
+// neutralised first (NeutraliseText): control characters and ill-formed
+// UTF-8 become U+FFFD. Names must be valid UTF-8 without controls.
 
 #include <cstddef>
 #include <cstdint>
@@ -33,6 +38,15 @@
 namespace twist {
 
 class Chat;
+
+/// Whether `text` is well-formed UTF-8 (Unicode 3.9: no overlong forms,
+/// surrogates or code points past U+10FFFF).
+bool IsValidUtf8(absl::string_view text);
+
+/// `text` made safe to show on a terminal: every control character (C0
+/// U+0000..U+001F including tab, DEL U+007F, C1 U+0080..U+009F) and every
+/// maximal ill-formed UTF-8 subsequence becomes U+FFFD; the rest is kept.
+std::string NeutraliseText(absl::string_view text);
 
 struct ChatOptions {
   /// Longest line a client may send, without its "\r\n" or "\n". A longer
@@ -63,8 +77,9 @@ class ChatFactory : public Factory {
   /// Lines not sent to slow readers so far.
   uint64_t droppedLines() const { return dropped_lines_; }
 
-  /// Whether `name` is acceptable: not empty, at most max_name bytes, no
-  /// whitespace or control bytes, does not start with '/'.
+  /// Whether `name` is acceptable: not empty, at most max_name bytes, valid
+  /// UTF-8, no ASCII space and no control characters (C0, DEL, C1), does not
+  /// start with '/'.
   bool isValidName(absl::string_view name) const;
 
  private:

@@ -3,6 +3,11 @@
 #include <utility>
 
 namespace twist {
+namespace {
+absl::Status NotTcp() {
+  return absl::FailedPreconditionError("the wrapped transport is not a TCP connection");
+}
+}  // namespace
 
 absl::Duration TimeoutMixin::setTimeout(absl::Duration period) {
   absl::Duration previous = period_;
@@ -73,10 +78,12 @@ bool ProtocolWrapper::disconnecting() const { return transport()->disconnecting(
 Address ProtocolWrapper::getPeer() const { return transport()->getPeer(); }
 Address ProtocolWrapper::getHost() const { return transport()->getHost(); }
 absl::Status ProtocolWrapper::setTcpNoDelay(bool enabled) {
-  return transport()->setTcpNoDelay(enabled);
+  auto* tcp = dynamic_cast<TcpTransport*>(transport());
+  return tcp != nullptr ? tcp->setTcpNoDelay(enabled) : NotTcp();
 }
 absl::Status ProtocolWrapper::setTcpKeepAlive(bool enabled) {
-  return transport()->setTcpKeepAlive(enabled);
+  auto* tcp = dynamic_cast<TcpTransport*>(transport());
+  return tcp != nullptr ? tcp->setTcpKeepAlive(enabled) : NotTcp();
 }
 void ProtocolWrapper::pauseProducing() { transport()->pauseProducing(); }
 void ProtocolWrapper::resumeProducing() { transport()->resumeProducing(); }

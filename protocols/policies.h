@@ -10,7 +10,7 @@
 #include "absl/time/time.h"
 #include "framework/delayed_call.h"
 #include "framework/protocol.h"
-#include "framework/reactor.h"
+#include "framework/reactor_time.h"
 
 namespace twist {
 
@@ -20,7 +20,7 @@ namespace twist {
 ///
 ///   class Session : public Protocol, public TimeoutMixin {
 ///    public:
-///     explicit Session(Reactor* r) : TimeoutMixin(r) {}
+///     explicit Session(ReactorTime* r) : TimeoutMixin(r) {}
 ///     void connectionMade() override { setTimeout(absl::Seconds(30)); }
 ///     void dataReceived(absl::string_view d) override { resetTimeout(); ... }
 ///     void connectionLost(const absl::Status&) override { cancelTimeout(); }
@@ -29,7 +29,8 @@ namespace twist {
 /// The pending call is cancelled when the protocol is destroyed.
 class TimeoutMixin {
  public:
-  explicit TimeoutMixin(Reactor* reactor) : reactor_(reactor) {}
+  /// Only time is needed: a Reactor, or a task::Clock in tests.
+  explicit TimeoutMixin(ReactorTime* reactor) : reactor_(reactor) {}
   virtual ~TimeoutMixin() { cancelTimeout(); }
 
   /// Starts (or restarts) the countdown; returns the previous period
@@ -43,7 +44,7 @@ class TimeoutMixin {
   virtual void timeoutConnection();
 
  private:
-  Reactor* reactor_;
+  ReactorTime* reactor_;
   absl::Duration period_ = absl::InfiniteDuration();
   DelayedCall call_;
 };
@@ -57,7 +58,7 @@ class TimeoutMixin {
 class ProtocolWrapper : public Protocol,
                         public HalfCloseableProtocol,
                         public BufferingProtocol,
-                        public Transport {
+                        public TcpTransport {
  public:
   explicit ProtocolWrapper(std::unique_ptr<Protocol> wrapped);
   ~ProtocolWrapper() override;
@@ -129,7 +130,7 @@ class LimitTotalConnectionsFactory : public Factory {
 /// if that flush has not finished after another `idle`, it is aborted.
 class TimeoutFactory : public Factory {
  public:
-  TimeoutFactory(Reactor* reactor, Factory* wrapped, absl::Duration idle)
+  TimeoutFactory(ReactorTime* reactor, Factory* wrapped, absl::Duration idle)
       : reactor_(reactor), wrapped_(wrapped), idle_(idle) {}
   std::unique_ptr<Protocol> buildProtocol(const Address& addr) override;
   void startFactory() override { wrapped_->doStart(); }
@@ -138,7 +139,7 @@ class TimeoutFactory : public Factory {
 
  private:
   class TimeoutProtocol;
-  Reactor* reactor_;
+  ReactorTime* reactor_;
   Factory* wrapped_;
   absl::Duration idle_;
   int timed_out_ = 0;

@@ -4,8 +4,11 @@
 
 #include "protocols/basic.h"
 
+#include <atomic>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
+#include <new>
 #include <random>
 #include <string>
 #include <vector>
@@ -23,6 +26,25 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/test_util.h"
+
+namespace twist {
+namespace {
+
+// Bytes allocated through operator new so far (the replacement below): the
+// copying tests measure what a read costs with it.
+std::atomic<size_t> allocated_bytes{0};
+size_t AllocatedBytes() { return allocated_bytes.load(std::memory_order_relaxed); }
+
+}  // namespace
+}  // namespace twist
+
+void* operator new(size_t n) {
+  twist::allocated_bytes.fetch_add(n, std::memory_order_relaxed);
+  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, size_t) noexcept { std::free(p); }
 
 namespace twist {
 namespace {
@@ -577,6 +599,215 @@ TEST(StringTransportTest, ProducersAndOptions) {
   EXPECT_EQ(p.events.back(), "lost:UNAVAILABLE");
 }
 
+// ---- Nothing after loseConnection() ------------------------------------------
+
+// How a callback ends the connection.
+enum class Close { kLose, kAbort, kStop };
+
+void CloseBy(FramedReceiver* p, Close how) {
+  switch (how) {
+    case Close::kLose: p->transport()->loseConnection(); break;
+    case Close::kAbort: p->transport()->abortConnection(); break;
+    case Close::kStop: p->stopProducing(); break;
+  }
+}
+
+// Ends the connection from the callback for the first frame.
+class ClosingLines : public LineReceiver {
+ public:
+  explicit ClosingLines(Close how) : how_(how) {}
+  std::vector<std::string> lines;
+  void lineReceived(absl::string_view line) override {
+    lines.emplace_back(line);
+    CloseBy(this, how_);
+  }
+
+ private:
+  Close how_;
+};
+
+template <typename Base>
+class ClosingStrings : public Base {
+ public:
+  explicit ClosingStrings(Close how) : how_(how) {}
+  std::vector<std::string> strings;
+  void stringReceived(absl::string_view data) override {
+    strings.emplace_back(data);
+    CloseBy(this, how_);
+  }
+
+ private:
+  Close how_;
+};
+
+std::string Netstring(absl::string_view data) { return absl::StrCat(data.size(), ":", data, ","); }
+
+// Twisted's receivers stop while transport.disconnecting: the lines after
+// the one that closed are never delivered, however the input was split.
+TEST(ClosingTest, LineReceiverDeliversNoLineAfterLoseConnection) {
+  for (Close how : {Close::kLose, Close::kAbort, Close::kStop}) {
+    ClosingLines p(how);
+    StringTransport t;
+    t.connect(&p);
+    t.receive("one\r\ntwo\r\nthree\r\n");
+    EXPECT_THAT(p.lines, ElementsAre("one")) << static_cast<int>(how);
+    EXPECT_TRUE(t.disconnecting());
+    t.disconnect();
+    EXPECT_THAT(p.lines, ElementsAre("one"));
+  }
+}
+
+TEST(ClosingTest, Int32StringReceiverDeliversNoStringAfterLoseConnection) {
+  for (Close how : {Close::kLose, Close::kAbort, Close::kStop}) {
+    ClosingStrings<Int32StringReceiver> p(how);
+    StringTransport t;
+    t.connect(&p);
+    t.receive(Int32Frame("one") + Int32Frame("two") + Int32Frame("three"));
+    EXPECT_THAT(p.strings, ElementsAre("one")) << static_cast<int>(how);
+    EXPECT_TRUE(t.disconnecting());
+  }
+}
+
+TEST(ClosingTest, NetstringReceiverDeliversNoStringAfterLoseConnection) {
+  for (Close how : {Close::kLose, Close::kAbort, Close::kStop}) {
+    ClosingStrings<NetstringReceiver> p(how);
+    StringTransport t;
+    t.connect(&p);
+    t.receive(Netstring("one") + Netstring("two") + Netstring("three"));
+    EXPECT_THAT(p.strings, ElementsAre("one")) << static_cast<int>(how);
+    EXPECT_TRUE(t.disconnecting());
+  }
+}
+
+// Lines held back by a pause stay undelivered once the connection is closing,
+// even when the receiver is resumed (Twisted would deliver one more here).
+TEST(ClosingTest, HeldLinesAreNotDeliveredAfterLoseConnection) {
+  RecordingLines p;
+  StringTransport t;
+  t.connect(&p);
+  p.pauseProducing();
+  t.receive("one\r\ntwo\r\n");
+  t.loseConnection();
+  p.resumeProducing();
+  EXPECT_THAT(p.events, IsEmpty());
+  EXPECT_EQ(p.heldBytes(), 10u);  // held, and dropped with the connection
+}
+
+// Raw mode follows Twisted's LineReceiver.dataReceived: it checks
+// transport.disconnecting after lineReceived() only, so a line that switches
+// to raw mode and closes gets no raw data, but raw data already held when the
+// connection started closing is still handed over.
+class RawThenClose : public LineReceiver {
+ public:
+  std::vector<std::string> events;
+  bool close_in_line = true;
+  void lineReceived(absl::string_view line) override {
+    events.push_back(absl::StrCat("line:", line));
+    setRawMode();
+    if (close_in_line) transport()->loseConnection();
+  }
+  void rawDataReceived(absl::string_view data) override {
+    events.push_back(absl::StrCat("raw:", data));
+  }
+};
+
+TEST(ClosingTest, LineThatSwitchesToRawModeAndClosesGetsNoRawData) {
+  RawThenClose p;
+  StringTransport t;
+  t.connect(&p);
+  t.receive("go\r\nraw bytes");
+  EXPECT_THAT(p.events, ElementsAre("line:go"));
+}
+
+TEST(ClosingTest, RawDataHeldWhenClosingStartsIsStillDelivered) {
+  RawThenClose p;
+  p.close_in_line = false;
+  StringTransport t;
+  t.connect(&p);
+  t.receive("go\r\n");
+  p.pauseProducing();
+  t.receive("raw bytes");
+  t.loseConnection();
+  p.resumeProducing();
+  EXPECT_THAT(p.events, ElementsAre("line:go", "raw:raw bytes"));
+}
+
+// ---- Cost of frames split across reads ----------------------------------------
+
+template <typename Receiver>
+class CountingFrames : public Receiver {
+ public:
+  int frames = 0;
+  size_t bytes = 0;
+  void stringReceived(absl::string_view data) override { ++frames; bytes += data.size(); }
+};
+
+class CountingLineFrames : public LineReceiver {
+ public:
+  int frames = 0;
+  size_t bytes = 0;
+  void lineReceived(absl::string_view line) override { ++frames; bytes += line.size(); }
+};
+
+// Bytes allocated (operator new, counted below) while `frame` arrives one
+// byte per read. A receiver that copied its held frame on every read
+// allocates about size^2/2 bytes here (2 GiB for 64 KiB).
+template <typename Receiver>
+size_t AllocatedFeedingByteByByte(const std::string& frame, Receiver& p) {
+  p.setMaxLength(1 << 20);
+  StringTransport t;
+  t.connect(&p);
+  const size_t before = AllocatedBytes();
+  for (size_t i = 0; i < frame.size(); ++i) t.receive(absl::string_view(&frame[i], 1));
+  const size_t allocated = AllocatedBytes() - before;
+  EXPECT_EQ(p.frames, 1);
+  EXPECT_FALSE(t.disconnecting());
+  return allocated;
+}
+
+TEST(FramingCostTest, AFrameArrivingByteByByteIsNotCopiedOnEveryRead) {
+  const size_t kSize = 64 * 1024;
+  const std::string body(kSize - 8, 'a');
+  {
+    CountingLineFrames p;
+    EXPECT_LT(AllocatedFeedingByteByByte(body + "\r\n", p), 4 * kSize);
+    EXPECT_EQ(p.bytes, body.size());
+  }
+  {
+    CountingFrames<Int32StringReceiver> p;
+    EXPECT_LT(AllocatedFeedingByteByByte(Int32Frame(body), p), 4 * kSize);
+    EXPECT_EQ(p.bytes, body.size());
+  }
+  {
+    CountingFrames<NetstringReceiver> p;
+    EXPECT_LT(AllocatedFeedingByteByByte(Netstring(body), p), 4 * kSize);
+    EXPECT_EQ(p.bytes, body.size());
+  }
+}
+
+// The held buffer is sized once from the announced length, within the
+// maximum: an announced length over it reserves nothing.
+TEST(FramingCostTest, AnnouncedLengthReservesAtMostTheMaximum) {
+  CountingFrames<Int32StringReceiver> p;
+  p.setMaxLength(1000);
+  StringTransport t;
+  t.connect(&p);
+  const std::string start = Int32Frame(std::string(1000, 'a')).substr(0, 10);
+  size_t before = AllocatedBytes();
+  t.receive(start);
+  EXPECT_LE(AllocatedBytes() - before, 1100u);
+  EXPECT_EQ(p.heldBytes(), 10u);
+  CountingFrames<Int32StringReceiver> q;
+  q.setMaxLength(1000);
+  StringTransport u;
+  u.connect(&q);
+  const std::string huge("\x7f\xff\xff\xff", 4);
+  before = AllocatedBytes();
+  u.receive(huge);
+  EXPECT_LT(AllocatedBytes() - before, 1000u);
+  EXPECT_TRUE(u.disconnecting());
+}
+
 // ---- Through the reactor ----------------------------------------------------
 
 struct PauseRecord {
@@ -658,6 +889,51 @@ TEST_P(BasicLoopbackTest, PausingTheTransportHoldsBackLinesUntilItResumes) {
   absl::StatusOr<std::string> reply = c->ReadToEof();
   ASSERT_TRUE(reply.ok()) << reply.status();
   EXPECT_EQ(*reply, "got 6\r\n");
+}
+
+// Closes on the first line and records the size of each read.
+struct CloseRecord {
+  std::vector<size_t> reads;
+  std::vector<std::string> lines;
+  bool lost = false;
+};
+
+class FirstLineCloses : public LineReceiver {
+ public:
+  explicit FirstLineCloses(CloseRecord* r) : r_(r) {}
+  void dataReceived(absl::string_view data) override {
+    r_->reads.push_back(data.size());
+    LineReceiver::dataReceived(data);
+  }
+  void lineReceived(absl::string_view line) override {
+    r_->lines.emplace_back(line);
+    sendLine("bye");
+    transport()->loseConnection();
+  }
+  void connectionLost(const absl::Status& reason) override { r_->lost = true; }
+
+ private:
+  CloseRecord* r_;
+};
+
+TEST_P(BasicLoopbackTest, NoLinesAfterLoseConnectionOverASocket) {
+  CloseRecord r;
+  Factory factory([&] { return std::make_unique<FirstLineCloses>(&r); });
+  auto reactor = testing::MakeReactor(GetParam());
+  absl::StatusOr<Port*> port = reactor->listenTCP(0, &factory, 50, "127.0.0.1");
+  ASSERT_TRUE(port.ok()) << port.status();
+  absl::StatusOr<BlockingClient> c = BlockingClient::Connect((*port)->getHost());
+  ASSERT_TRUE(c.ok()) << c.status();
+  const std::string input = "one\r\ntwo\r\nthree\r\n";
+  ASSERT_TRUE(c->SendAll(input).ok());
+  ASSERT_TRUE(RunUntil(*reactor, [&] { return r.lost; }));
+  // The case under test: all three lines in the read that closes.
+  ASSERT_FALSE(r.reads.empty());
+  ASSERT_EQ(r.reads[0], input.size());
+  EXPECT_THAT(r.lines, ElementsAre("one"));
+  absl::StatusOr<std::string> reply = c->ReadToEof();
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  EXPECT_EQ(*reply, "bye\r\n");
 }
 
 INSTANTIATE_TEST_SUITE_P(AllPollers, BasicLoopbackTest,

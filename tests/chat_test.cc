@@ -103,6 +103,72 @@ TEST(ChatUnitTest, NamesAreValidatedAsSpecified) {
   }
 }
 
+// Names must be valid UTF-8 with no control characters, C1 included.
+TEST(ChatUnitTest, NamesMustBeValidUtf8WithoutControls) {
+  ChatFactory room;
+  for (const char* name : {"Zo\xC3\xAB", "\xE6\x97\xA5\xE6\x9C\xAC", "\xF0\x9F\x98\x80",
+                           "\xC2\xA0nbsp"}) {
+    EXPECT_TRUE(room.isValidName(name)) << absl::CEscape(name);
+  }
+  for (const char* name : {
+           "\xFF", "bob\xFE", "caf\xC3",           // not UTF-8, or truncated
+           "\xC0\xAF", "\xE0\x80\xAF",             // overlong '/'
+           "\xED\xA0\x80", "\xF4\x90\x80\x80",     // a surrogate, past U+10FFFF
+           "a\xC2\x85" "b", "\xC2\x9B" "31m",       // C1 controls (NEL, CSI)
+           "\x1B[31mred"}) {                      // ESC
+    EXPECT_FALSE(room.isValidName(name)) << absl::CEscape(name);
+  }
+  FakeUser a(&room);
+  a.lines();
+  a.transport.receive("\xFF\xFEname\r\n");
+  EXPECT_THAT(a.lines(), ElementsAre("Invalid name, please choose another."));
+  EXPECT_EQ(room.userCount(), 0u);
+  a.transport.receive("alice\n/nick \xC3\n");
+  EXPECT_THAT(a.lines(), ElementsAre("Welcome, alice!", "Invalid name, please choose another."));
+  EXPECT_THAT(room.names(), ElementsAre("alice"));
+}
+
+TEST(ChatUnitTest, NeutraliseTextReplacesControlsAndIllFormedUtf8) {
+  const std::string r = "\xEF\xBF\xBD";  // U+FFFD
+  EXPECT_EQ(NeutraliseText("plain text ~"), "plain text ~");
+  EXPECT_EQ(NeutraliseText("caf\xC3\xA9 \xF0\x9F\x98\x80"), "caf\xC3\xA9 \xF0\x9F\x98\x80");
+  EXPECT_EQ(NeutraliseText("\x1B[2J\x07"), r + "[2J" + r);
+  EXPECT_EQ(NeutraliseText("a\tb\rc\x7F"), "a" + r + "b" + r + "c" + r);
+  EXPECT_EQ(NeutraliseText(absl::string_view("\0", 1)), r);
+  EXPECT_EQ(NeutraliseText("\xC2\x9B" "31m \xC2\x80\xC2\x9F\xC2\xA0"), r + "31m " + r + r + "\xC2\xA0");
+  // One U+FFFD per maximal ill-formed subpart (Unicode 3.9).
+  EXPECT_EQ(NeutraliseText("\xE2\x82"), r);              // truncated
+  EXPECT_EQ(NeutraliseText("\xE2\x82x"), r + "x");
+  EXPECT_EQ(NeutraliseText("\xF0\x80\x80"), r + r + r);   // overlong: no valid prefix
+  EXPECT_EQ(NeutraliseText("\xED\xA0\x80"), r + r + r);   // surrogate
+  EXPECT_EQ(NeutraliseText("\xFF\xFE"), r + r);
+  EXPECT_EQ(NeutraliseText("\xF4\x8F\xBF\xBF"), "\xF4\x8F\xBF\xBF");  // U+10FFFF
+  EXPECT_TRUE(IsValidUtf8("\xF4\x8F\xBF\xBF"));
+  EXPECT_FALSE(IsValidUtf8("\xF4\x90\x80\x80"));
+  EXPECT_FALSE(IsValidUtf8("\xC3"));
+}
+
+// What one user types reaches the others' terminals only neutralised:
+// messages, actions, and the echo of an unknown command.
+TEST(ChatUnitTest, ControlBytesAndBadUtf8AreNeutralisedInRelayedText) {
+  ChatFactory room;
+  FakeUser a(&room), b(&room);
+  a.transport.receive("alice\n");
+  b.transport.receive("bob\n");
+  a.lines();
+  b.lines();
+  const std::string r = "\xEF\xBF\xBD";
+  a.transport.receive("hi \x1B[31mred\x1B[0m \xC2\x9B" "2J \xFF caf\xC3\xA9\r\n");
+  EXPECT_THAT(b.lines(), ElementsAre("<alice> hi " + r + "[31mred" + r + "[0m " + r + "2J " + r +
+                                     " caf\xC3\xA9"));
+  a.transport.receive("/me rings\x07 \x1B]0;owned\x07\n");
+  EXPECT_THAT(b.lines(), ElementsAre("* alice rings" + r + " " + r + "]0;owned" + r));
+  a.transport.receive("/x\x1B[2J\n");
+  EXPECT_THAT(a.lines(), ElementsAre("Unknown command /x" + r +
+                                     "[2J; commands: /who, /me ACTION, /nick NAME, /quit"));
+  EXPECT_THAT(b.lines(), ::testing::IsEmpty());
+}
+
 // ---- Loopback ---------------------------------------------------------------
 
 // A client socket read without blocking: the test thread also runs the

@@ -13,6 +13,8 @@
 #include "framework/errors.h"
 #include "framework/protocol.h"
 #include "framework/reactor.h"
+#include "framework/string_transport.h"
+#include "framework/task_clock.h"
 #include "framework/tcp_port.h"
 #include "gtest/gtest.h"
 #include "protocols/basic.h"
@@ -289,6 +291,42 @@ TEST_P(PoliciesTest, AWrapperIsTheWrappedProtocolsTransport) {
   ASSERT_TRUE(c.SendAll("hello").ok());
   ASSERT_TRUE(RunUntil(*reactor_, [&] { return log == "[hello]"; })) << log;
   EXPECT_EQ(*c.ReadExactly(5), "hello");
+}
+
+TEST(TaskClockTest, AdvanceRunsWhatBecameDueInOrderIncludingCallsItSchedules) {
+  task::Clock clock;
+  std::vector<std::string> log;
+  clock.callLater(absl::Seconds(2), [&] { log.push_back("2s"); });
+  clock.callLater(absl::Seconds(1), [&] {
+    log.push_back("1s");
+    clock.callLater(absl::ZeroDuration(), [&] { log.push_back("1s+0"); });
+  });
+  clock.advance(absl::Milliseconds(999));
+  EXPECT_TRUE(log.empty());
+  clock.advance(absl::Milliseconds(1));
+  EXPECT_EQ(log, (std::vector<std::string>{"1s", "1s+0"}));
+  EXPECT_EQ(clock.seconds(), absl::UnixEpoch() + absl::Seconds(1));
+  clock.pump({absl::Milliseconds(500), absl::Milliseconds(500)});
+  EXPECT_EQ(log.back(), "2s");
+  EXPECT_EQ(clock.pendingCalls(), 0u);
+}
+
+TEST(TaskClockTest, DrivesTimeoutFactoryWithoutAReactor) {
+  task::Clock clock;
+  std::unique_ptr<Factory> echo = Factory::forProtocol<Echo>();
+  TimeoutFactory timed(&clock, echo.get(), absl::Seconds(10));
+  std::unique_ptr<Protocol> p = timed.buildProtocol(Address());
+  StringTransport t;
+  t.connect(p.get());
+  clock.advance(absl::Seconds(9));
+  t.receive("x");  // activity: the countdown starts again
+  EXPECT_EQ(t.take(), "x");
+  clock.advance(absl::Seconds(9));
+  EXPECT_FALSE(t.disconnecting());
+  clock.advance(absl::Seconds(1));
+  EXPECT_TRUE(t.disconnecting());
+  EXPECT_EQ(timed.timedOutCount(), 1);
+  t.disconnect();
 }
 
 INSTANTIATE_TEST_SUITE_P(AllPollers, PoliciesTest,

@@ -108,8 +108,10 @@ TEST_P(TcpTest, HostAndPeerAddresses) {
   EXPECT_EQ(r.transport->getHost(), addr);
   Address client_side = *Address::LocalOf(c.fd());
   EXPECT_EQ(r.transport->getPeer(), client_side);
-  EXPECT_TRUE(r.transport->setTcpNoDelay(true).ok());
-  EXPECT_TRUE(r.transport->setTcpKeepAlive(true).ok());
+  auto* tcp = dynamic_cast<TcpTransport*>(r.transport);
+  ASSERT_NE(tcp, nullptr);
+  EXPECT_TRUE(tcp->setTcpNoDelay(true).ok());
+  EXPECT_TRUE(tcp->setTcpKeepAlive(true).ok());
 }
 
 constexpr absl::string_view kTail = "written after the close was asked";

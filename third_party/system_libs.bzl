@@ -80,22 +80,27 @@ _flat_repository = repository_rule(
 )
 
 def system_libs():
-    _absl_repository(name = "com_google_absl")
-    _flat_repository(
-        name = "com_google_googletest",
-        targets = {
-            "gtest": ["-lgmock", "-lgtest", "-pthread"],
-            "gtest_main": ["-lgmock", "-lgtest_main", "-lgtest", "-pthread"],
-        },
-    )
-    _flat_repository(
-        name = "com_github_gflags_gflags",
-        targets = {"gflags": ["-lgflags", "-pthread"]},
-    )
-    _flat_repository(
-        name = "com_github_google_benchmark",
-        targets = {
-            "benchmark": ["-lbenchmark", "-pthread"],
-            "benchmark_main": ["-lbenchmark_main", "-lbenchmark", "-pthread"],
-        },
-    )
+    """Declares the four repositories, except those the workspace already has."""
+    if not native.existing_rule("com_google_absl"):
+        _absl_repository(name = "com_google_absl")
+    if not native.existing_rule("com_google_googletest"):
+        _flat_repository(
+            name = "com_google_googletest",
+            targets = {
+                "gtest": ["-lgmock", "-lgtest", "-pthread"],
+                "gtest_main": ["-lgmock", "-lgtest_main", "-lgtest", "-pthread"],
+            },
+        )
+    if not native.existing_rule("com_github_gflags_gflags"):
+        _flat_repository(
+            name = "com_github_gflags_gflags",
+            targets = {"gflags": ["-lgflags", "-pthread"]},
+        )
+    if not native.existing_rule("com_github_google_benchmark"):
+        _flat_repository(
+            name = "com_github_google_benchmark",
+            targets = {
+                "benchmark": ["-lbenchmark", "-pthread"],
+                "benchmark_main": ["-lbenchmark_main", "-lbenchmark", "-pthread"],
+            },
+        )

@@ -16,6 +16,8 @@ packages=(
   netcat-openbsd
   python3
   python3-twisted
+  clang
+  libfuzzer-14-dev
 )
 
 missing=()
