@@ -7,6 +7,7 @@
 
 #include <stdio.h>
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -85,5 +86,11 @@ int main(int argc, char** argv) {
   printf("listening on udp:%s\n", (*port)->getHost().ToString().c_str());
   fflush(stdout);
   (*reactor)->run();
+  // Replies the kernel had no room for were dropped, not queued: say how
+  // many, once, rather than a line per datagram while serving.
+  if (uint64_t dropped = (*port)->droppedWrites(); dropped > 0) {
+    fprintf(stderr, "udp_echo_server: %llu replies dropped: the send buffer was full\n",
+            static_cast<unsigned long long>(dropped));
+  }
   return 0;
 }
