@@ -102,8 +102,8 @@ int ServeForever(absl::string_view program, Factory* factory) {
     (*port)->setAcceptRateLimit(FLAGS_accept_rate,
                                 std::max(1, static_cast<int>(FLAGS_accept_rate / 10)));
   }
-  Address bound = (*port)->getHost();
-  printf("listening on %s:%d\n", bound.host().c_str(), bound.port());
+  // "listening on 127.0.0.1:8000" or "listening on [::1]:8000".
+  printf("listening on %s\n", (*port)->getHost().ToString().c_str());
   fflush(stdout);
   (*reactor)->run();
   return 0;

@@ -18,6 +18,7 @@
 #include "framework/errors.h"
 #include "framework/tcp_connection.h"
 #include "framework/tcp_port.h"
+#include "framework/udp_port.h"
 
 namespace twist {
 
@@ -145,6 +146,8 @@ Reactor::~Reactor() {
   connectors_.clear();
   for (auto& port : ports_) port->stopListening();
   ports_.clear();
+  for (auto& port : udp_ports_) port->stopListening();
+  udp_ports_.clear();
   if (signals_ != nullptr) poller_->remove(signals_->fd());
   if (waker_ != nullptr) poller_->remove(waker_->fd());
   if (reserve_fd_ >= 0) ::close(reserve_fd_);
@@ -166,6 +169,8 @@ void Reactor::run() {
   // Shut down: no new connections; let the open ones flush and close.
   stopping_ = true;
   for (auto& port : ports_) port->stopListening();
+  // A callback may add ports: index, not iterators.
+  for (size_t i = 0; i < udp_ports_.size(); ++i) udp_ports_[i]->stopListening();
   abandonConnectors();
   std::vector<TcpConnection*> open;
   for (auto& [c, owned] : connections_) open.push_back(c);
@@ -272,7 +277,8 @@ void Reactor::runThreadCalls() {
 
 absl::StatusOr<Port*> Reactor::listenTCP(int port, Factory* factory,
                                          int backlog,
-                                         absl::string_view interface) {
+                                         absl::string_view interface,
+                                         DualStack dual_stack) {
   if (port < 0 || port > 65535) {
     return absl::InvalidArgumentError(
         absl::StrCat("invalid port ", port, ": must be 0..65535"));
@@ -284,8 +290,12 @@ absl::StatusOr<Port*> Reactor::listenTCP(int port, Factory* factory,
   if (fd < 0) return absl::ErrnoToStatus(errno, where);
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  // "::" means IPv6 only; IPv4 clients use an IPv4 port of their own.
-  if (addr->isIPv6()) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+  if (addr->isIPv6()) {
+    // "::" serves IPv4 clients too unless asked not to (whatever the
+    // system's bindv6only default); any other IPv6 address only IPv6.
+    int v6only = addr->isIPv6Any() && dual_stack == DualStack::kOn ? 0 : 1;
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
+  }
   if (::bind(fd, addr->sockaddr_ptr(), addr->length()) != 0 ||
       ::listen(fd, backlog) != 0) {
     absl::Status s = absl::ErrnoToStatus(errno, where);
@@ -302,6 +312,20 @@ absl::StatusOr<Port*> Reactor::listenTCP(int port, Factory* factory,
   factory->doStart();
   ports_.push_back(std::move(p));
   return ports_.back().get();
+}
+
+absl::StatusOr<UdpPort*> Reactor::listenUDP(int port, DatagramProtocol* protocol,
+                                            absl::string_view interface,
+                                            size_t maxPacketSize,
+                                            DualStack dual_stack) {
+  absl::StatusOr<std::unique_ptr<UdpPort>> p = UdpPort::Listen(
+      this, port, protocol, interface, maxPacketSize, dual_stack == DualStack::kOn);
+  if (!p.ok()) return p.status();
+  udp_ports_.push_back(*std::move(p));
+  UdpPort* udp = udp_ports_.back().get();
+  Dispatching dispatching(this);  // startProtocol is a callback
+  udp->start();
+  return udp;
 }
 
 absl::Status Reactor::installSignalHandlers(std::initializer_list<int> signals) {
