@@ -5,6 +5,7 @@
 // kernel: it delivers input only while the transport reads, and asks a
 // producer for more only as a transport would.
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -13,12 +14,15 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "framework/clock.h"
 #include "framework/protocol.h"
+#include "framework/reactor.h"
 #include "framework/string_transport.h"
 #include "framework/task_clock.h"
 #include "gtest/gtest.h"
 #include "protocols/policies.h"
 #include "protocols/throttling.h"
+#include "tests/test_util.h"
 
 namespace twist {
 namespace {
@@ -31,13 +35,16 @@ constexpr int kTicksPerSecond = 100;
 // Counts what it receives.
 class Sink : public Protocol {
  public:
-  explicit Sink(int64_t* received) : received_(received) {}
+  explicit Sink(int64_t* received, int64_t* largest = nullptr)
+      : received_(received), largest_(largest) {}
   void dataReceived(absl::string_view data) override {
     *received_ += static_cast<int64_t>(data.size());
+    if (largest_ != nullptr) *largest_ = std::max(*largest_, static_cast<int64_t>(data.size()));
   }
 
  private:
   int64_t* received_;
+  int64_t* largest_;
 };
 
 // A push producer for its own connection: writes a chunk whenever the test
@@ -325,6 +332,51 @@ TEST(ThrottlingTest, NoTimersWhileIdleAndReconnectingDoesNotClearTheExcess) {
   clock.advance(absl::Seconds(1));
   EXPECT_FALSE(again.transport.readingPaused());
 }
+
+// The same over a real connection: the throttle pauses the TcpConnection,
+// so what the peer sends meanwhile stays in the kernel until it ends.
+using ThrottlingLoopbackTest = testing::PollerTest;
+
+TEST_P(ThrottlingLoopbackTest, ThrottledReadingLeavesDataInTheKernel) {
+  constexpr int64_t kRate = 4096;
+  FakeClock clock;
+  int64_t received = 0, largest = 0;
+  Factory inner([&] { return std::make_unique<Sink>(&received, &largest); });
+  std::unique_ptr<ThrottlingFactory> throttled;
+  auto reactor = NewReactor(&clock);
+  throttled = std::make_unique<ThrottlingFactory>(reactor.get(), &inner, 10, kRate);
+  // Pinned buffers hold all the test sends, whatever the machine.
+  testing::BlockingClient c =
+      Connect(Listen(throttled.get(), testing::kSmallBuffers), testing::kSmallBuffers);
+  ASSERT_TRUE(c.SendAll(std::string(2 * kRate, 'a')).ok());  // 2 s worth
+  // However the kernel splits it, reading stops once a second's worth is in.
+  ASSERT_TRUE(testing::RunUntil(*reactor, [&] { return throttled->readsThrottled(); }));
+  const int64_t first = received;
+  EXPECT_GT(first, kRate);
+  ASSERT_TRUE(c.SendAll(std::string(3 * kRate, 'b')).ok());
+  const int64_t total = 5 * kRate;
+  Spin(*reactor, 50);
+  EXPECT_EQ(received, first) << "read while throttled";
+  clock.advance(absl::Seconds(1));  // the excess is paid for after 1 s
+  Spin(*reactor, 50);
+  EXPECT_EQ(received, first) << "read before the excess was paid for";
+  // Then the rest arrives at the limit, a second's worth per second.
+  int seconds = 1;
+  while (received < total && seconds < 20) {
+    clock.advance(absl::Seconds(1));
+    ++seconds;
+    Spin(*reactor, 50);
+    // Held to the limit, give or take one read: a read takes what the
+    // kernel has, and is paid for afterwards.
+    EXPECT_LE(received, kRate * seconds + largest) << "after " << seconds << " s";
+  }
+  EXPECT_EQ(received, total) << "reading did not resume";
+  reactor.reset();  // before the factories it calls into
+}
+
+INSTANTIATE_TEST_SUITE_P(AllPollers, ThrottlingLoopbackTest,
+                         ::testing::ValuesIn(PollerNames()),
+                         [](const auto& info) { return info.param; });
 
 }  // namespace
 }  // namespace twist
