@@ -1,6 +1,7 @@
 // The echo server's wrapping flags, from outside the program: --log_traffic
-// writes each connection's traffic to PREFIX-N, --read_limit slows a fast
-// client down to the limit, and bad values are one line and exit 2.
+// writes each connection's traffic to PREFIX-N, --read_limit and
+// --write_limit slow a fast client down to the limit, and bad values are
+// one line and exit 2.
 
 #include <signal.h>
 #include <sys/wait.h>
@@ -58,10 +59,14 @@ TEST(EchoServerWrappingTest, LogTrafficLogsEachConnection) {
   }
 }
 
-TEST(EchoServerWrappingTest, ReadLimitHoldsAFastClientBack) {
+// --read_limit or --write_limit: either holds the echo back (the echo is
+// its connection's producer, so the write limit pauses its reading).
+class EchoServerLimitTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(EchoServerLimitTest, HoldsAFastClientBack) {
   constexpr int kLimit = 64 * 1024;  // bytes per second
   absl::StatusOr<testing::ServerProgram> server = testing::StartServerProgram(
-      "examples/echo_server", {absl::StrCat("--read_limit=", kLimit)});
+      "examples/echo_server", {absl::StrCat("--", GetParam(), "=", kLimit)});
   ASSERT_TRUE(server.ok()) << server.status();
   absl::StatusOr<BlockingClient> c = BlockingClient::Connect(server->address);
   ASSERT_TRUE(c.ok()) << c.status();
@@ -78,8 +83,12 @@ TEST(EchoServerWrappingTest, ReadLimitHoldsAFastClientBack) {
   ASSERT_TRUE(sent.ok()) << sent;
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_TRUE(*back == data);
-  EXPECT_GE(took, absl::Seconds(1.9)) << "the read limit did not slow the client";
+  EXPECT_GE(took, absl::Seconds(1.9)) << "--" << GetParam() << " did not slow the client";
 }
+
+INSTANTIATE_TEST_SUITE_P(Flags, EchoServerLimitTest,
+                         ::testing::Values("read_limit", "write_limit"),
+                         [](const auto& info) { return info.param; });
 
 TEST(EchoServerWrappingTest, BadValuesAreOneLineAndExit2) {
   testing::ExpectOneLineFailure(
