@@ -20,6 +20,7 @@
 #include "framework/string_transport.h"
 #include "framework/task_clock.h"
 #include "gtest/gtest.h"
+#include "protocols/basic.h"
 #include "protocols/policies.h"
 #include "protocols/throttling.h"
 #include "tests/test_util.h"
@@ -226,6 +227,32 @@ TEST(ThrottlingTest, UnthrottlingKeepsTheProtocolsOwnPause) {
   EXPECT_TRUE(c.transport.readingPaused()) << "the protocol lifted the throttle";
   clock.advance(absl::Seconds(4));
   EXPECT_FALSE(c.transport.readingPaused());
+}
+
+class Lines : public LineReceiver {
+ public:
+  explicit Lines(int* lines) : lines_(lines) {}
+  void lineReceived(absl::string_view) override { ++*lines_; }
+
+ private:
+  int* lines_;
+};
+
+TEST(ThrottlingTest, LinesHeldBackByTheThrottleAreDeliveredWhenItEnds) {
+  task::Clock clock;
+  int lines = 0;
+  Factory inner([&] { return std::make_unique<Lines>(&lines); });
+  ThrottlingFactory throttled(&clock, &inner, 10, /*read_limit=*/kLimit);
+  Conn c(throttled);
+  std::string input;
+  while (input.size() < 3 * kLimit) input += std::string(99, 'l') + "\r\n";
+  const int sent = static_cast<int>(input.size() / 101);
+  c.transport.receive(input);  // one read, 3 s worth
+  // A paused transport holds back lines already read (docs/design.md).
+  EXPECT_TRUE(c.transport.readingPaused());
+  EXPECT_EQ(lines, 0);
+  clock.advance(absl::Seconds(4));
+  EXPECT_EQ(lines, sent) << "held lines were not delivered when the throttle ended";
 }
 
 TEST(ThrottlingTest, UnthrottlingKeepsTheTransportsPauseOfTheProducer) {
