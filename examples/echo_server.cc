@@ -3,16 +3,68 @@
 //   ./tools/bazel run //examples:echo_server -- --port=8000
 //   nc 127.0.0.1 8000
 
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <limits>
+#include <memory>
+#include <string>
+
 #include "examples/server_main.h"
 #include "framework/protocol.h"
 #include "gflags/gflags.h"
 #include "protocols/echo.h"
+#include "protocols/throttling.h"
+#include "protocols/traffic_logging.h"
+
+DEFINE_int64(read_limit, 0,
+             "Most bytes per second read from all clients together (Twisted's "
+             "ThrottlingFactory); 0: no limit.");
+DEFINE_int64(write_limit, 0,
+             "Most bytes per second echoed to all clients together (the echo "
+             "stops reading while over it); 0: no limit.");
+DEFINE_string(log_traffic, "",
+              "Log each connection's traffic to the file PREFIX-N, N counting "
+              "connections from 1 (Twisted's TrafficLoggingFactory); empty: no log.");
+
+namespace {
+int BadFlag(const std::string& problem) {
+  fprintf(stderr, "echo_server: %s\n", problem.c_str());
+  return 2;
+}
+}  // namespace
 
 int main(int argc, char** argv) {
   gflags::SetUsageMessage(
       "Echo server: sends back every byte it receives.\n"
       "Usage: echo_server [--host=127.0.0.1] [--port=8000] [--reactor=epoll]");
   gflags::ParseCommandLineFlags(&argc, &argv, true);
-  auto factory = twist::Factory::forProtocol<twist::Echo>();
-  return twist::ServeForever("echo_server", factory.get());
+  if (FLAGS_read_limit < 0 || FLAGS_write_limit < 0) {
+    return BadFlag("invalid --read_limit/--write_limit: must be >= 0 bytes per second");
+  }
+  auto echo = twist::Factory::forProtocol<twist::Echo>();
+  twist::Factory* factory = echo.get();
+  std::unique_ptr<twist::TrafficLoggingFactory> logged;
+  if (!FLAGS_log_traffic.empty()) {
+    // A log it cannot create would refuse every connection: say so now.
+    size_t slash = FLAGS_log_traffic.rfind('/');
+    std::string dir = slash == std::string::npos ? "." : FLAGS_log_traffic.substr(0, slash + 1);
+    if (access(dir.c_str(), W_OK) != 0) {
+      return BadFlag("--log_traffic: cannot write in " + dir + ": " + strerror(errno));
+    }
+    logged = std::make_unique<twist::TrafficLoggingFactory>(factory, FLAGS_log_traffic);
+    factory = logged.get();
+  }
+  std::unique_ptr<twist::ThrottlingFactory> throttled;  // outlives the reactor
+  twist::WrapFactory wrap = nullptr;
+  if (FLAGS_read_limit > 0 || FLAGS_write_limit > 0) {
+    wrap = [&](twist::ReactorTime* reactor, twist::Factory* f) -> twist::Factory* {
+      throttled = std::make_unique<twist::ThrottlingFactory>(
+          reactor, f, std::numeric_limits<int>::max(), FLAGS_read_limit, FLAGS_write_limit);
+      return throttled.get();
+    };
+  }
+  return twist::ServeForever("echo_server", factory, std::move(wrap));
 }

@@ -41,7 +41,7 @@ int Fail(absl::string_view program, absl::string_view problem) {
 }
 }  // namespace
 
-int ServeForever(absl::string_view program, Factory* factory) {
+int ServeForever(absl::string_view program, Factory* factory, WrapFactory wrap) {
   if (FLAGS_port < 0 || FLAGS_port > 65535) {
     return Fail(program, absl::StrCat("invalid --port ", FLAGS_port,
                                       ": must be 0..65535"));
@@ -83,6 +83,7 @@ int ServeForever(absl::string_view program, Factory* factory) {
   if (absl::Status s = (*reactor)->installSignalHandlers(); !s.ok()) {
     return Fail(program, s.message());
   }
+  if (wrap != nullptr) factory = wrap(reactor->get(), factory);
   if (FLAGS_idle_timeout > 0) {
     timed = std::make_unique<TimeoutFactory>(
         reactor->get(), factory, absl::Seconds(FLAGS_idle_timeout));

@@ -1,10 +1,18 @@
 #ifndef TWIST_EXAMPLES_SERVER_MAIN_H_
 #define TWIST_EXAMPLES_SERVER_MAIN_H_
 
+#include "absl/functional/any_invocable.h"
 #include "absl/strings/string_view.h"
 #include "framework/protocol.h"
+#include "framework/reactor_time.h"
 
 namespace twist {
+
+/// A program's own wrapper around the factory it serves, for a policy that
+/// needs the reactor's time (ThrottlingFactory): given the reactor and the
+/// factory, returns the factory to serve instead, which must outlive
+/// ServeForever (the reactor's destructor still calls into it).
+using WrapFactory = absl::AnyInvocable<Factory*(ReactorTime* reactor, Factory* factory)>;
 
 /// The start-up and shutdown every example server shares. Reads the flags
 /// --host, --port, --reactor and --backlog (already parsed by gflags), and
@@ -13,7 +21,9 @@ namespace twist {
 /// for IPv6) as the first line on stdout, and runs until SIGINT or SIGTERM,
 /// after which it closes the connections and returns 0. A bad flag or a failed listen prints one line
 /// "PROGRAM: problem" on stderr and returns 1.
-int ServeForever(absl::string_view program, Factory* factory);
+/// `wrap`, if given, wraps `factory` once the reactor exists, inside the
+/// policies above.
+int ServeForever(absl::string_view program, Factory* factory, WrapFactory wrap = nullptr);
 
 }  // namespace twist
 
