@@ -18,6 +18,7 @@
 #include "framework/errors.h"
 #include "framework/tcp_connection.h"
 #include "framework/tcp_port.h"
+#include "framework/udp_port.h"
 
 namespace twist {
 
@@ -145,6 +146,8 @@ Reactor::~Reactor() {
   connectors_.clear();
   for (auto& port : ports_) port->stopListening();
   ports_.clear();
+  for (auto& port : udp_ports_) port->stopListening();
+  udp_ports_.clear();
   if (signals_ != nullptr) poller_->remove(signals_->fd());
   if (waker_ != nullptr) poller_->remove(waker_->fd());
   if (reserve_fd_ >= 0) ::close(reserve_fd_);
@@ -166,6 +169,8 @@ void Reactor::run() {
   // Shut down: no new connections; let the open ones flush and close.
   stopping_ = true;
   for (auto& port : ports_) port->stopListening();
+  // A callback may add ports: index, not iterators.
+  for (size_t i = 0; i < udp_ports_.size(); ++i) udp_ports_[i]->stopListening();
   abandonConnectors();
   std::vector<TcpConnection*> open;
   for (auto& [c, owned] : connections_) open.push_back(c);
@@ -302,6 +307,19 @@ absl::StatusOr<Port*> Reactor::listenTCP(int port, Factory* factory,
   factory->doStart();
   ports_.push_back(std::move(p));
   return ports_.back().get();
+}
+
+absl::StatusOr<UdpPort*> Reactor::listenUDP(int port, DatagramProtocol* protocol,
+                                            absl::string_view interface,
+                                            size_t maxPacketSize) {
+  absl::StatusOr<std::unique_ptr<UdpPort>> p =
+      UdpPort::Listen(this, port, protocol, interface, maxPacketSize);
+  if (!p.ok()) return p.status();
+  udp_ports_.push_back(*std::move(p));
+  UdpPort* udp = udp_ports_.back().get();
+  Dispatching dispatching(this);  // startProtocol is a callback
+  udp->start();
+  return udp;
 }
 
 absl::Status Reactor::installSignalHandlers(std::initializer_list<int> signals) {

@@ -28,8 +28,10 @@
 namespace twist {
 
 class ClientFactory;
+class DatagramProtocol;
 class Port;
 class TcpConnection;
+class UdpPort;
 
 struct ReactorOptions {
   /// "epoll" (default), "poll" or "select"; see PollerNames().
@@ -101,6 +103,16 @@ class Reactor : public ReactorTime {
   absl::StatusOr<Port*> listenTCP(int port, Factory* factory,
                                   int backlog = 50,
                                   absl::string_view interface = "");
+
+  /// Binds a UDP socket to `interface`:`port` (Twisted's listenUDP; a
+  /// numeric address: "" = every IPv4 interface, "::" = every interface,
+  /// IPv4 included) and calls `protocol`'s startProtocol(). Datagrams longer
+  /// than `maxPacketSize` (1..65535) are reported as truncated. The port is
+  /// owned by the reactor; the pointer stays valid for the reactor's
+  /// lifetime. `protocol` is not owned (see DatagramProtocol).
+  absl::StatusOr<UdpPort*> listenUDP(int port, DatagramProtocol* protocol,
+                                     absl::string_view interface = "",
+                                     size_t maxPacketSize = 8192);
 
   /// Makes SIGINT and SIGTERM (or `signals`) call stop() on this reactor,
   /// through a signalfd. Blocks those signals in the calling thread: call it
@@ -185,6 +197,7 @@ class Reactor : public ReactorTime {
   std::vector<TcpConnection*> pending_closes_;
   std::vector<std::unique_ptr<TcpConnection>> dead_;
   std::vector<std::unique_ptr<Port>> ports_;
+  std::vector<std::unique_ptr<UdpPort>> udp_ports_;
   absl::flat_hash_map<Connector*, std::unique_ptr<Connector>> connectors_;
   std::vector<Connector*> maybe_idle_;
   std::vector<ReadyEvent> ready_;
