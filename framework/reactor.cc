@@ -16,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "framework/errors.h"
+#include "framework/thread_pool.h"
 #include "framework/tcp_connection.h"
 #include "framework/tcp_port.h"
 #include "framework/udp_port.h"
@@ -119,7 +120,17 @@ ThreadPool& Reactor::threadPool() {
   return *thread_pool_;
 }
 
+// What a resolve() task on the pool reaches the reactor by; cleared when
+// the reactor goes, so a late answer is dropped instead of delivered to
+// freed memory.
+struct Reactor::ResolveHandoff {
+  std::mutex mu;
+  Reactor* reactor;  // guarded by mu
+};
+
 absl::Status Reactor::init() {
+  resolve_handoff_ = std::make_shared<ResolveHandoff>();
+  resolve_handoff_->reactor = this;
   int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (efd < 0) return absl::ErrnoToStatus(errno, "eventfd");
   waker_ = std::make_unique<Waker>(this, efd);
@@ -132,6 +143,10 @@ absl::Status Reactor::init() {
 }
 
 Reactor::~Reactor() {
+  if (resolve_handoff_ != nullptr) {
+    std::lock_guard<std::mutex> lock(resolve_handoff_->mu);
+    resolve_handoff_->reactor = nullptr;
+  }
   // Abort what is left so that every protocol still gets connectionLost;
   // no client reconnects from there.
   Dispatching dispatching(this);
@@ -391,9 +406,58 @@ void Reactor::abandonConnectors() {
     for (auto& [c, owned] : connectors_) {
       if (c->abandonable()) pending.push_back(c);
     }
-    if (pending.empty()) break;
     for (Connector* c : pending) c->abandon();
+    // Resolutions too: their callbacks may start connectors, and back.
+    if (!abandonResolutions() && pending.empty()) break;
   }
+}
+
+uint64_t Reactor::resolve(absl::string_view host, int port, ResolveCallback done) {
+  const uint64_t id = ++next_resolution_;
+  resolutions_.emplace(id, std::move(done));
+  // While stopping, nothing new starts: abandonConnectors() delivers the
+  // cancellation before run() returns.
+  if (stopping_) return id;
+  absl::Status s = threadPool().callInThread(
+      [handoff = resolve_handoff_, resolver = resolver_, host = std::string(host),
+       port, id] {
+        absl::StatusOr<std::vector<Address>> result = (*resolver)(host, port);
+        std::lock_guard<std::mutex> lock(handoff->mu);
+        if (handoff->reactor == nullptr) return;
+        Reactor* r = handoff->reactor;
+        r->callFromThread([r, id, result = std::move(result)]() mutable {
+          r->finishResolve(id, std::move(result));
+        });
+      });
+  if (!s.ok()) {
+    // Never inside the caller's call: on the next turn.
+    callLater(absl::ZeroDuration(), [this, id, host = std::string(host), s] {
+      finishResolve(id, absl::Status(s.code(), absl::StrCat("cannot resolve '", host,
+                                                            "': ", s.message())));
+    });
+  }
+  return id;
+}
+
+void Reactor::cancelResolve(uint64_t id) { resolutions_.erase(id); }
+
+void Reactor::finishResolve(uint64_t id, absl::StatusOr<std::vector<Address>> result) {
+  auto it = resolutions_.find(id);
+  if (it == resolutions_.end()) return;  // cancelled, or already abandoned
+  ResolveCallback done = std::move(it->second);
+  resolutions_.erase(it);
+  done(std::move(result));
+}
+
+bool Reactor::abandonResolutions() {
+  if (resolutions_.empty()) return false;
+  std::vector<uint64_t> ids;
+  for (auto& [id, done] : resolutions_) ids.push_back(id);
+  std::sort(ids.begin(), ids.end());  // in the order they were asked for
+  for (uint64_t id : ids) {
+    finishResolve(id, absl::CancelledError("name resolution cancelled: the reactor is stopping"));
+  }
+  return true;
 }
 
 void Reactor::connectorMaybeIdle(Connector* c) { maybe_idle_.push_back(c); }

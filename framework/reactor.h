@@ -128,6 +128,18 @@ class Reactor : public ReactorTime {
                         absl::Duration timeout = absl::Seconds(30),
                         std::optional<Address> bind_address = std::nullopt);
 
+  /// Resolves `host` to its addresses (Twisted's reactor.resolve, through
+  /// the pluggable resolver: ReactorOptions::resolver) on the reactor's
+  /// thread pool, so the loop never blocks. `done` runs on the reactor's
+  /// thread exactly once, never inside this call: with the addresses or the
+  /// failure, or CANCELLED when the reactor stops or is destroyed first.
+  /// Returns an id for cancelResolve().
+  using ResolveCallback =
+      absl::AnyInvocable<void(absl::StatusOr<std::vector<Address>>)>;
+  uint64_t resolve(absl::string_view host, int port, ResolveCallback done);
+  /// Forgets a resolution still under way: its `done` will not run.
+  void cancelResolve(uint64_t id);
+
   absl::Status installSignalHandlers(
       std::initializer_list<int> signals = {SIGINT, SIGTERM});
 
@@ -166,6 +178,10 @@ class Reactor : public ReactorTime {
   // the iteration if it is still idle then.
   void connectorMaybeIdle(Connector* c);
   void reapIdleConnectors();
+  // Stopping: resolutions under way end (cancelled). True if any did.
+  bool abandonResolutions();
+  void finishResolve(uint64_t id, absl::StatusOr<std::vector<Address>> result);
+  struct ResolveHandoff;
   // Stopping: every connector's attempt or pending retry ends (cancelled).
   void abandonConnectors();
   // Called by a transport once connectionLost has run: it is destroyed at
@@ -205,6 +221,10 @@ class Reactor : public ReactorTime {
   int reserve_fd_ = -1;
   std::shared_ptr<const NameResolver> resolver_;  // shared with pool tasks
   std::unique_ptr<ThreadPool> thread_pool_;       // made on first use
+  // resolve(): the callbacks still owed, and what pool tasks reach us by.
+  absl::flat_hash_map<uint64_t, ResolveCallback> resolutions_;
+  uint64_t next_resolution_ = 0;
+  std::shared_ptr<ResolveHandoff> resolve_handoff_;
 
   std::vector<absl::AnyInvocable<void()>> when_running_;
   std::unique_ptr<Waker> waker_;
