@@ -102,7 +102,7 @@ TEST(EchoServerFlags, ListensOnIPv6Loopback) {
   Subprocess p = StartServer({"--port=0", "--host=::1"});
   absl::StatusOr<std::string> line = p.ReadStdoutLine(kWait);
   if (!line.ok()) GTEST_SKIP() << "no IPv6 loopback here: " << p.err();
-  int port = PortOf(*line, "::1");
+  int port = PortOf(*line, "[::1]");
   absl::StatusOr<BlockingClient> c = BlockingClient::Connect(*Address::Parse("::1", port));
   ASSERT_TRUE(c.ok()) << c.status();
   ASSERT_TRUE(c->SendAll("v6").ok());
