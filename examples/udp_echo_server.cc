@@ -7,6 +7,7 @@
 
 #include <stdio.h>
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -90,5 +91,13 @@ int main(int argc, char** argv) {
   }
   twist::PrintListening(ports);
   (*reactor)->run();
+  // Replies the kernel had no room for were dropped, not queued: say how
+  // many, once, rather than a line per datagram while serving.
+  uint64_t dropped = 0;
+  for (const twist::ListeningPort& p : ports) dropped += p.udp()->droppedWrites();
+  if (dropped > 0) {
+    fprintf(stderr, "udp_echo_server: %llu replies dropped: the send buffer was full\n",
+            static_cast<unsigned long long>(dropped));
+  }
   return 0;
 }

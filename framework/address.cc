@@ -132,6 +132,19 @@ std::string Address::ToString() const {
   return "unspecified";
 }
 
+bool Address::isIPv6Any() const {
+  return isIPv6() && IN6_IS_ADDR_UNSPECIFIED(&addr_.v6.sin6_addr);
+}
+
+Address Address::unmapped() const {
+  if (!isIPv6() || !IN6_IS_ADDR_V4MAPPED(&addr_.v6.sin6_addr)) return *this;
+  Address a;
+  a.addr_.v4.sin_family = AF_INET;
+  a.addr_.v4.sin_port = addr_.v6.sin6_port;
+  memcpy(&a.addr_.v4.sin_addr, &addr_.v6.sin6_addr.s6_addr[12], 4);
+  return a;
+}
+
 socklen_t Address::length() const {
   if (family() == AF_INET) return sizeof(sockaddr_in);
   if (family() == AF_INET6) return sizeof(sockaddr_in6);

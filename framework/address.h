@@ -37,11 +37,17 @@ class Address {
 
   int family() const { return addr_.sa.sa_family; }
   bool isIPv6() const { return family() == AF_INET6; }
+  /// "::", every IPv6 interface (what a dual-stack port binds).
+  bool isIPv6Any() const;
   /// The numeric host, without brackets ("::1").
   std::string host() const;
   int port() const;
   /// "127.0.0.1:8000" or "[::1]:8000".
   std::string ToString() const;
+  /// An IPv4 peer of a dual-stack IPv6 socket comes as ::ffff:a.b.c.d; this
+  /// gives it as the IPv4 address a.b.c.d (same port). Any other address is
+  /// returned as it is.
+  Address unmapped() const;
 
   const sockaddr* sockaddr_ptr() const { return &addr_.sa; }
   socklen_t length() const;

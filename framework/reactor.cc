@@ -292,7 +292,8 @@ void Reactor::runThreadCalls() {
 
 absl::StatusOr<Port*> Reactor::listenTCP(int port, Factory* factory,
                                          int backlog,
-                                         absl::string_view interface) {
+                                         absl::string_view interface,
+                                         DualStack dual_stack) {
   if (port < 0 || port > 65535) {
     return absl::InvalidArgumentError(
         absl::StrCat("invalid port ", port, ": must be 0..65535"));
@@ -304,8 +305,12 @@ absl::StatusOr<Port*> Reactor::listenTCP(int port, Factory* factory,
   if (fd < 0) return absl::ErrnoToStatus(errno, where);
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  // "::" means IPv6 only; IPv4 clients use an IPv4 port of their own.
-  if (addr->isIPv6()) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+  if (addr->isIPv6()) {
+    // "::" serves IPv4 clients too unless asked not to (whatever the
+    // system's bindv6only default); any other IPv6 address only IPv6.
+    int v6only = addr->isIPv6Any() && dual_stack == DualStack::kOn ? 0 : 1;
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
+  }
   if (::bind(fd, addr->sockaddr_ptr(), addr->length()) != 0 ||
       ::listen(fd, backlog) != 0) {
     absl::Status s = absl::ErrnoToStatus(errno, where);
@@ -326,9 +331,10 @@ absl::StatusOr<Port*> Reactor::listenTCP(int port, Factory* factory,
 
 absl::StatusOr<UdpPort*> Reactor::listenUDP(int port, DatagramProtocol* protocol,
                                             absl::string_view interface,
-                                            size_t maxPacketSize) {
-  absl::StatusOr<std::unique_ptr<UdpPort>> p =
-      UdpPort::Listen(this, port, protocol, interface, maxPacketSize);
+                                            size_t maxPacketSize,
+                                            DualStack dual_stack) {
+  absl::StatusOr<std::unique_ptr<UdpPort>> p = UdpPort::Listen(
+      this, port, protocol, interface, maxPacketSize, dual_stack == DualStack::kOn);
   if (!p.ok()) return p.status();
   udp_ports_.push_back(*std::move(p));
   UdpPort* udp = udp_ports_.back().get();

@@ -33,6 +33,12 @@ class Port;
 class TcpConnection;
 class UdpPort;
 
+/// Whether a port bound to "::" (every IPv6 interface) also serves IPv4
+/// peers, which then appear as plain IPv4 addresses (IPV6_V6ONLY off). On
+/// by default, as in most servers; kOff leaves IPv4 to a port of its own.
+/// Any other address serves its own family only.
+enum class DualStack { kOn, kOff };
+
 struct ReactorOptions {
   /// "epoll" (default), "poll" or "select"; see PollerNames().
   std::string poller = "epoll";
@@ -97,22 +103,33 @@ class Reactor : public ReactorTime {
   absl::Time seconds() const override { return clock_->now(); }
 
   /// Listens on `interface`:`port` (port 0 = any free port; interface ""
-  /// = every IPv4 interface, "::" = every IPv6 one) and builds a protocol
-  /// with `factory` for each connection. The port is owned by the reactor;
-  /// the pointer stays valid for the reactor's lifetime.
+  /// = every IPv4 interface, "::" = every interface, IPv4 included unless
+  /// `dual_stack` is kOff) and builds a protocol with `factory` for each
+  /// connection. The port is owned by the reactor; the pointer stays valid
+  /// for the reactor's lifetime.
   absl::StatusOr<Port*> listenTCP(int port, Factory* factory,
                                   int backlog = 50,
-                                  absl::string_view interface = "");
+                                  absl::string_view interface = "",
+                                  DualStack dual_stack = DualStack::kOn);
 
-  /// Binds a UDP socket to `interface`:`port` (Twisted's listenUDP; a
-  /// numeric address: "" = every IPv4 interface, "::" = every interface,
-  /// IPv4 included) and calls `protocol`'s startProtocol(). Datagrams longer
-  /// than `maxPacketSize` (1..65535) are reported as truncated. The port is
-  /// owned by the reactor; the pointer stays valid for the reactor's
-  /// lifetime. `protocol` is not owned (see DatagramProtocol).
+  /// Binds a UDP socket to `interface`:`port` (Twisted's listenUDP) and
+  /// calls `protocol`'s startProtocol().
+  ///  - `port`: 0..65535, 0 = any free port (UdpPort::getHost() says which).
+  ///  - `interface`: a numeric address, as in Twisted: "" = every IPv4
+  ///    interface, "::" = every interface, IPv4 included unless `dual_stack`
+  ///    is kOff; "127.0.0.1", "::1", "[::1]" ...
+  ///  - `maxPacketSize`: 1..65535; a longer datagram goes to
+  ///    datagramTruncated(), never cut silently into datagramReceived().
+  /// Errors: INVALID_ARGUMENT for a bad argument (a host name is one),
+  /// FAILED_PRECONDITION if `protocol` already serves a port, the errno of
+  /// socket/bind otherwise ("cannot listen on udp:[::1]:9000: Address
+  /// already in use"). The port is owned by the reactor; the pointer stays
+  /// valid for the reactor's lifetime. `protocol` is not owned (see
+  /// DatagramProtocol for the callback order).
   absl::StatusOr<UdpPort*> listenUDP(int port, DatagramProtocol* protocol,
                                      absl::string_view interface = "",
-                                     size_t maxPacketSize = 8192);
+                                     size_t maxPacketSize = 8192,
+                                     DualStack dual_stack = DualStack::kOn);
 
   /// Makes SIGINT and SIGTERM (or `signals`) call stop() on this reactor,
   /// through a signalfd. Blocks those signals in the calling thread: call it

@@ -40,7 +40,7 @@ TcpConnection::TcpConnection(Reactor* reactor, int fd,
 Address TcpConnection::getHost() const {
   if (fd_ < 0) return Address();
   absl::StatusOr<Address> a = Address::LocalOf(fd_);
-  return a.ok() ? *a : Address();
+  return a.ok() ? a->unmapped() : Address();  // as the peer is (see Port)
 }
 
 TcpConnection::~TcpConnection() {

@@ -93,7 +93,8 @@ void Port::handleEvents(uint32_t ready) {
       }
     }
     if (rate_ > 0) tokens_ -= 1;
-    Address peer = Address::FromSockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+    // An IPv4 client of a dual-stack ("::") port is reported as IPv4.
+    Address peer = Address::FromSockaddr(reinterpret_cast<sockaddr*>(&ss), len).unmapped();
     reactor_->adoptConnection(fd, factory_, peer);
   }
 }

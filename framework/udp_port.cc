@@ -23,29 +23,11 @@ namespace {
 // never fill.
 constexpr size_t kLargestDatagram = 65535;
 
-// A sender's address as recvmsg gives it; an IPv4 peer of a dual-stack
-// socket comes as ::ffff:a.b.c.d and is reported as plain IPv4.
-Address SenderOf(const sockaddr_storage& ss, socklen_t len, bool unmap) {
-  const sockaddr* sa = reinterpret_cast<const sockaddr*>(&ss);
-  if (unmap && sa->sa_family == AF_INET6 && len >= sizeof(sockaddr_in6)) {
-    const sockaddr_in6* v6 = reinterpret_cast<const sockaddr_in6*>(&ss);
-    if (IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr)) {
-      sockaddr_in v4;
-      memset(&v4, 0, sizeof(v4));
-      v4.sin_family = AF_INET;
-      v4.sin_port = v6->sin6_port;
-      memcpy(&v4.sin_addr, &v6->sin6_addr.s6_addr[12], 4);
-      return Address::FromSockaddr(reinterpret_cast<const sockaddr*>(&v4), sizeof(v4));
-    }
-  }
-  return Address::FromSockaddr(sa, len);
-}
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<UdpPort>> UdpPort::Listen(
     Reactor* reactor, int port, DatagramProtocol* protocol,
-    absl::string_view interface, size_t max_packet_size) {
+    absl::string_view interface, size_t max_packet_size, bool dual_stack_if_any) {
   if (protocol == nullptr) {
     return absl::InvalidArgumentError("listenUDP: the protocol is null");
   }
@@ -68,10 +50,10 @@ absl::StatusOr<std::unique_ptr<UdpPort>> UdpPort::Listen(
   const std::string where = absl::StrCat("cannot listen on udp:", addr->ToString());
   int fd = ::socket(addr->family(), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return absl::ErrnoToStatus(errno, where);
-  // "::" serves IPv4 peers too (dual-stack), as most servers do; a specific
-  // IPv6 address is IPv6 only. No SO_REUSEADDR: on UDP it would let a second
-  // socket share the port.
-  const bool dual_stack = addr->isIPv6() && addr->host() == "::";
+  // "::" serves IPv4 peers too (dual-stack) unless asked not to, whatever
+  // the system's bindv6only default; a specific IPv6 address is IPv6 only.
+  // No SO_REUSEADDR: on UDP it would let a second socket share the port.
+  const bool dual_stack = addr->isIPv6Any() && dual_stack_if_any;
   if (addr->isIPv6()) {
     int v6only = dual_stack ? 0 : 1;
     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
@@ -291,7 +273,10 @@ void UdpPort::handleEvents(uint32_t) {
       // unreachable host) that this read consumed: read on.
       continue;
     }
-    Address from = SenderOf(ss, msg.msg_namelen, dual_stack_);
+    // An IPv4 peer of a dual-stack port comes as ::ffff:a.b.c.d.
+    Address from =
+        Address::FromSockaddr(reinterpret_cast<const sockaddr*>(&ss), msg.msg_namelen)
+            .unmapped();
     ++in_callback_;
     if ((msg.msg_flags & MSG_TRUNC) != 0 || static_cast<size_t>(n) > max_packet_size_) {
       ++truncated_;

@@ -60,7 +60,7 @@ class UdpPort final : public DatagramTransport, private Selectable {
   // protocol is not started yet.
   static absl::StatusOr<std::unique_ptr<UdpPort>> Listen(
       Reactor* reactor, int port, DatagramProtocol* protocol,
-      absl::string_view interface, size_t max_packet_size);
+      absl::string_view interface, size_t max_packet_size, bool dual_stack_if_any);
   // Attaches the transport and calls startProtocol().
   void start();
 

@@ -101,7 +101,9 @@ TEST(EchoServerListen, OneLinePerEndpointInOrderAndEchoOnEach) {
   std::vector<std::string> where = ListeningLines(p, args.size() - 1);
   ASSERT_EQ(where.size(), args.size() - 1);
   EXPECT_THAT(where[0], ::testing::MatchesRegex("127\\.0\\.0\\.1:[0-9]+"));
-  if (v6) EXPECT_THAT(where[1], ::testing::MatchesRegex("\\[::1\\]:[0-9]+"));
+  if (v6) {
+    EXPECT_THAT(where[1], ::testing::MatchesRegex("\\[::1\\]:[0-9]+"));
+  }
   EXPECT_THAT(where.back(), ::testing::MatchesRegex("127\\.0\\.0\\.1:[0-9]+"));
   EXPECT_NE(where.front(), where.back());  // two ports, in the order given
   for (const std::string& w : where) ExpectEcho(AddressOf(w), "over " + w);
@@ -171,7 +173,9 @@ TEST(UdpEchoServerListen, OneLinePerUdpEndpointAndEchoOnEach) {
   std::vector<std::string> where = ListeningLines(p, args.size());
   ASSERT_EQ(where.size(), args.size());
   EXPECT_THAT(where[0], ::testing::MatchesRegex("udp:127\\.0\\.0\\.1:[0-9]+"));
-  if (v6) EXPECT_THAT(where[1], ::testing::MatchesRegex("udp:\\[::1\\]:[0-9]+"));
+  if (v6) {
+    EXPECT_THAT(where[1], ::testing::MatchesRegex("udp:\\[::1\\]:[0-9]+"));
+  }
   for (const std::string& w : where) {
     absl::StatusOr<std::string> back = UdpRoundTrip(AddressOf(w), "datagram to " + w);
     ASSERT_TRUE(back.ok()) << w << ": " << back.status();

@@ -1,12 +1,14 @@
 // TCP transports through the real reactor and real loopback sockets, on
 // every poller.
 
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <memory>
@@ -464,6 +466,66 @@ TEST_P(TcpTest, EchoServesIPv6Loopback) {
   t.join();
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(*got, "six");
+}
+
+TEST_P(TcpTest, IPv6AddressesPrintBracketed) {
+  Record r;
+  Factory factory([&] { return std::make_unique<RecordingProtocol>(&r); });
+  auto reactor_ = NewReactor();
+  absl::StatusOr<Port*> port = reactor_->listenTCP(0, &factory, 50, "::1");
+  if (!port.ok()) GTEST_SKIP() << "no IPv6 loopback (::1) here: " << port.status();
+  const int p = (*port)->getHost().port();
+  EXPECT_EQ((*port)->getHost().ToString(), absl::StrCat("[::1]:", p));
+  BlockingClient c = Connect((*port)->getHost());
+  ASSERT_TRUE(RunUntil(*reactor_, [&] { return r.transport != nullptr; }));
+  EXPECT_EQ(r.transport->getHost().ToString(), absl::StrCat("[::1]:", p));
+  EXPECT_EQ(r.transport->getPeer().ToString(),
+            absl::StrCat("[::1]:", Address::LocalOf(c.fd())->port()));
+  // Error messages name the address the same way.
+  absl::StatusOr<Port*> again = reactor_->listenTCP(p, &factory, 50, "::1");
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.status().message(),
+            absl::StrCat("cannot listen on [::1]:", p, ": Address already in use"));
+}
+
+// Binds an IPv4 TCP socket to 127.0.0.1:`port`: it fails with EADDRINUSE
+// exactly when a dual-stack port already serves IPv4 on that port.
+int BindIPv4(int port, int type = SOCK_STREAM) {
+  int fd = ::socket(AF_INET, type | SOCK_CLOEXEC, 0);
+  Address a = *Address::Parse("127.0.0.1", port);
+  int rc = ::bind(fd, a.sockaddr_ptr(), a.length());
+  int e = rc == 0 ? 0 : errno;
+  ::close(fd);
+  return e;
+}
+
+TEST_P(TcpTest, DualStackPortAcceptsAnIPv4Client) {
+  Record r;
+  Factory factory([&] { return std::make_unique<RecordingProtocol>(&r); });
+  auto reactor_ = NewReactor();
+  absl::StatusOr<Port*> port = reactor_->listenTCP(0, &factory, 50, "::");
+  if (!port.ok()) GTEST_SKIP() << "no IPv6 here (listening on '::' failed): " << port.status();
+  const int p = (*port)->getHost().port();
+  EXPECT_EQ((*port)->getHost().ToString(), absl::StrCat("[::]:", p));
+  // The port holds IPv4's side too.
+  EXPECT_EQ(BindIPv4(p), EADDRINUSE);
+  BlockingClient c = Connect(*Address::Parse("127.0.0.1", p));
+  ASSERT_TRUE(c.SendAll("four").ok());
+  ASSERT_TRUE(RunUntil(*reactor_, [&] { return r.received == "four"; }));
+  // Reported as IPv4, not as [::ffff:127.0.0.1].
+  EXPECT_EQ(r.transport->getPeer(), *Address::LocalOf(c.fd()));
+  EXPECT_EQ(r.transport->getPeer().family(), AF_INET);
+  EXPECT_EQ(r.transport->getHost().ToString(), absl::StrCat("127.0.0.1:", p));
+}
+
+TEST_P(TcpTest, DualStackOffLeavesIPv4ToAnotherPort) {
+  auto factory = Factory::forProtocol<Echo>();
+  auto reactor_ = NewReactor();
+  absl::StatusOr<Port*> port =
+      reactor_->listenTCP(0, factory.get(), 50, "::", DualStack::kOff);
+  if (!port.ok()) GTEST_SKIP() << "no IPv6 here (listening on '::' failed): " << port.status();
+  // IPv4's side of the port number is free for an IPv4 socket.
+  EXPECT_EQ(BindIPv4((*port)->getHost().port()), 0);
 }
 
 TEST_P(TcpTest, EchoAnswersAHalfClosedPeerInFullThenCloses) {

@@ -245,6 +245,24 @@ TEST_P(UdpTest, IPv6LoopbackPrintsBracketedAddresses) {
   // An IPv6-only port cannot send to IPv4.
   absl::Status s = (*port)->write("x", *Address::Parse("127.0.0.1", 9));
   EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  // Error messages name the address the same way.
+  Record r2;
+  RecordingProtocol proto2(&r2);
+  absl::StatusOr<UdpPort*> again = reactor->listenUDP(server.port(), &proto2, "::1");
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.status().message(), absl::StrCat("cannot listen on udp:[::1]:", server.port(),
+                                                   ": Address already in use"));
+}
+
+// Binds an IPv4 UDP socket to 127.0.0.1:`port`: it fails with EADDRINUSE
+// exactly when a dual-stack port already serves IPv4 on that port.
+int BindIPv4(int port) {
+  int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  Address a = *Address::Parse("127.0.0.1", port);
+  int rc = ::bind(fd, a.sockaddr_ptr(), a.length());
+  int e = rc == 0 ? 0 : errno;
+  ::close(fd);
+  return e;
 }
 
 TEST_P(UdpTest, DualStackPortServesIPv4Peers) {
@@ -262,6 +280,49 @@ TEST_P(UdpTest, DualStackPortServesIPv4Peers) {
   auto got = v4.Receive();
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(got->first, "four");
+  // IPv6 peers as before.
+  UdpSocket v6("::1");
+  v6.SendTo("six", *Address::Parse("::1", (*port)->getHost().port()));
+  ASSERT_TRUE(RunUntil(*reactor, [&] { return r.senders.size() == 2; }));
+  EXPECT_EQ(r.senders[1].ToString(), absl::StrCat("[::1]:", v6.port()));
+  got = v6.Receive();
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->first, "six");
+  // The port holds IPv4's side of its number.
+  EXPECT_EQ(BindIPv4((*port)->getHost().port()), EADDRINUSE);
+}
+
+TEST_P(UdpTest, DualStackPortConnectsToAnIPv4Peer) {
+  if (!HaveIPv6Loopback()) GTEST_SKIP() << "no IPv6 loopback (::1) on this machine";
+  Record r;
+  RecordingProtocol proto(&r);
+  auto reactor = NewReactor();
+  absl::StatusOr<UdpPort*> port = reactor->listenUDP(0, &proto, "::");
+  ASSERT_TRUE(port.ok()) << port.status();
+  UdpSocket v4("127.0.0.1");
+  ASSERT_TRUE((*port)->connect("127.0.0.1", v4.port()).ok());
+  ASSERT_TRUE((*port)->write("to four").ok());
+  auto got = v4.Receive();
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->first, "to four");
+  v4.SendTo("back", got->second);
+  ASSERT_TRUE(RunUntil(*reactor, [&] { return r.senders.size() == 1; }));
+  EXPECT_EQ(r.senders[0], v4.address());
+  EXPECT_EQ((*port)->connectedAddress()->ToString(), v4.address().ToString());
+}
+
+TEST_P(UdpTest, DualStackOffServesIPv6Only) {
+  if (!HaveIPv6Loopback()) GTEST_SKIP() << "no IPv6 loopback (::1) on this machine";
+  Record r;
+  RecordingProtocol proto(&r);
+  auto reactor = NewReactor();
+  absl::StatusOr<UdpPort*> port = reactor->listenUDP(0, &proto, "::", 8192, DualStack::kOff);
+  ASSERT_TRUE(port.ok()) << port.status();
+  // IPv4's side of the port number is free for an IPv4 socket...
+  EXPECT_EQ(BindIPv4((*port)->getHost().port()), 0);
+  // ...and the port does not send to IPv4.
+  absl::Status s = (*port)->write("x", *Address::Parse("127.0.0.1", 9));
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
 }
 
 TEST_P(UdpTest, ConnectedPortTalksOnlyToItsPeer) {
@@ -297,33 +358,32 @@ TEST_P(UdpTest, ConnectedPortTalksOnlyToItsPeer) {
   EXPECT_TRUE(absl::IsFailedPrecondition(port2->write("nowhere")));
 }
 
-// Connects `port` to a port nothing is bound to and writes until the
-// refusal is reported. The port is taken from a socket closed just before:
-// another process could grab it meanwhile, so up to three ports are tried.
-void ExpectRefusedOnRead(Reactor& reactor, UdpPort* port, Record& r) {
-  for (int attempt = 0; attempt < 3 && r.refused == 0; ++attempt) {
+TEST_P(UdpTest, ClosedPeerPortIsReportedAsConnectionRefused) {
+  // The peer's port comes from a socket closed just before; another process
+  // could bind it meanwhile (then no ICMP comes), so up to three are tried,
+  // each from a fresh UDP port (connect() is once only).
+  Record records[3];
+  std::unique_ptr<RecordingProtocol> protos[3];
+  auto reactor = NewReactor();
+  UdpPort* port = nullptr;
+  int attempt = 0;
+  for (; attempt < 3; ++attempt) {
+    protos[attempt] = std::make_unique<RecordingProtocol>(&records[attempt]);
+    port = *reactor->listenUDP(0, protos[attempt].get(), "127.0.0.1");
     int closed_port;
     {
       UdpSocket s;
       closed_port = s.port();
     }
-    if (attempt == 0) {
-      ASSERT_TRUE(port->connect("127.0.0.1", closed_port).ok());
-    } else {
-      // connect() is once only: a fresh attempt needs a fresh port.
-      return;
-    }
+    ASSERT_TRUE(port->connect("127.0.0.1", closed_port).ok());
     ASSERT_TRUE(port->write("anyone?").ok());
-    RunUntil(reactor, [&] { return r.refused > 0; }, absl::Seconds(5));
+    if (RunUntil(*reactor, [&] { return records[attempt].refused > 0; }, absl::Seconds(5))) {
+      break;
+    }
   }
-}
-
-TEST_P(UdpTest, ClosedPeerPortIsReportedAsConnectionRefused) {
-  Record r;
-  RecordingProtocol proto(&r);
-  auto reactor = NewReactor();
-  UdpPort* port = *reactor->listenUDP(0, &proto, "127.0.0.1");
-  ExpectRefusedOnRead(*reactor, port, r);
+  ASSERT_LT(attempt, 3) << "no connectionRefused()";
+  const Record& r = records[attempt];
+  testing::PollerTest::Spin(*reactor);
   EXPECT_EQ(r.refused, 1);
   EXPECT_THAT(r.events, ElementsAre("start", "refused"));
   EXPECT_TRUE(port->listening());  // a refusal does not stop the port
@@ -377,6 +437,17 @@ TEST_P(UdpTest, StopListeningClosesTheSocketAndStopsTheProtocolOnce) {
   ASSERT_TRUE(again.ok()) << again.status();
   reactor.reset();  // the reactor stops what still listens
   EXPECT_THAT(r.events, ElementsAre("start", "stop", "start", "stop"));
+}
+
+TEST_P(UdpTest, RunStopsUdpPortsWhenItShutsDown) {
+  Record r;
+  RecordingProtocol proto(&r);
+  auto reactor = NewReactor();
+  UdpPort* port = *reactor->listenUDP(0, &proto, "127.0.0.1");
+  reactor->callLater(absl::ZeroDuration(), [&] { reactor->stop(); });
+  reactor->run();
+  EXPECT_THAT(r.events, ElementsAre("start", "stop"));
+  EXPECT_FALSE(port->listening());
 }
 
 TEST_P(UdpTest, StopListeningFromACallbackStopsAfterItReturns) {
