@@ -9,6 +9,7 @@
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,10 +17,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "framework/errors.h"
-#include "framework/thread_pool.h"
+#include "framework/stream_connection.h"
 #include "framework/tcp_connection.h"
 #include "framework/tcp_port.h"
+#include "framework/thread_pool.h"
 #include "framework/udp_port.h"
+#include "framework/unix_connection.h"
+#include "framework/unix_socket_file.h"
 
 namespace twist {
 
@@ -151,9 +155,9 @@ Reactor::~Reactor() {
   // no client reconnects from there.
   Dispatching dispatching(this);
   stopping_ = true;
-  std::vector<TcpConnection*> open;
+  std::vector<StreamConnection*> open;
   for (auto& [c, owned] : connections_) open.push_back(c);
-  for (TcpConnection* c : open) c->abortConnection();
+  for (StreamConnection* c : open) c->abortConnection();
   processPendingCloses();
   dead_.clear();
   abandonConnectors();
@@ -187,9 +191,9 @@ void Reactor::run() {
   // A callback may add ports: index, not iterators.
   for (size_t i = 0; i < udp_ports_.size(); ++i) udp_ports_[i]->stopListening();
   abandonConnectors();
-  std::vector<TcpConnection*> open;
+  std::vector<StreamConnection*> open;
   for (auto& [c, owned] : connections_) open.push_back(c);
-  for (TcpConnection* c : open) c->loseConnection();
+  for (StreamConnection* c : open) c->loseConnection();
   processPendingCloses();
   dead_.clear();
   const absl::Time deadline = monotonic_.now() + options_.shutdown_grace;
@@ -200,7 +204,7 @@ void Reactor::run() {
   }
   open.clear();
   for (auto& [c, owned] : connections_) open.push_back(c);
-  for (TcpConnection* c : open) c->abortConnection();
+  for (StreamConnection* c : open) c->abortConnection();
   processPendingCloses();
   dead_.clear();
   abandonConnectors();  // attempts begun by callbacks during the grace
@@ -343,6 +347,67 @@ absl::StatusOr<UdpPort*> Reactor::listenUDP(int port, DatagramProtocol* protocol
   return udp;
 }
 
+absl::StatusOr<Port*> Reactor::listenUNIX(absl::string_view path, Factory* factory,
+                                          int backlog, int mode, bool want_pid) {
+  absl::StatusOr<Address> addr = Address::Unix(path);
+  if (!addr.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot listen on unix:", path, ": ", addr.status().message()));
+  }
+  const std::string where = absl::StrCat("cannot listen on ", addr->ToString());
+  auto fail = [&where](const absl::Status& s) {
+    return absl::Status(s.code(), absl::StrCat(where, ": ", s.message()));
+  };
+  // A path is claimed first (lock, stale file); an abstract name has no
+  // file, and the kernel frees it with its socket: nothing to claim.
+  std::unique_ptr<UnixSocketFile> file;
+  if (!addr->isAbstract()) {
+    absl::StatusOr<std::unique_ptr<UnixSocketFile>> claimed =
+        UnixSocketFile::Claim(std::string(path), want_pid);
+    if (!claimed.ok()) return fail(claimed.status());
+    file = *std::move(claimed);
+  }
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::ErrnoToStatus(errno, where);
+  if (::bind(fd, addr->sockaddr_ptr(), addr->length()) != 0) {
+    absl::Status s = absl::ErrnoToStatus(errno, where);
+    ::close(fd);
+    return s;
+  }
+  absl::Status s;
+  if (file != nullptr) {
+    s = file->bound();
+    // Before listen(): nobody connects under the umask's permissions.
+    if (s.ok() && ::chmod(file->path().c_str(), static_cast<mode_t>(mode & 07777)) != 0) {
+      s = absl::ErrnoToStatus(errno, absl::StrCat("chmod ", file->path()));
+    }
+  }
+  if (s.ok() && ::listen(fd, backlog) != 0) s = absl::ErrnoToStatus(errno, "listen");
+  std::unique_ptr<Port> p;
+  if (s.ok()) {
+    p.reset(new Port(this, factory, fd, *addr));
+    s = poller_->add(fd, kReadable, p.get());
+  }
+  if (!s.ok()) {
+    if (p != nullptr) p->fd_ = -1;
+    ::close(fd);
+    return fail(s);  // `file`, bound or not, removes what it made
+  }
+  p->unix_file_ = std::move(file);
+  factory->doStart();
+  ports_.push_back(std::move(p));
+  return ports_.back().get();
+}
+
+Connector* Reactor::connectUNIX(absl::string_view path, ClientFactory* factory,
+                                absl::Duration timeout) {
+  auto owned = std::make_unique<Connector>(this, std::string(path), factory, timeout);
+  Connector* c = owned.get();
+  connectors_.emplace(c, std::move(owned));
+  c->start();
+  return c;
+}
+
 absl::Status Reactor::installSignalHandlers(std::initializer_list<int> signals) {
   sigset_t set;
   sigemptyset(&set);
@@ -363,7 +428,7 @@ void Reactor::adoptConnection(int fd, Factory* factory, const Address& peer) {
     ::close(fd);
     return;
   }
-  absl::StatusOr<TcpConnection*> c =
+  absl::StatusOr<StreamConnection*> c =
       startConnection(fd, std::move(protocol), factory, Address(), peer, /*connector=*/nullptr);
   if (!c.ok() && !warned_refused_) {
     warned_refused_ = true;
@@ -372,12 +437,17 @@ void Reactor::adoptConnection(int fd, Factory* factory, const Address& peer) {
   }
 }
 
-absl::StatusOr<TcpConnection*> Reactor::startConnection(
+absl::StatusOr<StreamConnection*> Reactor::startConnection(
     int fd, std::unique_ptr<Protocol> protocol, Factory* factory,
     const Address& host, const Address& peer, Connector* connector) {
   if (protocol->factory() == nullptr) protocol->setFactory(factory);
-  auto conn = std::make_unique<TcpConnection>(this, fd, std::move(protocol), peer);
-  TcpConnection* c = conn.get();
+  std::unique_ptr<StreamConnection> conn;
+  if (peer.isUnix()) {
+    conn = std::make_unique<UnixConnection>(this, fd, std::move(protocol), peer);
+  } else {
+    conn = std::make_unique<TcpConnection>(this, fd, std::move(protocol), peer);
+  }
+  StreamConnection* c = conn.get();
   c->setConnector(connector);
   // Known to its connector before connectionMade() asks for it.
   if (connector != nullptr) connector->connection_ = c;
@@ -479,17 +549,17 @@ void Reactor::reapIdleConnectors() {
   }
 }
 
-void Reactor::enqueueClose(TcpConnection* c) { pending_closes_.push_back(c); }
+void Reactor::enqueueClose(StreamConnection* c) { pending_closes_.push_back(c); }
 
 void Reactor::processPendingCloses() {
   while (!pending_closes_.empty()) {
-    std::vector<TcpConnection*> closes;
+    std::vector<StreamConnection*> closes;
     closes.swap(pending_closes_);
-    for (TcpConnection* c : closes) c->closeNow(c->close_reason_);
+    for (StreamConnection* c : closes) c->closeNow(c->close_reason_);
   }
 }
 
-void Reactor::retire(TcpConnection* c) {
+void Reactor::retire(StreamConnection* c) {
   auto it = connections_.find(c);
   if (it == connections_.end()) return;
   dead_.push_back(std::move(it->second));
