@@ -99,10 +99,10 @@ int ServeForever(absl::string_view program, Factory* factory) {
         serverFromSpec(reactor->get(), std::move(spec), FLAGS_backlog);
     absl::StatusOr<ListeningPort> port = endpoint->listen(factory);
     if (!port.ok()) return Fail(program, port.status().message());
-    if (FLAGS_accept_rate > 0 && port->tcp() != nullptr) {
+    if (FLAGS_accept_rate > 0 && port->stream() != nullptr) {
       // A burst of a tenth of a second's worth, so that a rate of 1000/s is
       // not held to one accept per millisecond.
-      port->tcp()->setAcceptRateLimit(
+      port->stream()->setAcceptRateLimit(
           FLAGS_accept_rate, std::max(1, static_cast<int>(FLAGS_accept_rate / 10)));
     }
     ports.push_back(*port);

@@ -174,10 +174,11 @@ class UnixServerEndpoint final : public ServerEndpoint {
   UnixServerEndpoint(Reactor* reactor, ServerEndpointSpec spec, int backlog)
       : reactor_(reactor), spec_(std::move(spec)), backlog_(backlog) {}
 
-  absl::StatusOr<ListeningPort> listen(Factory*) override {
-    (void)reactor_;
-    return absl::UnimplementedError(absl::StrCat(
-        describe(), ": Unix sockets (listenUNIX) are not in this build of twist yet"));
+  absl::StatusOr<ListeningPort> listen(Factory* factory) override {
+    absl::StatusOr<Port*> port =
+        reactor_->listenUNIX(spec_.path, factory, backlog_, spec_.mode, spec_.lockfile);
+    if (!port.ok()) return port.status();
+    return ListeningPort(*port);
   }
   absl::StatusOr<ListeningPort> listenDatagram(DatagramProtocol*, size_t) override {
     return NotDatagram(describe());
@@ -225,10 +226,9 @@ class UnixClientEndpoint final : public ClientEndpoint {
   UnixClientEndpoint(Reactor* reactor, ClientEndpointSpec spec)
       : reactor_(reactor), spec_(std::move(spec)) {}
 
-  absl::Status connect(ClientFactory*) override {
-    (void)reactor_;
-    return absl::UnimplementedError(absl::StrCat(
-        describe(), ": Unix sockets (connectUNIX) are not in this build of twist yet"));
+  absl::Status connect(ClientFactory* factory) override {
+    reactor_->connectUNIX(spec_.path, factory, spec_.timeout.value_or(absl::Seconds(30)));
+    return absl::OkStatus();
   }
   std::string describe() const override {
     return absl::StrCat("unix:path=", Quote(spec_.path), ":timeout=",
@@ -436,13 +436,14 @@ absl::StatusOr<ClientEndpointSpec> ParseClientEndpoint(absl::string_view descrip
 // --- ListeningPort and construction ----------------------------------------
 
 std::string ListeningPort::describe() const {
-  if (tcp_ != nullptr) return tcp_->getHost().ToString();
+  // "127.0.0.1:8000", "[::1]:8000", "unix:/tmp/echo.sock", "unix:@name".
+  if (stream_ != nullptr) return stream_->getHost().ToString();
   if (udp_ != nullptr) return absl::StrCat("udp:", udp_->getHost().ToString());
   return "nothing";
 }
 
 void ListeningPort::stopListening() {
-  if (tcp_ != nullptr) tcp_->stopListening();
+  if (stream_ != nullptr) stream_->stopListening();
   if (udp_ != nullptr) udp_->stopListening();
 }
 

@@ -85,7 +85,7 @@ absl::StatusOr<ClientEndpointSpec> ParseClientEndpoint(absl::string_view descrip
 /// reactor, so this stays valid for the reactor's lifetime.
 class ListeningPort {
  public:
-  explicit ListeningPort(Port* tcp) : tcp_(tcp) {}
+  explicit ListeningPort(Port* stream) : stream_(stream) {}
   explicit ListeningPort(UdpPort* udp) : udp_(udp) {}
 
   /// Where it listens, as a person reads it: "127.0.0.1:8000",
@@ -93,13 +93,13 @@ class ListeningPort {
   /// "udp:127.0.0.1:9000". The real port when 0 was asked for.
   std::string describe() const;
   void stopListening();
-  /// The TCP port (tcp, tcp6), else nullptr.
-  Port* tcp() const { return tcp_; }
+  /// The stream port (tcp, tcp6, unix: a TCP or Unix socket), else nullptr.
+  Port* stream() const { return stream_; }
   /// The UDP port (udp), else nullptr.
   UdpPort* udp() const { return udp_; }
 
  private:
-  Port* tcp_ = nullptr;
+  Port* stream_ = nullptr;
   UdpPort* udp_ = nullptr;
 };
 

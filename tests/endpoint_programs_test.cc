@@ -112,6 +112,37 @@ TEST(EchoServerListen, OneLinePerEndpointInOrderAndEchoOnEach) {
   EXPECT_EQ(p.err(), "");
 }
 
+TEST(EchoServerListen, UnixPathAndAbstractNameBesideTcp) {
+  testing::SocketDir dir;
+  const std::string path = dir.path("echo.sock");
+  const std::string abstract = testing::SocketDir::AbstractName("echo");
+  Subprocess p = Start("examples/echo_server",
+                       {"--listen=unix:" + path, "--listen=tcp:0:interface=127.0.0.1",
+                        "--listen=unix:" + abstract + ":lockfile=0"});
+  std::vector<std::string> where = ListeningLines(p, 3);
+  ASSERT_EQ(where.size(), 3u);
+  EXPECT_EQ(where[0], "unix:" + path);
+  EXPECT_THAT(where[1], ::testing::MatchesRegex("127\\.0\\.0\\.1:[0-9]+"));
+  EXPECT_EQ(where[2], "unix:" + abstract);
+  ExpectEcho(*Address::Unix(path), "over a path");
+  ExpectEcho(AddressOf(where[1]), "over tcp");
+  ExpectEcho(*Address::Unix(abstract), "over an abstract name");
+  // echo_client through the Unix endpoint.
+  Subprocess client = Start("examples/echo_client", {"--connect=unix:path=" + path,
+                                                     "--connections=5", "--messages=2"});
+  absl::StatusOr<int> status = client.Wait(kWait);
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << client.err();
+  EXPECT_TRUE(absl::StartsWith(client.out(), "connections=5 messages=10 ")) << client.out();
+  EXPECT_EQ(::access(path.c_str(), F_OK), 0);
+  EXPECT_EQ(::access((path + ".lock").c_str(), F_OK), 0);  // lockfile=1 by default
+  ExpectCleanExit(p);
+  // SIGTERM removed the socket file and its lock file.
+  EXPECT_NE(::access(path.c_str(), F_OK), 0);
+  EXPECT_NE(::access((path + ".lock").c_str(), F_OK), 0);
+  EXPECT_EQ(p.err(), "");
+}
+
 TEST(EchoServerListen, HostAndPortAreTheShortFormOfOneTcpEndpoint) {
   Subprocess p = Start("examples/echo_server", {"--host=127.0.0.1", "--port=0"});
   std::vector<std::string> where = ListeningLines(p, 1);
@@ -121,13 +152,16 @@ TEST(EchoServerListen, HostAndPortAreTheShortFormOfOneTcpEndpoint) {
   ExpectCleanExit(p);
 }
 
-TEST(ChatServerListen, ChatsAcrossTwoEndpoints) {
-  Subprocess p = Start("examples/chat_server", {"--listen=tcp:0:interface=127.0.0.1",
-                                                "--listen=tcp:0:interface=127.0.0.1"});
+TEST(ChatServerListen, ChatsAcrossTcpAndUnixEndpoints) {
+  testing::SocketDir dir;
+  const std::string path = dir.path("chat.sock");
+  Subprocess p = Start("examples/chat_server",
+                       {"--listen=tcp:0:interface=127.0.0.1", "--listen=unix:" + path});
   std::vector<std::string> where = ListeningLines(p, 2);
   ASSERT_EQ(where.size(), 2u);
+  EXPECT_EQ(where[1], "unix:" + path);
   absl::StatusOr<BlockingClient> a = BlockingClient::Connect(AddressOf(where[0]));
-  absl::StatusOr<BlockingClient> b = BlockingClient::Connect(AddressOf(where[1]));
+  absl::StatusOr<BlockingClient> b = BlockingClient::Connect(*Address::Unix(path));
   ASSERT_TRUE(a.ok() && b.ok());
   const std::string prompt = "What's your name?\r\n";
   EXPECT_EQ(*a->ReadExactly(prompt.size()), prompt);

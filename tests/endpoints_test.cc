@@ -649,6 +649,53 @@ TEST_P(HostnameEndpointTest, StoppingTheReactorWhileConnectingEndsTheAttemptOnce
 
 INSTANTIATE_TEST_SUITE_P(Pollers, HostnameEndpointTest, ::testing::ValuesIn(PollerNames()));
 
+// --- Unix endpoints, both ends ----------------------------------------------------
+
+class UnixEndpointTest : public testing::PollerTest {};
+
+TEST_P(UnixEndpointTest, ListensAndConnectsOnAPathAndAnAbstractName) {
+  testing::SocketDir dir;
+  const std::string path = dir.path("endpoint.sock");
+  const std::string abstract = testing::SocketDir::AbstractName("endpoint");
+  auto echo = Factory::forProtocol<Echo>();
+  Heard heard_path, heard_abstract;
+  HelloFactory to_path(&heard_path), to_abstract(&heard_abstract);
+  auto reactor = NewReactor();
+  for (const std::string& where : {path, abstract}) {
+    auto server = serverFromString(reactor.get(), "unix:" + where + ":mode=0600");
+    ASSERT_TRUE(server.ok()) << server.status();
+    absl::StatusOr<ListeningPort> port = (*server)->listen(echo.get());
+    ASSERT_TRUE(port.ok()) << where << ": " << port.status();
+    EXPECT_EQ(port->describe(), "unix:" + where);
+  }
+  auto client_path = clientFromString(reactor.get(), "unix:path=" + path + ":timeout=5");
+  auto client_abstract = clientFromString(reactor.get(), "unix:" + abstract);
+  ASSERT_TRUE(client_path.ok() && client_abstract.ok());
+  ASSERT_TRUE((*client_path)->connect(&to_path).ok());
+  ASSERT_TRUE((*client_abstract)->connect(&to_abstract).ok());
+  ASSERT_TRUE(testing::RunUntil(
+      *reactor, [&] { return heard_path.stops == 1 && heard_abstract.stops == 1; }));
+  for (Heard* h : {&heard_path, &heard_abstract}) {
+    EXPECT_THAT(h->events, ::testing::ElementsAre("started", "made", "lost"));
+    EXPECT_EQ(h->received, "hello");
+  }
+}
+
+TEST_P(UnixEndpointTest, NobodyListeningIsARefusedConnection) {
+  testing::SocketDir dir;
+  Heard heard;
+  HelloFactory factory(&heard);
+  auto reactor = NewReactor();
+  auto client = clientFromString(reactor.get(), "unix:" + dir.path("nobody.sock"));
+  ASSERT_TRUE(client.ok());
+  ASSERT_TRUE((*client)->connect(&factory).ok());
+  ASSERT_TRUE(testing::RunUntil(*reactor, [&] { return heard.stops == 1; }));
+  EXPECT_THAT(heard.events, ::testing::ElementsAre("started", "failed"));
+  EXPECT_TRUE(IsConnectionRefused(heard.failed)) << heard.failed;
+}
+
+INSTANTIATE_TEST_SUITE_P(Pollers, UnixEndpointTest, ::testing::ValuesIn(PollerNames()));
+
 // --- Server endpoints ----------------------------------------------------------
 
 TEST(ServerEndpoint, ListensOnTcpAndTcp6AndSaysWhere) {
@@ -659,14 +706,14 @@ TEST(ServerEndpoint, ListensOnTcpAndTcp6AndSaysWhere) {
   EXPECT_FALSE((*tcp)->datagram());
   absl::StatusOr<ListeningPort> port = (*tcp)->listen(factory.get());
   ASSERT_TRUE(port.ok()) << port.status();
-  EXPECT_EQ(port->describe(), absl::StrCat("127.0.0.1:", port->tcp()->getHost().port()));
+  EXPECT_EQ(port->describe(), absl::StrCat("127.0.0.1:", port->stream()->getHost().port()));
   EXPECT_TRUE(absl::IsInvalidArgument((*tcp)->listenDatagram(nullptr).status()));
   if (HaveIPv6Loopback()) {
     auto tcp6 = serverFromString(reactor.get(), "tcp6:0:interface=\\:\\:1");
     ASSERT_TRUE(tcp6.ok()) << tcp6.status();
     absl::StatusOr<ListeningPort> port6 = (*tcp6)->listen(factory.get());
     ASSERT_TRUE(port6.ok()) << port6.status();
-    EXPECT_EQ(port6->describe(), absl::StrCat("[::1]:", port6->tcp()->getHost().port()));
+    EXPECT_EQ(port6->describe(), absl::StrCat("[::1]:", port6->stream()->getHost().port()));
   }
   auto udp = serverFromString(reactor.get(), "udp:0:interface=127.0.0.1");
   ASSERT_TRUE(udp.ok()) << udp.status();
