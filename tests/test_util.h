@@ -143,6 +143,9 @@ class SocketDir {
   std::string dir_;   // what path() uses
 };
 
+/// Whether a socket can bind ::1 here; tests that need IPv6 skip otherwise.
+bool HasIPv6Loopback();
+
 /// The loopback address of a listening port.
 Address LoopbackOf(const Address& listening);
 
