@@ -109,6 +109,18 @@ TEST(EchoServerFlags, ListensOnIPv6Loopback) {
   EXPECT_EQ(*c->ReadExactly(2), "v6");
 }
 
+TEST(EchoServerFlags, DualStackServesAnIPv4Client) {
+  Subprocess p = StartServer({"--port=0", "--host=::"});
+  absl::StatusOr<std::string> line = p.ReadStdoutLine(kWait);
+  if (!line.ok()) GTEST_SKIP() << "no IPv6 here (listening on '::' failed): " << p.err();
+  int port = PortOf(*line, "[::]");
+  absl::StatusOr<BlockingClient> c =
+      BlockingClient::Connect(*Address::Parse("127.0.0.1", port));
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE(c->SendAll("v4").ok());
+  EXPECT_EQ(*c->ReadExactly(2), "v4");
+}
+
 TEST(EchoServerFlags, PortOutOfRange) {
   ExpectOneLineError({"--port=70000"},
                      "echo_server: invalid --port 70000: must be 0..65535");

@@ -679,6 +679,18 @@ TEST(UdpEchoServer, ServesIPv6) {
   ExpectCleanExit(*server);
 }
 
+TEST(UdpEchoServer, DualStackServesIPv4AndIPv6Clients) {
+  if (!HaveIPv6Loopback()) GTEST_SKIP() << "no IPv6 loopback (::1) on this machine";
+  absl::StatusOr<UdpServer> server = StartUdpServer({}, "::");
+  ASSERT_TRUE(server.ok()) << server.status();
+  server->host = "127.0.0.1";
+  RunPythonClient(*server, {"echo"});
+  server->host = "::1";
+  RunPythonClient(*server, {"echo"});
+  ExpectCleanExit(*server);
+  EXPECT_EQ(server->process.err(), "");
+}
+
 // One line on stderr, nothing on stdout, exit 2.
 void ExpectBadFlag(const std::vector<std::string>& args, const std::string& expected) {
   absl::StatusOr<Subprocess> p =
