@@ -6,6 +6,8 @@
 
 #include <stdio.h>
 
+#include "absl/strings/str_cat.h"
+#include "examples/listen_flags.h"
 #include "examples/server_main.h"
 #include "gflags/gflags.h"
 #include "protocols/chat.h"
@@ -19,12 +21,14 @@ int main(int argc, char** argv) {
       "Chat server: clients choose a name, then every line they send goes to "
       "everyone else.\n"
       "Usage: chat_server [--host=127.0.0.1] [--port=8000] [--reactor=epoll] "
-      "[--max_line=16384]");
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
+      "[--max_line=16384]\n"
+      "       chat_server --listen=ENDPOINT [--listen=ENDPOINT ...] [...]");
+  if (absl::Status s = twist::ParseServerFlags(&argc, &argv); !s.ok()) {
+    return twist::BadUsage("chat_server", s.message());
+  }
   if (FLAGS_max_line < 1) {
-    fprintf(stderr, "chat_server: invalid --max_line %lld: must be at least 1\n",
-            static_cast<long long>(FLAGS_max_line));
-    return 1;
+    return twist::BadUsage("chat_server", absl::StrCat("invalid --max_line ", FLAGS_max_line,
+                                                        ": must be at least 1"));
   }
   twist::ChatOptions options;
   options.max_line = static_cast<size_t>(FLAGS_max_line);

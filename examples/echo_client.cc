@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "framework/client_factory.h"
+#include "framework/endpoints.h"
 #include "framework/errors.h"
 #include "framework/reactor.h"
 #include "framework/tcp_connector.h"
@@ -36,6 +38,11 @@ DEFINE_int32(connections, 1, "Connections open at the same time.");
 DEFINE_int32(messages, 10, "Messages sent on each connection, one at a time.");
 DEFINE_int32(size, 64, "Bytes per message.");
 DEFINE_string(reactor, "epoll", "How to wait for sockets: epoll, poll or select.");
+DEFINE_string(connect, "",
+              "Endpoint to connect to, instead of --host/--port: "
+              "tcp:host=H:port=P[:timeout=S][:bindAddress=A] (every address of H "
+              "raced, IPv6 and IPv4, 0.3 s apart) or unix:path=P[:timeout=S]. "
+              "Its timeout= overrides --timeout.");
 DEFINE_double(timeout, 10,
               "Seconds to wait for each connection to be made, name resolution included.");
 
@@ -173,8 +180,28 @@ int Fail(const std::string& problem) {
   return 1;
 }
 
+// Bad usage: one line, exit 2.
+int BadUsage(const std::string& problem) {
+  fprintf(stderr, "echo_client: %s\n", problem.c_str());
+  return 2;
+}
+
 int Main() {
-  if (FLAGS_port < 1 || FLAGS_port > 65535) {
+  // --connect, parsed before anything starts; a bad one is bad usage.
+  std::optional<ClientEndpointSpec> endpoint_spec;
+  if (!FLAGS_connect.empty()) {
+    if (!gflags::GetCommandLineFlagInfoOrDie("host").is_default ||
+        !gflags::GetCommandLineFlagInfoOrDie("port").is_default) {
+      return BadUsage("--host/--port and --connect both name the server: use one or the other");
+    }
+    absl::StatusOr<ClientEndpointSpec> spec = ParseClientEndpoint(FLAGS_connect);
+    if (!spec.ok()) {
+      return BadUsage(absl::StrCat("--connect=", FLAGS_connect, ": ", spec.status().message()));
+    }
+    // The endpoint's own timeout= wins; else --timeout.
+    if (!spec->timeout.has_value()) spec->timeout = absl::Seconds(FLAGS_timeout);
+    endpoint_spec = *std::move(spec);
+  } else if (FLAGS_port < 1 || FLAGS_port > 65535) {
     return Fail(absl::StrCat("invalid --port ", FLAGS_port, ": must be 1..65535"));
   }
   if (FLAGS_connections < 1 || FLAGS_messages < 1 || FLAGS_size < 1) {
@@ -203,9 +230,17 @@ int Main() {
   Totals totals;
   EchoClientFactory factory(reactor->get(), &totals);
   const absl::Time start = absl::Now();
+  std::unique_ptr<ClientEndpoint> endpoint;
+  if (endpoint_spec.has_value()) endpoint = clientFromSpec(reactor->get(), *endpoint_spec);
   for (int i = 0; i < FLAGS_connections; ++i) {
-    (*reactor)->connectTCP(FLAGS_host, FLAGS_port, &factory,
-                           absl::Seconds(FLAGS_timeout));
+    if (endpoint != nullptr) {
+      if (absl::Status s = endpoint->connect(&factory); !s.ok()) {
+        return Fail(std::string(s.message()));
+      }
+    } else {
+      (*reactor)->connectTCP(FLAGS_host, FLAGS_port, &factory,
+                             absl::Seconds(FLAGS_timeout));
+    }
   }
   // Progress, for a person watching a long run.
   const bool show_progress = isatty(STDERR_FILENO);
@@ -246,7 +281,8 @@ int main(int argc, char** argv) {
       "sends --messages messages of --size bytes on each (a distinct payload per\n"
       "connection), checks every echoed byte and prints one summary line.\n"
       "Usage: echo_client [--host=127.0.0.1] --port=8000 [--connections=N]\n"
-      "                   [--messages=M] [--size=S] [--reactor=epoll] [--timeout=10]");
+      "                   [--messages=M] [--size=S] [--reactor=epoll] [--timeout=10]\n"
+      "       echo_client --connect=ENDPOINT [...] (tcp:host=H:port=P, unix:path=P)");
   gflags::ParseCommandLineFlags(&argc, &argv, true);
   return twist::Main();
 }

@@ -3,7 +3,6 @@
 //   ./tools/bazel run //examples:echo_server -- --port=8000
 //   nc 127.0.0.1 8000
 
-#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -12,6 +11,7 @@
 #include <memory>
 #include <string>
 
+#include "examples/listen_flags.h"
 #include "examples/server_main.h"
 #include "framework/protocol.h"
 #include "gflags/gflags.h"
@@ -29,20 +29,17 @@ DEFINE_string(log_traffic, "",
               "Log each connection's traffic to the file PREFIX-N, N counting "
               "connections from 1 (Twisted's TrafficLoggingFactory); empty: no log.");
 
-namespace {
-int BadFlag(const std::string& problem) {
-  fprintf(stderr, "echo_server: %s\n", problem.c_str());
-  return 2;
-}
-}  // namespace
-
 int main(int argc, char** argv) {
   gflags::SetUsageMessage(
       "Echo server: sends back every byte it receives.\n"
-      "Usage: echo_server [--host=127.0.0.1] [--port=8000] [--reactor=epoll]");
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
+      "Usage: echo_server [--host=127.0.0.1] [--port=8000] [--reactor=epoll]\n"
+      "       echo_server --listen=ENDPOINT [--listen=ENDPOINT ...] (tcp:8000,\n"
+      "       tcp6:8000:interface=\\:\\:1, unix:/tmp/echo.sock, unix:@name)");
+  if (absl::Status s = twist::ParseServerFlags(&argc, &argv); !s.ok()) {
+    return twist::BadUsage("echo_server", s.message());
+  }
   if (FLAGS_read_limit < 0 || FLAGS_write_limit < 0) {
-    return BadFlag("invalid --read_limit/--write_limit: must be >= 0 bytes per second");
+    return twist::BadUsage("echo_server", "invalid --read_limit/--write_limit: must be >= 0 bytes per second");
   }
   auto echo = twist::Factory::forProtocol<twist::Echo>();
   twist::Factory* factory = echo.get();
@@ -52,7 +49,7 @@ int main(int argc, char** argv) {
     size_t slash = FLAGS_log_traffic.rfind('/');
     std::string dir = slash == std::string::npos ? "." : FLAGS_log_traffic.substr(0, slash + 1);
     if (access(dir.c_str(), W_OK) != 0) {
-      return BadFlag("--log_traffic: cannot write in " + dir + ": " + strerror(errno));
+      return twist::BadUsage("echo_server", "--log_traffic: cannot write in " + dir + ": " + strerror(errno));
     }
     logged = std::make_unique<twist::TrafficLoggingFactory>(factory, FLAGS_log_traffic);
     factory = logged.get();

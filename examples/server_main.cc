@@ -9,19 +9,19 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "examples/listen_flags.h"
+#include "framework/endpoints.h"
 #include "framework/poller.h"
 #include "framework/reactor.h"
 #include "framework/tcp_port.h"
 #include "gflags/gflags.h"
 #include "protocols/policies.h"
 
-DEFINE_string(host, "127.0.0.1",
-              "Address to listen on: a numeric IPv4 or IPv6 address "
-              "(\"::1\", \"0.0.0.0\") or \"localhost\".");
-DEFINE_int32(port, 8000, "TCP port to listen on, 0..65535; 0 picks a free one.");
 DEFINE_string(reactor, "epoll",
               "How to wait for sockets: epoll, poll or select.");
-DEFINE_int32(backlog, 511, "listen(2) backlog: connections the kernel queues.");
+DEFINE_int32(backlog, 511,
+             "listen(2) backlog: connections the kernel queues; for every stream "
+             "endpoint that gives no backlog= of its own.");
 DEFINE_int32(max_connections, 0,
              "Most connections served at once; one over it is closed at "
              "once. 0: as many as the open-file limit allows.");
@@ -42,25 +42,23 @@ int Fail(absl::string_view program, absl::string_view problem) {
 }  // namespace
 
 int ServeForever(absl::string_view program, Factory* factory, WrapFactory wrap) {
-  if (FLAGS_port < 0 || FLAGS_port > 65535) {
-    return Fail(program, absl::StrCat("invalid --port ", FLAGS_port,
-                                      ": must be 0..65535"));
-  }
+  absl::StatusOr<std::vector<ServerEndpointSpec>> specs = ListenSpecs(/*datagram=*/false);
+  if (!specs.ok()) return BadUsage(program, specs.status().message());
   if (FLAGS_backlog < 1) {
-    return Fail(program, absl::StrCat("invalid --backlog ", FLAGS_backlog,
-                                      ": must be at least 1"));
+    return BadUsage(program, absl::StrCat("invalid --backlog ", FLAGS_backlog,
+                                          ": must be at least 1"));
   }
   if (FLAGS_max_connections < 0) {
-    return Fail(program, absl::StrCat("invalid --max_connections ",
-                                      FLAGS_max_connections, ": must be >= 0"));
+    return BadUsage(program, absl::StrCat("invalid --max_connections ",
+                                          FLAGS_max_connections, ": must be >= 0"));
   }
   if (!(FLAGS_idle_timeout >= 0) || FLAGS_idle_timeout > 1e9) {
-    return Fail(program, absl::StrCat("invalid --idle_timeout ", FLAGS_idle_timeout,
-                                      ": must be 0..1e9 seconds"));
+    return BadUsage(program, absl::StrCat("invalid --idle_timeout ", FLAGS_idle_timeout,
+                                          ": must be 0..1e9 seconds"));
   }
   if (!(FLAGS_accept_rate >= 0) || FLAGS_accept_rate > 1e9) {
-    return Fail(program, absl::StrCat("invalid --accept_rate ", FLAGS_accept_rate,
-                                      ": must be 0..1e9 per second"));
+    return BadUsage(program, absl::StrCat("invalid --accept_rate ", FLAGS_accept_rate,
+                                          ": must be 0..1e9 per second"));
   }
   // A server's connections are its descriptors: use all the system allows.
   rlimit files;
@@ -76,7 +74,7 @@ int ServeForever(absl::string_view program, Factory* factory, WrapFactory wrap) 
   options.poller = FLAGS_reactor;
   absl::StatusOr<std::unique_ptr<Reactor>> reactor = Reactor::Create(options);
   if (!reactor.ok()) {
-    return Fail(program, absl::StrCat("--reactor: ", reactor.status().message()));
+    return BadUsage(program, absl::StrCat("--reactor: ", reactor.status().message()));
   }
   // Before anything else can start a thread: the signals must stay blocked
   // everywhere so that only the reactor's signalfd sees them.
@@ -94,18 +92,23 @@ int ServeForever(absl::string_view program, Factory* factory, WrapFactory wrap) 
         factory, FLAGS_max_connections);
     factory = limited.get();
   }
-  absl::StatusOr<Port*> port =
-      (*reactor)->listenTCP(FLAGS_port, factory, FLAGS_backlog, FLAGS_host);
-  if (!port.ok()) return Fail(program, port.status().message());
-  if (FLAGS_accept_rate > 0) {
-    // A burst of a tenth of a second's worth, so that a rate of 1000/s is
-    // not held to one accept per millisecond.
-    (*port)->setAcceptRateLimit(FLAGS_accept_rate,
-                                std::max(1, static_cast<int>(FLAGS_accept_rate / 10)));
+  // Every endpoint listens before the first line is printed, so that the
+  // lines are all there is to read before the server is ready.
+  std::vector<ListeningPort> ports;
+  for (ServerEndpointSpec& spec : *specs) {
+    std::unique_ptr<ServerEndpoint> endpoint =
+        serverFromSpec(reactor->get(), std::move(spec), FLAGS_backlog);
+    absl::StatusOr<ListeningPort> port = endpoint->listen(factory);
+    if (!port.ok()) return Fail(program, port.status().message());
+    if (FLAGS_accept_rate > 0 && port->stream() != nullptr) {
+      // A burst of a tenth of a second's worth, so that a rate of 1000/s is
+      // not held to one accept per millisecond.
+      port->stream()->setAcceptRateLimit(
+          FLAGS_accept_rate, std::max(1, static_cast<int>(FLAGS_accept_rate / 10)));
+    }
+    ports.push_back(*port);
   }
-  // "listening on 127.0.0.1:8000" or "listening on [::1]:8000".
-  printf("listening on %s\n", (*port)->getHost().ToString().c_str());
-  fflush(stdout);
+  PrintListening(ports);
   (*reactor)->run();
   return 0;
 }

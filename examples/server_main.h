@@ -14,13 +14,15 @@ namespace twist {
 /// ServeForever (the reactor's destructor still calls into it).
 using WrapFactory = absl::AnyInvocable<Factory*(ReactorTime* reactor, Factory* factory)>;
 
-/// The start-up and shutdown every example server shares. Reads the flags
-/// --host, --port, --reactor and --backlog (already parsed by gflags), and
-/// the policies --max_connections, --idle_timeout and --accept_rate;
-/// listens with `factory`, prints "listening on HOST:PORT" ("[::1]:PORT"
-/// for IPv6) as the first line on stdout, and runs until SIGINT or SIGTERM,
-/// after which it closes the connections and returns 0. A bad flag or a failed listen prints one line
-/// "PROGRAM: problem" on stderr and returns 1.
+/// The start-up and shutdown every example stream server shares. Reads the
+/// flags (already parsed by ParseServerFlags, examples/listen_flags.h):
+/// every --listen, or --host and --port; --reactor and --backlog; the
+/// policies --max_connections, --idle_timeout and --accept_rate. Listens on
+/// each endpoint with `factory`, prints "listening on WHERE" for each, in
+/// order, as the first lines on stdout, and runs until SIGINT or SIGTERM,
+/// after which it closes the connections and returns 0. A bad flag prints
+/// one line "PROGRAM: problem" on stderr and returns 2; a failed listen
+/// likewise, returning 1.
 /// `wrap`, if given, wraps `factory` once the reactor exists, inside the
 /// policies above.
 int ServeForever(absl::string_view program, Factory* factory, WrapFactory wrap = nullptr);

@@ -10,18 +10,17 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "examples/listen_flags.h"
 #include "framework/datagram_protocol.h"
+#include "framework/endpoints.h"
 #include "framework/reactor.h"
 #include "framework/udp_port.h"
 #include "gflags/gflags.h"
 
-DEFINE_string(host, "127.0.0.1",
-              "Address to listen on: a numeric IPv4 or IPv6 address (\"::1\"; "
-              "\"::\" serves IPv4 too).");
-DEFINE_int32(port, 9000, "UDP port to listen on, 0..65535; 0 picks a free one.");
 DEFINE_string(reactor, "epoll", "How to wait for sockets: epoll, poll or select.");
 DEFINE_int32(max_packet, 8192,
              "Longest datagram served, 1..65535 bytes; a longer one is not "
@@ -40,10 +39,7 @@ class UdpEcho : public twist::DatagramProtocol {
 };
 
 // Bad flags: one line on stderr, exit 2 (a usage error).
-int BadFlag(const std::string& problem) {
-  fprintf(stderr, "udp_echo_server: %s\n", problem.c_str());
-  return 2;
-}
+int BadFlag(const std::string& problem) { return twist::BadUsage("udp_echo_server", problem); }
 
 }  // namespace
 
@@ -51,17 +47,24 @@ int main(int argc, char** argv) {
   gflags::SetUsageMessage(
       "UDP echo server: sends every datagram back to its sender.\n"
       "Usage: udp_echo_server [--host=127.0.0.1] [--port=9000] [--reactor=epoll] "
-      "[--max_packet=8192]");
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
-  if (argc > 1) return BadFlag(absl::StrCat("unexpected argument '", argv[1], "'"));
-  if (FLAGS_port < 0 || FLAGS_port > 65535) {
-    return BadFlag(absl::StrCat("invalid --port ", FLAGS_port, ": must be 0..65535"));
+      "[--max_packet=8192]\n"
+      "       udp_echo_server --listen=udp:PORT[:interface=ADDR] [--listen=...] [...]");
+  // The same --host/--port/--listen as the stream servers; here the short
+  // form is a udp: endpoint, on port 9000 by default.
+  gflags::SetCommandLineOptionWithMode("port", "9000", gflags::SET_FLAGS_DEFAULT);
+  if (absl::Status s = twist::ParseServerFlags(&argc, &argv); !s.ok()) {
+    return BadFlag(std::string(s.message()));
   }
+  absl::StatusOr<std::vector<twist::ServerEndpointSpec>> specs =
+      twist::ListenSpecs(/*datagram=*/true);
+  if (!specs.ok()) return BadFlag(std::string(specs.status().message()));
   if (FLAGS_max_packet < 1 || FLAGS_max_packet > 65535) {
     return BadFlag(
         absl::StrCat("invalid --max_packet ", FLAGS_max_packet, ": must be 1..65535"));
   }
-  UdpEcho echo;  // outlives the reactor, which calls its stopProtocol
+  // One protocol per port (a DatagramProtocol has one transport, as in
+  // Twisted); they outlive the reactor, which calls their stopProtocol.
+  std::vector<std::unique_ptr<UdpEcho>> echoes;
   twist::ReactorOptions options;
   options.poller = FLAGS_reactor;
   absl::StatusOr<std::unique_ptr<twist::Reactor>> reactor = twist::Reactor::Create(options);
@@ -73,22 +76,26 @@ int main(int argc, char** argv) {
     fprintf(stderr, "udp_echo_server: %s\n", std::string(s.message()).c_str());
     return 1;
   }
-  absl::StatusOr<twist::UdpPort*> port =
-      (*reactor)->listenUDP(FLAGS_port, &echo, FLAGS_host, FLAGS_max_packet);
-  if (!port.ok()) {
-    // A host that is not an address is a bad flag; a port in use is not.
-    if (absl::IsInvalidArgument(port.status())) {
-      return BadFlag(absl::StrCat("--host: ", port.status().message()));
+  // Every endpoint is bound before the first line is printed.
+  std::vector<twist::ListeningPort> ports;
+  for (twist::ServerEndpointSpec& spec : *specs) {
+    std::unique_ptr<twist::ServerEndpoint> endpoint =
+        twist::serverFromSpec(reactor->get(), std::move(spec));
+    echoes.push_back(std::make_unique<UdpEcho>());
+    absl::StatusOr<twist::ListeningPort> port = endpoint->listenDatagram(echoes.back().get(), FLAGS_max_packet);
+    if (!port.ok()) {
+      fprintf(stderr, "udp_echo_server: %s\n", std::string(port.status().message()).c_str());
+      return 1;
     }
-    fprintf(stderr, "udp_echo_server: %s\n", std::string(port.status().message()).c_str());
-    return 1;
+    ports.push_back(*port);
   }
-  printf("listening on udp:%s\n", (*port)->getHost().ToString().c_str());
-  fflush(stdout);
+  twist::PrintListening(ports);
   (*reactor)->run();
   // Replies the kernel had no room for were dropped, not queued: say how
   // many, once, rather than a line per datagram while serving.
-  if (uint64_t dropped = (*port)->droppedWrites(); dropped > 0) {
+  uint64_t dropped = 0;
+  for (const twist::ListeningPort& p : ports) dropped += p.udp()->droppedWrites();
+  if (dropped > 0) {
     fprintf(stderr, "udp_echo_server: %llu replies dropped: the send buffer was full\n",
             static_cast<unsigned long long>(dropped));
   }

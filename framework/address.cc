@@ -3,10 +3,13 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
+#include <stddef.h>
 #include <string.h>
 
+#include <algorithm>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
@@ -79,12 +82,55 @@ absl::StatusOr<std::vector<Address>> Address::ResolveAll(absl::string_view host,
   return all;
 }
 
+namespace {
+constexpr size_t kSunPathOffset = offsetof(sockaddr_un, sun_path);
+constexpr size_t kSunPathSize = sizeof(sockaddr_un{}.sun_path);
+}  // namespace
+
+absl::StatusOr<Address> Address::Unix(absl::string_view path) {
+  if (path.empty()) return absl::InvalidArgumentError("a Unix socket path is empty");
+  const bool abstract = path[0] == '@';
+  absl::string_view name = abstract ? path.substr(1) : path;
+  if (abstract && name.empty()) {
+    return absl::InvalidArgumentError("the abstract Unix socket name '@' is empty");
+  }
+  if (name.size() > kSunPathSize - 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "Unix socket path '", path, "' is ", name.size(), " bytes long; at most ",
+        kSunPathSize - 1, " fit"));
+  }
+  if (!abstract && name.find('\0') != absl::string_view::npos) {
+    return absl::InvalidArgumentError("a Unix socket path cannot hold a NUL byte");
+  }
+  Address a;
+  a.addr_.un.sun_family = AF_UNIX;
+  // Abstract: a NUL, then the name, without terminator. A path: the path and
+  // its NUL (already there: the address starts zeroed).
+  memcpy(a.addr_.un.sun_path + (abstract ? 1 : 0), name.data(), name.size());
+  a.unix_length_ = static_cast<uint8_t>(kSunPathOffset + name.size() + 1);
+  return a;
+}
+
 Address Address::FromSockaddr(const sockaddr* sa, socklen_t len) {
   Address a;
   if (sa->sa_family == AF_INET && len >= sizeof(sockaddr_in)) {
     memcpy(&a.addr_.v4, sa, sizeof(sockaddr_in));
   } else if (sa->sa_family == AF_INET6 && len >= sizeof(sockaddr_in6)) {
     memcpy(&a.addr_.v6, sa, sizeof(sockaddr_in6));
+  } else if (sa->sa_family == AF_UNIX && len >= sizeof(sa_family_t)) {
+    len = std::min<socklen_t>(len, sizeof(sockaddr_un));
+    memcpy(&a.addr_.un, sa, len);
+    if (len > kSunPathOffset && a.addr_.un.sun_path[0] != '\0') {
+      // A path: the kernel may count its NUL, or not; keep exactly one.
+      const size_t n = strnlen(a.addr_.un.sun_path, len - kSunPathOffset);
+      if (n == kSunPathSize) {
+        len = sizeof(sockaddr_un);  // 108 bytes without a NUL (not from us)
+      } else {
+        len = static_cast<socklen_t>(kSunPathOffset + n + 1);
+      }
+    }
+    // Else abstract (the length is the name's end) or unnamed (no sun_path).
+    a.unix_length_ = static_cast<uint8_t>(len);
   }
   return a;
 }
@@ -110,6 +156,19 @@ absl::StatusOr<Address> Address::PeerOf(int fd) {
   return NameOf(fd, getpeername, "getpeername");
 }
 
+bool Address::isAbstract() const {
+  return isUnix() && unix_length_ > kSunPathOffset && addr_.un.sun_path[0] == '\0';
+}
+
+std::string Address::path() const {
+  if (!isUnix() || unix_length_ <= kSunPathOffset) return "";
+  if (isAbstract()) {
+    return absl::StrCat("@", absl::string_view(addr_.un.sun_path + 1,
+                                               unix_length_ - kSunPathOffset - 1));
+  }
+  return std::string(addr_.un.sun_path, strnlen(addr_.un.sun_path, kSunPathSize));
+}
+
 std::string Address::host() const {
   char buf[INET6_ADDRSTRLEN] = "";
   if (family() == AF_INET) {
@@ -129,6 +188,17 @@ int Address::port() const {
 std::string Address::ToString() const {
   if (isIPv6()) return absl::StrCat("[", host(), "]:", port());
   if (family() == AF_INET) return absl::StrCat(host(), ":", port());
+  if (isUnix()) {
+    std::string p = path();
+    if (p.empty()) return "unix:(unnamed)";
+    // Abstract names may hold any byte (other programs' NULs, say).
+    if (isAbstract()) {
+      bool printable = true;
+      for (char c : p) printable = printable && c >= 0x20 && c < 0x7f;
+      if (!printable) return absl::StrCat("unix:", absl::CHexEscape(p));
+    }
+    return absl::StrCat("unix:", p);
+  }
   return "unspecified";
 }
 
@@ -148,6 +218,7 @@ Address Address::unmapped() const {
 socklen_t Address::length() const {
   if (family() == AF_INET) return sizeof(sockaddr_in);
   if (family() == AF_INET6) return sizeof(sockaddr_in6);
+  if (family() == AF_UNIX) return unix_length_;
   return 0;
 }
 

@@ -33,6 +33,7 @@ absl::Status ConnectError(int error_number, absl::string_view destination) {
   absl::string_view what = "cannot connect to ";
   switch (error_number) {
     case ECONNREFUSED:
+    case ENOENT:  // a Unix socket path with no file: nobody listens there either
       what = kRefused;
       break;
     case ENETUNREACH:

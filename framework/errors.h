@@ -28,7 +28,8 @@ inline bool IsConnectionAborted(const absl::Status& s) {
 
 // Why a connection attempt failed, as passed to
 // ClientFactory::clientConnectionFailed (Twisted's ConnectError family):
-//   ConnectionRefusedError  nothing listens there (RST)    -> UNAVAILABLE "connection refused by HOST:PORT: ..."
+//   ConnectionRefusedError  nothing listens there (RST; for  -> UNAVAILABLE "connection refused by HOST:PORT: ..."
+//                           a Unix path, also no file)          ("... by unix:PATH: No such file or directory")
 //   NoRouteError            network/host unreachable       -> UNAVAILABLE "no route to HOST:PORT: ..."
 //   other connect errors    (errno)                        -> UNAVAILABLE "cannot connect to HOST:PORT: ..."
 //   TimeoutError            no answer within the timeout   -> DEADLINE_EXCEEDED

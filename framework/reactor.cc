@@ -9,6 +9,7 @@
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,9 +17,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "framework/errors.h"
+#include "framework/stream_connection.h"
 #include "framework/tcp_connection.h"
 #include "framework/tcp_port.h"
+#include "framework/thread_pool.h"
 #include "framework/udp_port.h"
+#include "framework/unix_connection.h"
+#include "framework/unix_socket_file.h"
 
 namespace twist {
 
@@ -119,7 +124,17 @@ ThreadPool& Reactor::threadPool() {
   return *thread_pool_;
 }
 
+// What a resolve() task on the pool reaches the reactor by; cleared when
+// the reactor goes, so a late answer is dropped instead of delivered to
+// freed memory.
+struct Reactor::ResolveHandoff {
+  std::mutex mu;
+  Reactor* reactor;  // guarded by mu
+};
+
 absl::Status Reactor::init() {
+  resolve_handoff_ = std::make_shared<ResolveHandoff>();
+  resolve_handoff_->reactor = this;
   int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (efd < 0) return absl::ErrnoToStatus(errno, "eventfd");
   waker_ = std::make_unique<Waker>(this, efd);
@@ -132,13 +147,17 @@ absl::Status Reactor::init() {
 }
 
 Reactor::~Reactor() {
+  if (resolve_handoff_ != nullptr) {
+    std::lock_guard<std::mutex> lock(resolve_handoff_->mu);
+    resolve_handoff_->reactor = nullptr;
+  }
   // Abort what is left so that every protocol still gets connectionLost;
   // no client reconnects from there.
   Dispatching dispatching(this);
   stopping_ = true;
-  std::vector<TcpConnection*> open;
+  std::vector<StreamConnection*> open;
   for (auto& [c, owned] : connections_) open.push_back(c);
-  for (TcpConnection* c : open) c->abortConnection();
+  for (StreamConnection* c : open) c->abortConnection();
   processPendingCloses();
   dead_.clear();
   abandonConnectors();
@@ -172,9 +191,9 @@ void Reactor::run() {
   // A callback may add ports: index, not iterators.
   for (size_t i = 0; i < udp_ports_.size(); ++i) udp_ports_[i]->stopListening();
   abandonConnectors();
-  std::vector<TcpConnection*> open;
+  std::vector<StreamConnection*> open;
   for (auto& [c, owned] : connections_) open.push_back(c);
-  for (TcpConnection* c : open) c->loseConnection();
+  for (StreamConnection* c : open) c->loseConnection();
   processPendingCloses();
   dead_.clear();
   const absl::Time deadline = monotonic_.now() + options_.shutdown_grace;
@@ -185,7 +204,7 @@ void Reactor::run() {
   }
   open.clear();
   for (auto& [c, owned] : connections_) open.push_back(c);
-  for (TcpConnection* c : open) c->abortConnection();
+  for (StreamConnection* c : open) c->abortConnection();
   processPendingCloses();
   dead_.clear();
   abandonConnectors();  // attempts begun by callbacks during the grace
@@ -328,6 +347,67 @@ absl::StatusOr<UdpPort*> Reactor::listenUDP(int port, DatagramProtocol* protocol
   return udp;
 }
 
+absl::StatusOr<Port*> Reactor::listenUNIX(absl::string_view path, Factory* factory,
+                                          int backlog, int mode, bool want_pid) {
+  absl::StatusOr<Address> addr = Address::Unix(path);
+  if (!addr.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot listen on unix:", path, ": ", addr.status().message()));
+  }
+  const std::string where = absl::StrCat("cannot listen on ", addr->ToString());
+  auto fail = [&where](const absl::Status& s) {
+    return absl::Status(s.code(), absl::StrCat(where, ": ", s.message()));
+  };
+  // A path is claimed first (lock, stale file); an abstract name has no
+  // file, and the kernel frees it with its socket: nothing to claim.
+  std::unique_ptr<UnixSocketFile> file;
+  if (!addr->isAbstract()) {
+    absl::StatusOr<std::unique_ptr<UnixSocketFile>> claimed =
+        UnixSocketFile::Claim(std::string(path), want_pid);
+    if (!claimed.ok()) return fail(claimed.status());
+    file = *std::move(claimed);
+  }
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::ErrnoToStatus(errno, where);
+  if (::bind(fd, addr->sockaddr_ptr(), addr->length()) != 0) {
+    absl::Status s = absl::ErrnoToStatus(errno, where);
+    ::close(fd);
+    return s;
+  }
+  absl::Status s;
+  if (file != nullptr) {
+    s = file->bound();
+    // Before listen(): nobody connects under the umask's permissions.
+    if (s.ok() && ::chmod(file->path().c_str(), static_cast<mode_t>(mode & 07777)) != 0) {
+      s = absl::ErrnoToStatus(errno, absl::StrCat("chmod ", file->path()));
+    }
+  }
+  if (s.ok() && ::listen(fd, backlog) != 0) s = absl::ErrnoToStatus(errno, "listen");
+  std::unique_ptr<Port> p;
+  if (s.ok()) {
+    p.reset(new Port(this, factory, fd, *addr));
+    s = poller_->add(fd, kReadable, p.get());
+  }
+  if (!s.ok()) {
+    if (p != nullptr) p->fd_ = -1;
+    ::close(fd);
+    return fail(s);  // `file`, bound or not, removes what it made
+  }
+  p->unix_file_ = std::move(file);
+  factory->doStart();
+  ports_.push_back(std::move(p));
+  return ports_.back().get();
+}
+
+Connector* Reactor::connectUNIX(absl::string_view path, ClientFactory* factory,
+                                absl::Duration timeout) {
+  auto owned = std::make_unique<Connector>(this, std::string(path), factory, timeout);
+  Connector* c = owned.get();
+  connectors_.emplace(c, std::move(owned));
+  c->start();
+  return c;
+}
+
 absl::Status Reactor::installSignalHandlers(std::initializer_list<int> signals) {
   sigset_t set;
   sigemptyset(&set);
@@ -348,7 +428,7 @@ void Reactor::adoptConnection(int fd, Factory* factory, const Address& peer) {
     ::close(fd);
     return;
   }
-  absl::StatusOr<TcpConnection*> c =
+  absl::StatusOr<StreamConnection*> c =
       startConnection(fd, std::move(protocol), factory, Address(), peer, /*connector=*/nullptr);
   if (!c.ok() && !warned_refused_) {
     warned_refused_ = true;
@@ -357,12 +437,17 @@ void Reactor::adoptConnection(int fd, Factory* factory, const Address& peer) {
   }
 }
 
-absl::StatusOr<TcpConnection*> Reactor::startConnection(
+absl::StatusOr<StreamConnection*> Reactor::startConnection(
     int fd, std::unique_ptr<Protocol> protocol, Factory* factory,
     const Address& host, const Address& peer, Connector* connector) {
   if (protocol->factory() == nullptr) protocol->setFactory(factory);
-  auto conn = std::make_unique<TcpConnection>(this, fd, std::move(protocol), peer);
-  TcpConnection* c = conn.get();
+  std::unique_ptr<StreamConnection> conn;
+  if (peer.isUnix()) {
+    conn = std::make_unique<UnixConnection>(this, fd, std::move(protocol), peer);
+  } else {
+    conn = std::make_unique<TcpConnection>(this, fd, std::move(protocol), peer);
+  }
+  StreamConnection* c = conn.get();
   c->setConnector(connector);
   // Known to its connector before connectionMade() asks for it.
   if (connector != nullptr) connector->connection_ = c;
@@ -397,9 +482,58 @@ void Reactor::abandonConnectors() {
     for (auto& [c, owned] : connectors_) {
       if (c->abandonable()) pending.push_back(c);
     }
-    if (pending.empty()) break;
     for (Connector* c : pending) c->abandon();
+    // Resolutions too: their callbacks may start connectors, and back.
+    if (!abandonResolutions() && pending.empty()) break;
   }
+}
+
+uint64_t Reactor::resolve(absl::string_view host, int port, ResolveCallback done) {
+  const uint64_t id = ++next_resolution_;
+  resolutions_.emplace(id, std::move(done));
+  // While stopping, nothing new starts: abandonConnectors() delivers the
+  // cancellation before run() returns.
+  if (stopping_) return id;
+  absl::Status s = threadPool().callInThread(
+      [handoff = resolve_handoff_, resolver = resolver_, host = std::string(host),
+       port, id] {
+        absl::StatusOr<std::vector<Address>> result = (*resolver)(host, port);
+        std::lock_guard<std::mutex> lock(handoff->mu);
+        if (handoff->reactor == nullptr) return;
+        Reactor* r = handoff->reactor;
+        r->callFromThread([r, id, result = std::move(result)]() mutable {
+          r->finishResolve(id, std::move(result));
+        });
+      });
+  if (!s.ok()) {
+    // Never inside the caller's call: on the next turn.
+    callLater(absl::ZeroDuration(), [this, id, host = std::string(host), s] {
+      finishResolve(id, absl::Status(s.code(), absl::StrCat("cannot resolve '", host,
+                                                            "': ", s.message())));
+    });
+  }
+  return id;
+}
+
+void Reactor::cancelResolve(uint64_t id) { resolutions_.erase(id); }
+
+void Reactor::finishResolve(uint64_t id, absl::StatusOr<std::vector<Address>> result) {
+  auto it = resolutions_.find(id);
+  if (it == resolutions_.end()) return;  // cancelled, or already abandoned
+  ResolveCallback done = std::move(it->second);
+  resolutions_.erase(it);
+  done(std::move(result));
+}
+
+bool Reactor::abandonResolutions() {
+  if (resolutions_.empty()) return false;
+  std::vector<uint64_t> ids;
+  for (auto& [id, done] : resolutions_) ids.push_back(id);
+  std::sort(ids.begin(), ids.end());  // in the order they were asked for
+  for (uint64_t id : ids) {
+    finishResolve(id, absl::CancelledError("name resolution cancelled: the reactor is stopping"));
+  }
+  return true;
 }
 
 void Reactor::connectorMaybeIdle(Connector* c) { maybe_idle_.push_back(c); }
@@ -415,17 +549,17 @@ void Reactor::reapIdleConnectors() {
   }
 }
 
-void Reactor::enqueueClose(TcpConnection* c) { pending_closes_.push_back(c); }
+void Reactor::enqueueClose(StreamConnection* c) { pending_closes_.push_back(c); }
 
 void Reactor::processPendingCloses() {
   while (!pending_closes_.empty()) {
-    std::vector<TcpConnection*> closes;
+    std::vector<StreamConnection*> closes;
     closes.swap(pending_closes_);
-    for (TcpConnection* c : closes) c->closeNow(c->close_reason_);
+    for (StreamConnection* c : closes) c->closeNow(c->close_reason_);
   }
 }
 
-void Reactor::retire(TcpConnection* c) {
+void Reactor::retire(StreamConnection* c) {
   auto it = connections_.find(c);
   if (it == connections_.end()) return;
   dead_.push_back(std::move(it->second));

@@ -38,6 +38,7 @@ class UdpPort;
 /// by default, as in most servers; kOff leaves IPv4 to a port of its own.
 /// Any other address serves its own family only.
 enum class DualStack { kOn, kOff };
+class StreamConnection;
 
 struct ReactorOptions {
   /// "epoll" (default), "poll" or "select"; see PollerNames().
@@ -131,9 +132,33 @@ class Reactor : public ReactorTime {
                                      size_t maxPacketSize = 8192,
                                      DualStack dual_stack = DualStack::kOn);
 
-  /// Makes SIGINT and SIGTERM (or `signals`) call stop() on this reactor,
-  /// through a signalfd. Blocks those signals in the calling thread: call it
-  /// from main() before starting other threads.
+  /// Listens on the Unix-domain stream socket `path` (Twisted's listenUNIX)
+  /// and builds a protocol with `factory` for each connection, as
+  /// listenTCP does; the same protocols work over both.
+  ///  - `path`: a file path (at most 107 bytes), or "@name" for Linux's
+  ///    abstract namespace (no file: mode and want_pid do not apply).
+  ///  - `backlog`: as for listenTCP.
+  ///  - `mode`: the socket file's permissions (connecting needs write
+  ///    permission), set before the socket listens. Twisted's default 0666.
+  ///  - `want_pid`: guard the path with the lock file PATH.lock, holding
+  ///    this process's pid, for the port's life (Twisted's wantPID).
+  /// A stale socket file (nobody listens on it) is replaced; a live server's
+  /// path is never taken, nor a path that is not a socket. With want_pid,
+  /// two servers never replace each other's socket even when they start at
+  /// the same moment (framework/unix_socket_file.h has the rules).
+  /// stopListening() (and so stop(), SIGTERM after installSignalHandlers(),
+  /// and the reactor's destruction) removes the socket file this port
+  /// created and its lock file, and nothing else.
+  /// Errors, each "cannot listen on unix:PATH: ...": INVALID_ARGUMENT for a
+  /// bad path; the errno status of EADDRINUSE (as listenTCP's port in use)
+  /// for a path held by a live server ("a server is listening there",
+  /// "locked by process 1234 (PATH.lock)") or that is not a socket; the
+  /// errno of socket/bind/listen otherwise. The port is owned by the
+  /// reactor; the pointer stays valid for the reactor's lifetime.
+  absl::StatusOr<Port*> listenUNIX(absl::string_view path, Factory* factory,
+                                   int backlog = 50, int mode = 0666,
+                                   bool want_pid = false);
+
   /// Connects to host:port (Twisted's connectTCP). A numeric IPv4 or IPv6
   /// address is connected at once; a name is resolved on the reactor's
   /// thread pool first, so the loop never blocks, and each address it
@@ -145,6 +170,31 @@ class Reactor : public ReactorTime {
                         absl::Duration timeout = absl::Seconds(30),
                         std::optional<Address> bind_address = std::nullopt);
 
+  /// Resolves `host` to its addresses (Twisted's reactor.resolve, through
+  /// the pluggable resolver: ReactorOptions::resolver) on the reactor's
+  /// thread pool, so the loop never blocks. `done` runs on the reactor's
+  /// thread exactly once, never inside this call: with the addresses or the
+  /// failure, or CANCELLED when the reactor stops or is destroyed first.
+  /// Returns an id for cancelResolve().
+  using ResolveCallback =
+      absl::AnyInvocable<void(absl::StatusOr<std::vector<Address>>)>;
+  uint64_t resolve(absl::string_view host, int port, ResolveCallback done);
+  /// Forgets a resolution still under way: its `done` will not run.
+  void cancelResolve(uint64_t id);
+
+  /// Connects to the Unix-domain stream socket `path` (a file path or
+  /// "@name", as for listenUNIX; Twisted's connectUNIX), with the same
+  /// Connector and ClientFactory callbacks as connectTCP. No file, or one
+  /// nobody listens on, fails as "connection refused by unix:PATH: ..."
+  /// (IsConnectionRefused); a bad path as INVALID_ARGUMENT. A listener whose
+  /// backlog is full is tried again (a Unix connect does not wait for room
+  /// when non-blocking) until `timeout` (DEADLINE_EXCEEDED).
+  Connector* connectUNIX(absl::string_view path, ClientFactory* factory,
+                         absl::Duration timeout = absl::Seconds(30));
+
+  /// Makes SIGINT and SIGTERM (or `signals`) call stop() on this reactor,
+  /// through a signalfd. Blocks those signals in the calling thread: call it
+  /// from main() before starting other threads.
   absl::Status installSignalHandlers(
       std::initializer_list<int> signals = {SIGINT, SIGTERM});
 
@@ -160,7 +210,7 @@ class Reactor : public ReactorTime {
  private:
   friend class Connector;
   friend class Port;
-  friend class TcpConnection;
+  friend class StreamConnection;
   class Waker;
   class SignalWatcher;
 
@@ -172,22 +222,26 @@ class Reactor : public ReactorTime {
   void adoptConnection(int fd, Factory* factory, const Address& peer);
   // Called by a transport that wants to be closed once the current callback
   // returns (never re-entrantly inside a user's call).
-  void enqueueClose(TcpConnection* c);
-  // Wraps a connected socket and its protocol in a transport and starts the
-  // protocol; `connector` (if any) hears after its connectionLost. Closes fd
+  void enqueueClose(StreamConnection* c);
+  // Wraps a connected socket and its protocol in a transport (TCP or Unix,
+  // after the peer's family) and starts the protocol; `connector` (if any) hears after its connectionLost. Closes fd
   // on failure.
-  absl::StatusOr<TcpConnection*> startConnection(
+  absl::StatusOr<StreamConnection*> startConnection(
       int fd, std::unique_ptr<Protocol> protocol, Factory* factory,
       const Address& host, const Address& peer, Connector* connector);
   // A connector that may have nothing left to do: destroyed at the end of
   // the iteration if it is still idle then.
   void connectorMaybeIdle(Connector* c);
   void reapIdleConnectors();
+  // Stopping: resolutions under way end (cancelled). True if any did.
+  bool abandonResolutions();
+  void finishResolve(uint64_t id, absl::StatusOr<std::vector<Address>> result);
+  struct ResolveHandoff;
   // Stopping: every connector's attempt or pending retry ends (cancelled).
   void abandonConnectors();
   // Called by a transport once connectionLost has run: it is destroyed at
   // the end of this loop iteration, when no event can still point to it.
-  void retire(TcpConnection* c);
+  void retire(StreamConnection* c);
   void processPendingCloses();
   // Accept's answer to EMFILE/ENFILE: frees the reserved descriptor, accepts
   // and closes one pending connection, takes the descriptor back. Returns
@@ -209,10 +263,10 @@ class Reactor : public ReactorTime {
   Clock* clock_;
   TimerQueue timers_;
 
-  absl::flat_hash_map<TcpConnection*, std::unique_ptr<TcpConnection>>
+  absl::flat_hash_map<StreamConnection*, std::unique_ptr<StreamConnection>>
       connections_;
-  std::vector<TcpConnection*> pending_closes_;
-  std::vector<std::unique_ptr<TcpConnection>> dead_;
+  std::vector<StreamConnection*> pending_closes_;
+  std::vector<std::unique_ptr<StreamConnection>> dead_;
   std::vector<std::unique_ptr<Port>> ports_;
   std::vector<std::unique_ptr<UdpPort>> udp_ports_;
   absl::flat_hash_map<Connector*, std::unique_ptr<Connector>> connectors_;
@@ -222,6 +276,10 @@ class Reactor : public ReactorTime {
   int reserve_fd_ = -1;
   std::shared_ptr<const NameResolver> resolver_;  // shared with pool tasks
   std::unique_ptr<ThreadPool> thread_pool_;       // made on first use
+  // resolve(): the callbacks still owed, and what pool tasks reach us by.
+  absl::flat_hash_map<uint64_t, ResolveCallback> resolutions_;
+  uint64_t next_resolution_ = 0;
+  std::shared_ptr<ResolveHandoff> resolve_handoff_;
 
   std::vector<absl::AnyInvocable<void()>> when_running_;
   std::unique_ptr<Waker> waker_;

@@ -31,7 +31,7 @@ namespace twist {
 /// disconnect(), and never calls back
 /// into the protocol by itself: the test decides when data arrives and when
 /// the connection ends. Not thread-safe; not for production use.
-class StringTransport : public TcpTransport {
+class StringTransport : public Transport, public TcpTransport {
  public:
   /// What the protocol last asked of this transport as a producer of
   /// incoming data.

@@ -1,125 +1,43 @@
 #ifndef TWIST_FRAMEWORK_TCP_CONNECTION_H_
 #define TWIST_FRAMEWORK_TCP_CONNECTION_H_
 
-#include <cstdint>
+#include <netinet/in.h>
+
 #include <memory>
-#include <vector>
 
 #include "absl/status/status.h"
 #include "framework/address.h"
-#include "framework/output_buffer.h"
-#include "framework/poller.h"
 #include "framework/protocol.h"
+#include "framework/stream_connection.h"
 #include "framework/transport.h"
 
 namespace twist {
 
-class Connector;
 class Reactor;
 
-/// The TCP transport of one connection (Twisted's tcp.Connection). Created
-/// and owned by the reactor; owns its socket and its protocol.
-///
-/// Reading: one read() per readiness event into the reactor's shared
-/// buffer, so an idle connection holds no read buffer and a busy one cannot
-/// starve the others. Writing: straight to the socket when nothing is
-/// queued (no wait for the next loop turn, no epoll_ctl); only what the
-/// kernel refuses is queued, and only then is writability watched.
-class TcpConnection final : public TcpTransport, private Selectable {
+/// The transport of one TCP connection (Twisted's tcp.Connection): a
+/// StreamConnection with IP addresses and TCP's options. Created and owned
+/// by the reactor.
+class TcpConnection final : public StreamConnection, public TcpTransport {
  public:
   TcpConnection(Reactor* reactor, int fd, std::unique_ptr<Protocol> protocol,
                 const Address& peer);
-  ~TcpConnection() override;
 
-  /// Registers with the poller and calls the protocol's makeConnection().
-  absl::Status start();
-
-  // Transport.
-  void write(absl::string_view data) override;
-  void writeSequence(absl::Span<const absl::string_view> data) override;
-  void loseConnection() override;
-  void abortConnection() override;
-  void loseWriteConnection() override;
-  bool disconnecting() const override { return state_ != State::kConnected; }
-  Address getPeer() const override { return peer_; }
+  Address getPeer() const override;
   /// Asked of the kernel (getsockname): not kept, to keep idle connections
   /// small. Unspecified once the connection is closed.
   Address getHost() const override;
   absl::Status setTcpNoDelay(bool enabled) override;
   absl::Status setTcpKeepAlive(bool enabled) override;
-  void pauseProducing() override;
-  void resumeProducing() override;
-  void stopProducing() override;
-  absl::Status registerProducer(Producer* producer, bool streaming) override;
-  void unregisterProducer() override;
-  size_t bufferedBytes() const override { return out_.size(); }
-  bool readingPaused() const override { return reading_paused_; }
-  void setWriteBufferWaterMarks(size_t low, size_t high) override;
-
-  Protocol* protocol() const { return protocol_.get(); }
-  /// The connector of an outgoing connection: told right after the
-  /// protocol's connectionLost, so that it can tell its ClientFactory.
-  void setConnector(Connector* connector) { connector_ = connector; }
-  int fd() const { return fd_; }
 
  private:
-  friend class Reactor;
-
-  void handleEvents(uint32_t ready) override;
-  void doRead();
-  void doWrite();
-  // Sends as much of `data` (n pieces) as the kernel takes now; returns the
-  // byte count, or -1 with errno set.
-  ssize_t sendNow(const iovec* iov, int n);
-  void queue(absl::Span<const absl::string_view> pieces, size_t skip);
-  void afterDrain();
-  void afterQueue();
-  void updateInterest();
-  void failWrite(int error_number);
-  // Forgets the producer, and tells it we no longer consume from it.
-  void dropProducer();
-  void producerGone(Producer* p) override;
-  // Asks the reactor to close us once the current callback returns.
-  void scheduleClose(absl::Status reason);
-  // Closes the socket, runs connectionLost and hands us to the reactor for
-  // destruction. Only the reactor's dispatch calls this.
-  void closeNow(absl::Status reason);
-
-  // The connection's state is three small machines and two facts, each
-  // changed in one place; docs/design.md has the transitions.
-  //
-  // The whole connection: open, closing after a flush (loseConnection), or
-  // closed (connectionLost has run or is running).
-  enum class State : uint8_t { kConnected, kDisconnecting, kClosed };
-  // The write side: open; a FIN is due once the queue drains
-  // (loseWriteConnection); or nothing more goes out (FIN sent, aborted, or a
-  // write failed).
-  enum class WriteSide : uint8_t { kOpen, kShutdownPending, kShut };
-  // The registered producer, if any: a push producer running or paused; a
-  // pull producer asked for data and not yet written, or written and to be
-  // asked again once the queue drains.
-  enum class ProducerMode : uint8_t { kNone, kPushing, kPushPaused, kPullAsked, kPullWrote };
-
-  Reactor* reactor_;
-  int fd_;
-  std::unique_ptr<Protocol> protocol_;
-  Address peer_;
-  OutputBuffer out_;
-  Producer* producer_ = nullptr;
-  uint32_t low_water_ = 32 * 1024;
-  uint32_t high_water_ = 64 * 1024;
-  absl::Status close_reason_;
-  Connector* connector_ = nullptr;  // a pointer, not a callback: 8 bytes a connection
-  State state_ = State::kConnected;
-  WriteSide write_side_ = WriteSide::kOpen;
-  ProducerMode producer_mode_ = ProducerMode::kNone;
-  bool reading_paused_ = false;  // pauseProducing(): the protocol's choice
-  bool read_eof_ = false;        // the peer shut down its write side
-  // Bookkeeping with the reactor and the poller, not state: a close is queued
-  // (scheduleClose), and what the poller is watching.
-  bool close_pending_ = false;
-  bool registered_ = false;
-  uint32_t interest_ = 0;
+  // The peer as accept() or connect() gave it: 28 bytes, where an Address
+  // (which can hold a Unix path) takes 116.
+  union {
+    sockaddr sa;
+    sockaddr_in v4;
+    sockaddr_in6 v6;
+  } peer_;
 };
 
 }  // namespace twist

@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <utility>
@@ -12,7 +13,7 @@
 #include "framework/client_factory.h"
 #include "framework/errors.h"
 #include "framework/reactor.h"
-#include "framework/tcp_connection.h"
+#include "framework/stream_connection.h"
 #include "framework/thread_pool.h"
 
 namespace twist {
@@ -41,6 +42,12 @@ Connector::Connector(Reactor* reactor, std::string host, int port,
   handoff_->connector = this;
 }
 
+Connector::Connector(Reactor* reactor, std::string path, ClientFactory* factory,
+                     absl::Duration timeout)
+    : Connector(reactor, "", 0, factory, timeout, std::nullopt) {
+  unix_path_ = std::move(path);
+}
+
 Connector::~Connector() {
   {
     std::lock_guard<std::mutex> lock(handoff_->mu);
@@ -51,10 +58,15 @@ Connector::~Connector() {
   timeout_call_.cancel().IgnoreError();
   reconnect_call_.cancel().IgnoreError();
   failure_call_.cancel().IgnoreError();
+  backlog_retry_.cancel().IgnoreError();
   closeSocket();
 }
 
 std::string Connector::getDestination() const {
+  if (unix_path_.has_value()) {
+    absl::StatusOr<Address> a = Address::Unix(*unix_path_);
+    return a.ok() ? a->ToString() : absl::StrCat("unix:", *unix_path_);
+  }
   return host_.find(':') == std::string::npos ? absl::StrCat(host_, ":", port_)
                                               : absl::StrCat("[", host_, "]:", port_);
 }
@@ -91,6 +103,17 @@ absl::Status Connector::connect() {
   factory_->startedConnecting(this);
   if (state_ != State::kConnecting || attempt != attempt_ || failing_) {
     return absl::OkStatus();  // stopped from inside startedConnecting
+  }
+  if (unix_path_.has_value()) {
+    absl::StatusOr<Address> a = Address::Unix(*unix_path_);
+    if (!a.ok()) {
+      fail(a.status(), /*deferred=*/true);
+      return absl::OkStatus();
+    }
+    addresses_.push_back(*a);
+    backlog_wait_ = absl::Milliseconds(1);
+    tryNextAddress(/*deferred=*/true);
+    return absl::OkStatus();
   }
   if (port_ < 0 || port_ > 65535) {
     fail(absl::InvalidArgumentError(
@@ -198,6 +221,17 @@ absl::Status Connector::beginConnect(const Address& address) {
   do {
     rc = ::connect(fd_, address.sockaddr_ptr(), address.length());
   } while (rc != 0 && errno == EINTR);
+  if (rc != 0 && errno == EAGAIN && address.isUnix()) {
+    // The listener's backlog is full, and a non-blocking Unix connect does
+    // not wait for room (nor does the socket become writable when there is
+    // some): try again shortly, the waits doubling up to 100 ms, until the
+    // timeout ends the attempt.
+    closeSocket();
+    --next_address_;
+    backlog_retry_ = reactor_->callLater(backlog_wait_, [this] { tryNextAddress(false); });
+    backlog_wait_ = std::min(backlog_wait_ * 2, absl::Milliseconds(100));
+    return absl::OkStatus();
+  }
   // Connected at once or not, the handshake's end is seen through
   // writability: connectionMade never runs inside the caller's connect().
   if (rc != 0 && errno != EINPROGRESS) return ConnectError(errno, getDestination());
@@ -226,6 +260,9 @@ void Connector::connected() {
   int fd = releaseSocket();
   absl::StatusOr<Address> host = Address::LocalOf(fd);
   absl::StatusOr<Address> peer = Address::PeerOf(fd);
+  // A Unix client's peer is the path it connected to, as in Twisted (the
+  // kernel would give the name as the server spelled it when it bound).
+  if (peer.ok() && peer->isUnix()) peer = addresses_[next_address_ - 1];
   if (!peer.ok()) {
     // The connection died between the handshake and now.
     ::close(fd);
@@ -241,7 +278,7 @@ void Connector::connected() {
   // Connected before the protocol's connectionMade() runs, which may ask
   // for transport() or disconnect(): startConnection sets connection_.
   state_ = State::kConnected;
-  absl::StatusOr<TcpConnection*> c = reactor_->startConnection(
+  absl::StatusOr<StreamConnection*> c = reactor_->startConnection(
       fd, std::move(protocol), factory_, host.ok() ? *host : Address(), *peer, this);
   if (!c.ok()) {
     connection_ = nullptr;
@@ -309,6 +346,7 @@ void Connector::closeSocket() {
 void Connector::fail(absl::Status reason, bool deferred) {
   if (state_ != State::kConnecting || failing_) return;
   timeout_call_.cancel().IgnoreError();
+  backlog_retry_.cancel().IgnoreError();
   closeSocket();
   ++attempt_;  // a resolver answer still on its way is now stale
   handoff_->attempt.store(attempt_);

@@ -18,11 +18,11 @@ namespace twist {
 class ClientFactory;
 class Reactor;
 class ReconnectingClientFactory;
-class TcpConnection;
+class StreamConnection;
 class Transport;
 
-/// One outgoing TCP connection and its attempts (Twisted's IConnector), made
-/// by Reactor::connectTCP. Owned by the reactor.
+/// One outgoing stream connection and its attempts (Twisted's IConnector),
+/// made by Reactor::connectTCP or connectUNIX. Owned by the reactor.
 ///
 /// Every attempt (connect()) ends with exactly one of the factory's
 /// clientConnectionFailed() or (after a connection) clientConnectionLost(),
@@ -45,6 +45,9 @@ class Connector final : private Selectable {
   Connector(Reactor* reactor, std::string host, int port,
             ClientFactory* factory, absl::Duration timeout,
             std::optional<Address> bind_address);
+  /// To the Unix socket `path` (connectUNIX).
+  Connector(Reactor* reactor, std::string path, ClientFactory* factory,
+            absl::Duration timeout);
   ~Connector() override;
   Connector(const Connector&) = delete;
   Connector& operator=(const Connector&) = delete;
@@ -63,7 +66,7 @@ class Connector final : private Selectable {
   /// loseConnection().
   void disconnect();
 
-  /// "host:port" as given to connectTCP.
+  /// "host:port" as given to connectTCP; "unix:PATH" for connectUNIX.
   std::string getDestination() const;
   State state() const { return state_; }
   /// The connection's transport while connected (from the protocol's
@@ -72,7 +75,7 @@ class Connector final : private Selectable {
 
  private:
   friend class Reactor;
-  friend class TcpConnection;  // connectionLost()
+  friend class StreamConnection;  // connectionLost()
   friend class ReconnectingClientFactory;  // alive_
 
   void handleEvents(uint32_t ready) override;
@@ -130,7 +133,12 @@ class Connector final : private Selectable {
   absl::Status first_error_;        // of the addresses tried so far
   DelayedCall timeout_call_;
   DelayedCall reconnect_call_;
-  TcpConnection* connection_ = nullptr;
+  StreamConnection* connection_ = nullptr;
+  // connectUNIX: the path, and the wait before trying a listener whose
+  // backlog was full again (a non-blocking Unix connect does not queue).
+  std::optional<std::string> unix_path_;
+  absl::Duration backlog_wait_;
+  DelayedCall backlog_retry_;
   std::shared_ptr<Handoff> handoff_;
   // Expires with this connector: lets a factory that keeps a Connector*
   // tell whether it still exists.

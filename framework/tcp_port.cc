@@ -30,6 +30,9 @@ void Port::stopListening() {
   if (fd_ < 0) return;
   resume_.cancel().IgnoreError();
   reactor_->poller().remove(fd_);
+  // The file first: a client that comes now finds no file rather than a
+  // refusal, and a server starting now finds the path free.
+  if (unix_file_ != nullptr) unix_file_->remove();
   ::close(fd_);
   fd_ = -1;
   // A factory destroyed first (declared after the reactor) is not called.

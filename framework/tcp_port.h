@@ -9,21 +9,26 @@
 #include "framework/delayed_call.h"
 #include "framework/poller.h"
 #include "framework/protocol.h"
+#include "framework/unix_socket_file.h"
 
 namespace twist {
 
 class Reactor;
 
-/// A listening TCP socket (Twisted's tcp.Port / IListeningPort), returned by
-/// Reactor::listenTCP and owned by the reactor.
+/// A listening stream socket, TCP or Unix (Twisted's tcp.Port / unix.Port,
+/// IListeningPort), returned by Reactor::listenTCP and listenUNIX and owned
+/// by the reactor.
 class Port final : private Selectable {
  public:
   ~Port() override;
 
-  /// The bound address; the real port when 0 was asked for.
+  /// The bound address; the real port when 0 was asked for; for a Unix
+  /// port, its path ("unix:/tmp/echo.sock") or abstract name.
   Address getHost() const { return host_; }
   /// Closes the listening socket; connections already accepted carry on.
-  /// The factory's stopFactory() runs if this was its last port. Idempotent.
+  /// A Unix port removes the socket file it created (unless another has
+  /// replaced it since) and its lock file. The factory's stopFactory() runs
+  /// if this was its last port. Idempotent.
   void stopListening();
   bool listening() const { return fd_ >= 0; }
   /// The listening socket's descriptor, -1 once stopped (Twisted's
@@ -51,6 +56,7 @@ class Port final : private Selectable {
   int fd_;
   Address host_;
   DelayedCall resume_;
+  std::unique_ptr<UnixSocketFile> unix_file_;  // a Unix port bound to a path
   double rate_ = 0;  // accepts per second; 0 = unlimited
   double burst_ = 1;
   double tokens_ = 0;

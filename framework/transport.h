@@ -1,11 +1,14 @@
 #ifndef TWIST_FRAMEWORK_TRANSPORT_H_
 #define TWIST_FRAMEWORK_TRANSPORT_H_
 
+#include <sys/types.h>
+
 #include <cstddef>
 #include <memory>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "framework/address.h"
@@ -41,8 +44,8 @@ class Producer {
 };
 
 /// The connection as a protocol sees it (Twisted's ITransport, which is
-/// also an IConsumer and an IPushProducer); what only TCP has is on
-/// TcpTransport below. Writes are ordered and never
+/// also an IConsumer and an IPushProducer); what only TCP or only Unix
+/// sockets have is on TcpTransport and UnixTransport below. Writes are ordered and never
 /// block: what the kernel does not take at once is queued and sent later.
 ///
 /// Closing never calls back into the protocol from inside the call that
@@ -114,12 +117,35 @@ class Transport : public Producer {
 
 /// What only a TCP connection has (Twisted's ITCPTransport). A protocol
 /// that needs it asks: `if (auto* tcp = dynamic_cast<TcpTransport*>(transport()))`.
-/// ProtocolWrapper is one too, passing the calls on (failing when the
-/// transport it wraps is not TCP).
-class TcpTransport : public Transport {
+/// Unlike Twisted's interface it does not extend Transport: it sits beside
+/// it, so that one stream connection class serves TCP and Unix sockets and
+/// a ProtocolWrapper can pass on both (failing when the transport it wraps
+/// is not TCP).
+class TcpTransport {
  public:
+  virtual ~TcpTransport() = default;
   virtual absl::Status setTcpNoDelay(bool enabled) = 0;
   virtual absl::Status setTcpKeepAlive(bool enabled) = 0;
+};
+
+/// Who is at the other end of a Unix socket, as the kernel vouches for it
+/// (SO_PEERCRED): the peer's process, user and group when it connected (the
+/// client) or listened (the server).
+struct PeerCredentials {
+  pid_t pid = 0;
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+
+/// What only a Unix-socket connection has (after Twisted's IUNIXTransport),
+/// beside Transport as TcpTransport is:
+/// `if (auto* local = dynamic_cast<UnixTransport*>(transport()))`.
+class UnixTransport {
+ public:
+  virtual ~UnixTransport() = default;
+  /// The peer's credentials; FAILED_PRECONDITION once the connection is
+  /// closed (they are asked of the kernel, not kept).
+  virtual absl::StatusOr<PeerCredentials> getPeerCredentials() const = 0;
 };
 
 }  // namespace twist

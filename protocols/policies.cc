@@ -85,6 +85,13 @@ absl::Status ProtocolWrapper::setTcpKeepAlive(bool enabled) {
   auto* tcp = dynamic_cast<TcpTransport*>(transport());
   return tcp != nullptr ? tcp->setTcpKeepAlive(enabled) : NotTcp();
 }
+absl::StatusOr<PeerCredentials> ProtocolWrapper::getPeerCredentials() const {
+  auto* local = dynamic_cast<UnixTransport*>(transport());
+  if (local == nullptr) {
+    return absl::FailedPreconditionError("the wrapped transport is not a Unix socket");
+  }
+  return local->getPeerCredentials();
+}
 void ProtocolWrapper::pauseProducing() { transport()->pauseProducing(); }
 void ProtocolWrapper::resumeProducing() { transport()->resumeProducing(); }
 void ProtocolWrapper::stopProducing() { transport()->stopProducing(); }

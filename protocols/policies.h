@@ -6,6 +6,7 @@
 #include "absl/types/span.h"
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "framework/delayed_call.h"
@@ -55,10 +56,14 @@ class TimeoutMixin {
 /// protocol goes through it to the real transport. So a policy can watch
 /// and change a connection both ways without the protocol knowing; override
 /// a Transport method to see it (call ProtocolWrapper's to pass it on).
+/// It is a TcpTransport and a UnixTransport too, passing those calls on
+/// (FAILED_PRECONDITION when the transport it wraps is not one).
 class ProtocolWrapper : public Protocol,
                         public HalfCloseableProtocol,
                         public BufferingProtocol,
-                        public TcpTransport {
+                        public Transport,
+                        public TcpTransport,
+                        public UnixTransport {
  public:
   explicit ProtocolWrapper(std::unique_ptr<Protocol> wrapped);
   ~ProtocolWrapper() override;
@@ -81,6 +86,7 @@ class ProtocolWrapper : public Protocol,
   Address getHost() const override;
   absl::Status setTcpNoDelay(bool enabled) override;
   absl::Status setTcpKeepAlive(bool enabled) override;
+  absl::StatusOr<PeerCredentials> getPeerCredentials() const override;
   void pauseProducing() override;
   void resumeProducing() override;
   void stopProducing() override;

@@ -9,8 +9,10 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -74,6 +76,15 @@ absl::StatusOr<BlockingClient> BlockingClient::Connect(const Address& to,
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
   // Before connect(): the receive window is negotiated in the handshake.
   if (pinned_buffers > 0) PinSocketBuffers(fd, pinned_buffers);
+  // A Unix client takes a unique abstract name of the kernel's choosing
+  // (autobind), so that ServerEndOf can tell its server end from others.
+  if (to.isUnix()) {
+    sockaddr_un un = {};
+    un.sun_family = AF_UNIX;
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&un), sizeof(sa_family_t)) != 0) {
+      return absl::ErrnoToStatus(errno, "bind (autobind)");
+    }
+  }
   if (::connect(fd, to.sockaddr_ptr(), to.length()) != 0) {
     return absl::ErrnoToStatus(errno, absl::StrCat("connect to ", to.ToString()));
   }
@@ -160,6 +171,50 @@ void BlockingClient::Reset() {
   setsockopt(fd_, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
   ::close(fd_);
   fd_ = -1;
+}
+
+SocketDir::SocketDir() {
+  const char* tmp = getenv("TEST_TMPDIR");
+  std::string pattern = absl::StrCat(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp",
+                                     "/sockets-XXXXXX");
+  if (mkdtemp(&pattern[0]) == nullptr) {
+    ADD_FAILURE() << "mkdtemp " << pattern << ": " << strerror(errno);
+    abort();
+  }
+  real_ = pattern;
+  dir_ = real_;
+  // Room for names of up to 40 bytes.
+  if (real_.size() + 41 > sizeof(sockaddr_un{}.sun_path) - 1) {
+    static std::atomic<int> n{0};
+    link_ = absl::StrCat("/tmp/twist-", getpid(), "-", n++);
+    ::unlink(link_.c_str());
+    if (symlink(real_.c_str(), link_.c_str()) != 0) {
+      ADD_FAILURE() << "symlink " << link_ << ": " << strerror(errno);
+      abort();
+    }
+    dir_ = link_;
+  }
+}
+
+SocketDir::~SocketDir() {
+  if (DIR* d = opendir(real_.c_str())) {
+    while (dirent* e = readdir(d)) {
+      std::string name = e->d_name;
+      if (name != "." && name != "..") ::unlink(absl::StrCat(real_, "/", name).c_str());
+    }
+    closedir(d);
+  }
+  ::rmdir(real_.c_str());
+  if (!link_.empty()) ::unlink(link_.c_str());
+}
+
+std::string SocketDir::path(absl::string_view name) const {
+  return absl::StrCat(dir_, "/", name);
+}
+
+std::string SocketDir::AbstractName(absl::string_view name) {
+  static std::atomic<int> n{0};
+  return absl::StrCat("@twist-", getpid(), "-", n++, "-", name);
 }
 
 Address LoopbackOf(const Address& listening) {

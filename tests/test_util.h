@@ -46,7 +46,9 @@ inline constexpr int kSmallBuffers = 64 * 1024;
 /// bounded by kTimeout (SO_RCVTIMEO / SO_SNDTIMEO). Closes on destruction.
 class BlockingClient {
  public:
-  /// `pinned_buffers` > 0: PinSocketBuffers() before connecting.
+  /// `pinned_buffers` > 0: PinSocketBuffers() before connecting. To a
+  /// Unix socket, the client binds a name of the kernel's choosing first
+  /// (autobind: "unix:@" and 5 hex digits), which ServerEndOf needs.
   static absl::StatusOr<BlockingClient> Connect(const Address& to,
                                                 int pinned_buffers = 0);
   BlockingClient(BlockingClient&& other) noexcept;
@@ -118,6 +120,28 @@ int PendingBytes(int fd);
 
 /// Open descriptors of process `pid` (0: this process), from /proc.
 int OpenDescriptors(pid_t pid = 0);
+
+/// A directory for Unix socket files, made under TEST_TMPDIR (or /tmp) and
+/// removed with its contents on destruction. sun_path holds 107 bytes, and
+/// Bazel's TEST_TMPDIR is often deeper than that leaves room for: then the
+/// paths go through a short symlink in /tmp to the directory (bind() and
+/// connect() follow it), removed too.
+class SocketDir {
+ public:
+  SocketDir();
+  ~SocketDir();
+  SocketDir(const SocketDir&) = delete;
+  SocketDir& operator=(const SocketDir&) = delete;
+  /// dir/name, for a socket or any other file.
+  std::string path(absl::string_view name) const;
+  /// "@twist-PID-N-name": an abstract name no other test process uses.
+  static std::string AbstractName(absl::string_view name);
+
+ private:
+  std::string real_;  // under TEST_TMPDIR
+  std::string link_;  // the short symlink, if one was needed
+  std::string dir_;   // what path() uses
+};
 
 /// Whether a socket can bind ::1 here; tests that need IPv6 skip otherwise.
 bool HasIPv6Loopback();

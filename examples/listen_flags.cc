@@ -1,0 +1,118 @@
+#include "examples/listen_flags.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "gflags/gflags.h"
+
+DEFINE_string(listen, "",
+              "Endpoint to listen on; repeat for several, served in the order given: "
+              "tcp:PORT[:interface=ADDR][:backlog=N], tcp6:PORT[:interface=ADDR], "
+              "unix:PATH[:mode=0666][:lockfile=1] (unix:@NAME: abstract), "
+              "udp:PORT[:interface=ADDR] (datagram servers). '\\:' is a colon inside "
+              "a value (interface=\\:\\:1). Replaces --host/--port.");
+DEFINE_string(host, "127.0.0.1",
+              "Address to listen on, with --port the short form of one endpoint: a "
+              "numeric IPv4 or IPv6 address (\"::1\", \"0.0.0.0\").");
+DEFINE_int32(port, 8000, "Port to listen on, 0..65535; 0 picks a free one.");
+
+namespace twist {
+namespace {
+
+std::vector<std::string>& Listens() {
+  static auto* listens = new std::vector<std::string>;
+  return *listens;
+}
+
+}  // namespace
+
+absl::Status ParseServerFlags(int* argc, char*** argv) {
+  // --listen=E, -listen=E, --listen E, -listen E; "--" ends the flags.
+  std::vector<char*> rest;
+  int i = 0;
+  for (; i < *argc; ++i) {
+    absl::string_view arg = (*argv)[i];
+    if (i > 0 && arg == "--") break;
+    absl::string_view name = arg;
+    if (i == 0 || !(absl::ConsumePrefix(&name, "--") || absl::ConsumePrefix(&name, "-")) ||
+        !absl::ConsumePrefix(&name, "listen")) {
+      rest.push_back((*argv)[i]);
+      continue;
+    }
+    if (absl::ConsumePrefix(&name, "=")) {
+      Listens().emplace_back(name);
+    } else if (name.empty()) {
+      if (i + 1 == *argc) return absl::InvalidArgumentError("--listen needs an endpoint");
+      Listens().emplace_back((*argv)[++i]);
+    } else {
+      rest.push_back((*argv)[i]);  // --listenfoo: gflags says it is unknown
+    }
+  }
+  for (; i < *argc; ++i) rest.push_back((*argv)[i]);
+  for (size_t j = 0; j < rest.size(); ++j) (*argv)[j] = rest[j];
+  *argc = static_cast<int>(rest.size());
+  (*argv)[*argc] = nullptr;
+  gflags::ParseCommandLineFlags(argc, argv, true);
+  if (*argc > 1) {
+    return absl::InvalidArgumentError(absl::StrCat("unexpected argument '", (*argv)[1], "'"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<ServerEndpointSpec>> ListenSpecs(bool datagram) {
+  std::vector<ServerEndpointSpec> specs;
+  const bool short_form = !gflags::GetCommandLineFlagInfoOrDie("host").is_default ||
+                          !gflags::GetCommandLineFlagInfoOrDie("port").is_default;
+  if (!Listens().empty()) {
+    if (short_form) {
+      return absl::InvalidArgumentError(
+          "--host/--port and --listen both name where to listen: use one or the other");
+    }
+    for (const std::string& listen : Listens()) {
+      absl::StatusOr<ServerEndpointSpec> spec = ParseServerEndpoint(listen);
+      if (!spec.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--listen=", listen, ": ", spec.status().message()));
+      }
+      if (spec->datagram() != datagram) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--listen=", listen, ": this server takes ",
+            datagram ? "datagram endpoints (udp:)" : "stream endpoints (tcp:, tcp6:, unix:)"));
+      }
+      specs.push_back(*std::move(spec));
+    }
+    return specs;
+  }
+  if (FLAGS_port < 0 || FLAGS_port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid --port ", FLAGS_port, ": must be 0..65535"));
+  }
+  ServerEndpointSpec spec;
+  spec.type = datagram ? ServerEndpointSpec::Type::kUdp : ServerEndpointSpec::Type::kTcp;
+  spec.port = FLAGS_port;
+  spec.interface = FLAGS_host;  // a name such as localhost is resolved by listenTCP
+  if (datagram) {
+    absl::StatusOr<Address> a = Address::Parse(FLAGS_host, 0);
+    if (!a.ok()) return absl::InvalidArgumentError(absl::StrCat("--host: ", a.status().message()));
+  }
+  specs.push_back(std::move(spec));
+  return specs;
+}
+
+void PrintListening(const std::vector<ListeningPort>& ports) {
+  for (const ListeningPort& p : ports) printf("listening on %s\n", p.describe().c_str());
+  fflush(stdout);
+}
+
+int BadUsage(absl::string_view program, absl::string_view problem) {
+  fprintf(stderr, "%s: %s\n", std::string(program).c_str(), std::string(problem).c_str());
+  return 2;
+}
+
+}  // namespace twist

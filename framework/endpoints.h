@@ -1,0 +1,157 @@
+#ifndef TWIST_FRAMEWORK_ENDPOINTS_H_
+#define TWIST_FRAMEWORK_ENDPOINTS_H_
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "framework/address.h"
+
+namespace twist {
+
+class ClientFactory;
+class DatagramProtocol;
+class Factory;
+class Port;
+class Reactor;
+class UdpPort;
+
+/// Endpoint strings, as Twisted's serverFromString / clientFromString read
+/// them: a type, then ':'-separated arguments, each positional or
+/// key=value; '\' makes the next character literal ('\:' is a colon inside
+/// an argument). Server types:
+///
+///   tcp:PORT[:interface=ADDR][:backlog=N]     (interface "" = every IPv4 one)
+///   tcp6:PORT[:interface=ADDR][:backlog=N]    (interface "::" by default)
+///   unix:PATH[:mode=0666][:lockfile=1][:backlog=N]   (unix:@NAME: abstract)
+///   udp:PORT[:interface=ADDR]
+///
+/// Client types:
+///
+///   tcp:host=H:port=P[:timeout=S][:bindAddress=A]   (or tcp:H:P)
+///   unix:path=P[:timeout=S]                         (or unix:P)
+///
+/// Positional arguments fill the parameters in the order shown (Twisted's
+/// `_parse`: tcp:8000:127.0.0.1 is interface 127.0.0.1). A bad string is
+/// InvalidArgument naming the bad part: "unknown endpoint type 'tpc'",
+/// "port 70000 out of range (0..65535)", "unknown parameter 'foo' for a tcp
+/// endpoint", "mode '999' is not an octal permission", ...
+
+/// Twisted's _tokenize + _parse: `description` split into positional
+/// arguments and key=value parameters, escapes removed. The type is
+/// args[0]. A key given twice is an error (Python's would be a TypeError).
+struct EndpointArguments {
+  std::vector<std::string> args;
+  std::vector<std::pair<std::string, std::string>> kwargs;  // in order
+};
+absl::StatusOr<EndpointArguments> ParseEndpointArguments(absl::string_view description);
+
+/// A server endpoint string, parsed and checked (no socket yet).
+struct ServerEndpointSpec {
+  enum class Type { kTcp, kTcp6, kUnix, kUdp };
+  Type type = Type::kTcp;
+  int port = 0;                // tcp, tcp6, udp
+  std::string interface;       // tcp, tcp6, udp: a numeric address
+  std::optional<int> backlog;  // tcp, tcp6, unix; unset: the caller's default
+  std::string path;            // unix: a file path, or "@name" (abstract)
+  int mode = 0666;             // unix: the socket file's permissions
+  bool lockfile = true;        // unix: guard the path with PATH.lock
+  bool datagram() const { return type == Type::kUdp; }
+  bool abstract() const { return type == Type::kUnix && !path.empty() && path[0] == '@'; }
+};
+absl::StatusOr<ServerEndpointSpec> ParseServerEndpoint(absl::string_view description);
+
+/// A client endpoint string, parsed and checked.
+struct ClientEndpointSpec {
+  enum class Type { kTcp, kUnix };
+  Type type = Type::kTcp;
+  std::string host;  // tcp: a name or a numeric address
+  int port = 0;      // tcp: 1..65535
+  /// timeout=; unset: 30 seconds (Twisted's default).
+  std::optional<absl::Duration> timeout;
+  std::optional<Address> bind_address;  // tcp
+  std::string path;                     // unix ("@name": abstract)
+};
+absl::StatusOr<ClientEndpointSpec> ParseClientEndpoint(absl::string_view description);
+
+/// What a server endpoint's listen() started (Twisted's IListeningPort),
+/// whatever its kind. Small and copyable; the port itself is owned by the
+/// reactor, so this stays valid for the reactor's lifetime.
+class ListeningPort {
+ public:
+  explicit ListeningPort(Port* stream) : stream_(stream) {}
+  explicit ListeningPort(UdpPort* udp) : udp_(udp) {}
+
+  /// Where it listens, as a person reads it: "127.0.0.1:8000",
+  /// "[::1]:8000", "unix:/tmp/echo.sock", "unix:@name",
+  /// "udp:127.0.0.1:9000". The real port when 0 was asked for.
+  std::string describe() const;
+  void stopListening();
+  /// The stream port (tcp, tcp6, unix: a TCP or Unix socket), else nullptr.
+  Port* stream() const { return stream_; }
+  /// The UDP port (udp), else nullptr.
+  UdpPort* udp() const { return udp_; }
+
+ private:
+  Port* stream_ = nullptr;
+  UdpPort* udp_ = nullptr;
+};
+
+/// Twisted's IStreamServerEndpoint, plus the datagram case (udp): one
+/// object per endpoint string, made by serverFromString. A stream endpoint
+/// takes a Factory (listen), a datagram one a DatagramProtocol
+/// (listenDatagram); the other call is InvalidArgument.
+class ServerEndpoint {
+ public:
+  virtual ~ServerEndpoint() = default;
+  /// Listens, building a protocol with `factory` for each connection.
+  virtual absl::StatusOr<ListeningPort> listen(Factory* factory) = 0;
+  /// Binds, delivering every datagram to `protocol` (not owned); longer
+  /// ones than `max_packet_size` are reported as truncated (listenUDP's
+  /// maxPacketSize).
+  virtual absl::StatusOr<ListeningPort> listenDatagram(DatagramProtocol* protocol,
+                                                       size_t max_packet_size = 8192) = 0;
+  virtual bool datagram() const = 0;
+  /// The endpoint as a string (what it was made from, made canonical).
+  virtual std::string describe() const = 0;
+};
+
+/// Twisted's IStreamClientEndpoint: connect() starts one connection
+/// attempt; how it goes reaches `factory` as for Reactor::connectTCP
+/// (startedConnecting, then clientConnectionFailed or the protocol's
+/// callbacks and clientConnectionLost), on a later loop turn, never inside
+/// connect(). The Connector* those callbacks get is for information only
+/// and may be nullptr (a failure of the whole attempt, such as a name that
+/// does not resolve): retry through the endpoint, not the connector.
+/// `factory` must outlive the attempt.
+class ClientEndpoint {
+ public:
+  virtual ~ClientEndpoint() = default;
+  virtual absl::Status connect(ClientFactory* factory) = 0;
+  virtual std::string describe() const = 0;
+};
+
+/// The endpoint `description` names, on `reactor` (Twisted's
+/// serverFromString). A stream endpoint with no backlog= gets
+/// `default_backlog` (Twisted's 50).
+absl::StatusOr<std::unique_ptr<ServerEndpoint>> serverFromString(
+    Reactor* reactor, absl::string_view description, int default_backlog = 50);
+std::unique_ptr<ServerEndpoint> serverFromSpec(Reactor* reactor, ServerEndpointSpec spec,
+                                               int default_backlog = 50);
+
+/// The client endpoint `description` names (Twisted's clientFromString). A
+/// tcp endpoint is a HostnameEndpoint: it resolves the host and races its
+/// addresses (framework/hostname_endpoint.h).
+absl::StatusOr<std::unique_ptr<ClientEndpoint>> clientFromString(
+    Reactor* reactor, absl::string_view description);
+std::unique_ptr<ClientEndpoint> clientFromSpec(Reactor* reactor, ClientEndpointSpec spec);
+
+}  // namespace twist
+
+#endif  // TWIST_FRAMEWORK_ENDPOINTS_H_
