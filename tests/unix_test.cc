@@ -438,7 +438,6 @@ TEST_P(UnixTest, AStaleSocketFileIsReplaced) {
   SocketDir dir;
   const std::string path = dir.path("stale.sock");
   LeaveStaleSocket(path);
-  const ino_t stale = Inode(path);
   auto factory = Factory::forProtocol<Echo>();
   auto reactor = NewReactor();
   absl::StatusOr<Port*> port = reactor->listenUNIX(path, factory.get());
