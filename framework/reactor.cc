@@ -155,15 +155,29 @@ void Reactor::run() {
   Dispatching dispatching(this);
   running_ = true;
   stop_requested_ = false;
-  std::vector<absl::AnyInvocable<void()>> calls = std::move(when_running_);
-  when_running_.clear();
-  for (auto& fn : calls) {
-    fn();
-    processPendingCloses();
-  }
+  // Twisted fires "startup" as the loop starts; callWhenRunning's calls are
+  // its "after" triggers.
+  events_->fire("startup", [this] { processPendingCloses(); });
   while (!stop_requested_) turn(absl::InfiniteDuration());
 
-  // Shut down: no new connections; let the open ones flush and close.
+  // Shut down. The grace bounds all of it: "before shutdown" triggers'
+  // Deferreds (the reactor runs as usual meanwhile), then the flush.
+  shutting_down_ = true;
+  stop_requested_ = false;
+  const absl::Time deadline = monotonic_.now() + options_.shutdown_grace;
+  Deferred<Unit> before =
+      events_->fireBefore("shutdown", [this] { processPendingCloses(); });
+  auto ready = std::make_shared<bool>(false);
+  before.addBoth([ready](absl::StatusOr<Unit>) { *ready = true; });
+  while (!*ready) {
+    absl::Duration left = deadline - monotonic_.now();
+    if (left <= absl::ZeroDuration()) break;
+    turn(left);
+  }
+  before.cancel();  // the grace ended first: they are cancelled
+  stop_requested_ = true;  // the flush below polls without blocking, as before
+
+  // No new connections; let the open ones flush and close.
   stopping_ = true;
   for (auto& port : ports_) port->stopListening();
   abandonConnectors();
@@ -172,7 +186,8 @@ void Reactor::run() {
   for (TcpConnection* c : open) c->loseConnection();
   processPendingCloses();
   dead_.clear();
-  const absl::Time deadline = monotonic_.now() + options_.shutdown_grace;
+  events_->firePhase("shutdown", EventPhase::kDuring,
+                     [this] { processPendingCloses(); });
   while (!connections_.empty()) {
     absl::Duration left = deadline - monotonic_.now();
     if (left <= absl::ZeroDuration()) break;
@@ -185,12 +200,19 @@ void Reactor::run() {
   dead_.clear();
   abandonConnectors();  // attempts begun by callbacks during the grace
   reapIdleConnectors();
+  events_->firePhase("shutdown", EventPhase::kAfter,
+                     [this] { processPendingCloses(); });
+  processPendingCloses();
+  dead_.clear();
   stopping_ = false;
+  shutting_down_ = false;
   running_ = false;
 }
 
 void Reactor::stop() {
-  if (running_) stop_requested_ = true;
+  // While shutting down, a second stop() changes nothing (Twisted raises
+  // ReactorNotRunning once the loop has stopped).
+  if (running_ && !shutting_down_) stop_requested_ = true;
 }
 
 void Reactor::iterate(absl::Duration max_wait) {
@@ -244,7 +266,7 @@ void Reactor::callWhenRunning(absl::AnyInvocable<void()> fn) {
     // closes it asks for are processed when that callback returns.
     fn();
   } else {
-    when_running_.push_back(std::move(fn));
+    events_->add(EventPhase::kAfter, "startup", SystemEvents::MakeTrigger(std::move(fn)));
   }
 }
 
