@@ -15,7 +15,8 @@ namespace {
 
 twist::Deferred<twist::Unit> Echo(std::shared_ptr<twist::Stream> stream) {
   for (;;) {
-    absl::StatusOr<std::string> data = co_await stream->read();
+    // A view of what arrived, valid until the next co_await: no copy.
+    absl::StatusOr<absl::string_view> data = co_await stream->readView();
     if (!data.ok()) co_return absl::OkStatus();  // the peer is gone
     stream->write(*data);
     // Backpressure: a client that does not read holds us here.

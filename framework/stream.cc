@@ -18,15 +18,32 @@ Stream::~Stream() {
 
 Stream::Read Stream::read() { return start(Want::kSome, "", 0); }
 
+void Stream::dropConsumed() {
+  if (consumed_ == 0) return;
+  in_.erase(0, consumed_);
+  consumed_ = 0;
+  scanned_ = 0;
+}
+
+absl::StatusOr<absl::string_view> Stream::takeBufferedView() {
+  if (!in_.empty()) {
+    consumed_ = in_.size();
+    setReading(true);
+    return absl::string_view(in_);
+  }
+  if (loss_.has_value()) return *loss_;
+  return absl::FailedPreconditionError("nothing to read");
+}
+
 Stream::Read Stream::readLine(absl::string_view delimiter, size_t max_length) {
   return start(Want::kLine, delimiter, max_length);
 }
 
 Stream::Read Stream::readExactly(size_t n) { return start(Want::kExactly, "", n); }
 
-Stream::Drain Stream::drain() { return Drain(this); }
 
 Stream::Read Stream::start(Want want, absl::string_view delimiter, size_t n) {
+  dropConsumed();
   if (want_ != Want::kNone) {
     return Read(this, absl::FailedPreconditionError("another read is pending on this stream"));
   }
@@ -46,6 +63,9 @@ bool Stream::readReady() {
       return false;
     case Want::kSome:
       if (!in_.empty()) return true;
+      break;
+    case Want::kView:
+      if (has_direct_ || !in_.empty()) return true;
       break;
     case Want::kExactly:
       if (in_.size() >= n_) return true;
@@ -83,6 +103,7 @@ absl::StatusOr<std::string> Stream::take() {
   bool got = false;
   switch (want) {
     case Want::kNone:
+    case Want::kView:
       break;
     case Want::kSome:
       if (!in_.empty()) {
@@ -121,8 +142,9 @@ void Stream::resumeReader() {
   if (reader_ && readReady()) std::exchange(reader_, nullptr).resume();
 }
 
-void Stream::received(absl::string_view data) {
+void Stream::receivedSlow(absl::string_view data) {
   if (loss_.has_value()) return;
+  dropConsumed();
   in_.append(data.data(), data.size());
   if (in_.size() >= max_buffered_) setReading(false);
   resumeReader();
@@ -151,10 +173,6 @@ void Stream::setReading(bool on) {
   } else {
     transport_->pauseProducing();
   }
-}
-
-void Stream::write(absl::string_view data) {
-  if (transport_ != nullptr) transport_->write(data);
 }
 
 void Stream::loseConnection() {

@@ -57,10 +57,20 @@ class Stream {
   Stream& operator=(const Stream&) = delete;
 
   class Read;
+  class ReadView;
   class Drain;
 
   /// The bytes received and not yet read (at least one), as they came.
   Read read();
+  /// The same without a copy: a view of the bytes, valid until the
+  /// coroutine's next co_await (bytes that arrive while the coroutine waits
+  /// here are handed over where the reactor read them).
+  ReadView readView() {
+    if (consumed_ != 0) dropConsumed();
+    if (want_ != Want::kNone) return ReadView(this, true);
+    want_ = Want::kView;
+    return ReadView(this, false);
+  }
   /// The next line, without its delimiter. A line longer than `max_length`
   /// fails with RESOURCE_EXHAUSTED (and closes the connection).
   Read readLine(absl::string_view delimiter = "\n", size_t max_length = 16384);
@@ -69,10 +79,12 @@ class Stream {
   /// Waits until the write buffer is back below the transport's low water
   /// mark if it went above the high one; at once otherwise. Gives the loss
   /// reason if the connection goes first.
-  Drain drain();
+  Drain drain() { return Drain(this); }
 
   /// Queued for the peer; ignored once the connection is lost.
-  void write(absl::string_view data);
+  void write(absl::string_view data) {
+    if (transport_ != nullptr) transport_->write(data);
+  }
   void loseConnection();
   void abortConnection();
   /// Null once the connection is lost.
@@ -81,7 +93,17 @@ class Stream {
 
   // For StreamProtocol.
   void attach(Transport* t) { transport_ = t; }
-  void received(absl::string_view data);
+  void received(absl::string_view data) {
+    if (reader_ && want_ == Want::kView && in_.empty() && !loss_.has_value()) {
+      // The reader waits for exactly this: handed over without a copy.
+      direct_ = data;
+      has_direct_ = true;
+      std::exchange(reader_, nullptr).resume();
+      has_direct_ = false;  // dead once the coroutine waits again
+      return;
+    }
+    receivedSlow(data);
+  }
   void lost(const absl::Status& reason);
   void writePaused(bool paused);
 
@@ -102,6 +124,26 @@ class Stream {
     Stream* s_;
     std::optional<absl::Status> refused_;  // another read is pending
   };
+  /// `co_await stream->readView()`: gives absl::StatusOr<absl::string_view>.
+  class ReadView {
+   public:
+    // Inline, and without a Status until one is needed: this is the
+    // coroutine echo's per-message path (bench/echo_instructions.py).
+    bool await_ready() const {
+      return refused_ || s_->has_direct_ || !s_->in_.empty() || s_->loss_.has_value();
+    }
+    void await_suspend(std::coroutine_handle<> h) { s_->reader_ = h; }
+    absl::StatusOr<absl::string_view> await_resume() {
+      if (refused_) return absl::FailedPreconditionError("another read is pending on this stream");
+      return s_->takeView();
+    }
+
+   private:
+    friend class Stream;
+    ReadView(Stream* s, bool refused) : s_(s), refused_(refused) {}
+    Stream* s_;
+    bool refused_;
+  };
   /// `co_await stream->drain()`: gives absl::Status.
   class Drain {
    public:
@@ -118,12 +160,24 @@ class Stream {
   };
 
  private:
-  enum class Want { kNone, kSome, kLine, kExactly };
+  enum class Want { kNone, kSome, kView, kLine, kExactly };
 
   Read start(Want want, absl::string_view delimiter, size_t n);
   // Whether what the reader wants is there (or will never be).
   bool readReady();
   absl::StatusOr<std::string> take();
+  void receivedSlow(absl::string_view data);
+  absl::StatusOr<absl::string_view> takeView() {
+    want_ = Want::kNone;
+    if (has_direct_) {
+      has_direct_ = false;
+      return direct_;
+    }
+    return takeBufferedView();
+  }
+  absl::StatusOr<absl::string_view> takeBufferedView();
+  // Forgets the bytes a view handed out (it is dead by now).
+  void dropConsumed();
   void resumeReader();
   void setReading(bool on);
 
@@ -137,6 +191,9 @@ class Stream {
   std::optional<absl::Status> error_;  // the current read failed (too long)
   size_t line_end_ = 0;                // where readReady found the delimiter
   bool line_found_ = false;
+  size_t consumed_ = 0;        // prefix of in_ handed out by readView
+  absl::string_view direct_;   // bytes handed straight from received()
+  bool has_direct_ = false;
   std::optional<absl::Status> loss_;   // the connection is gone
   std::coroutine_handle<> reader_;
   std::coroutine_handle<> drainer_;

@@ -171,6 +171,57 @@ TEST_P(StreamTest, ReactorDestroyedUnderAPendingAwaitResumesIt) {
   EXPECT_TRUE(absl::IsAborted(out.last)) << out.last;
 }
 
+Deferred<Unit> views(std::shared_ptr<Stream> s, std::vector<std::string>* seen) {
+  absl::StatusOr<std::string> line = co_await s->readLine();
+  if (!line.ok()) co_return line.status();
+  seen->push_back(*line);
+  // What came with the line is buffered: the view points into the buffer.
+  for (;;) {
+    absl::StatusOr<absl::string_view> v = co_await s->readView();
+    if (!v.ok()) {
+      seen->push_back(IsEndOfStream(v.status()) ? "EOF" : v.status().ToString());
+      co_return absl::OkStatus();
+    }
+    seen->push_back(std::string(*v));
+    s->write(*v);
+  }
+}
+
+TEST_P(StreamTest, ReadViewGivesBufferedAndFreshBytes) {
+  std::vector<std::string> seen;
+  auto factory = Factory::forProtocol<StreamProtocol>(
+      StreamProtocol::Handler([&](std::shared_ptr<Stream> s) { return views(s, &seen); }));
+  auto reactor = NewReactor();
+  Address addr = Listen(factory.get());
+  BlockingClient c = Connect(addr);
+  ASSERT_TRUE(c.SendAll("line\nrest").ok());
+  ASSERT_TRUE(RunUntil(*reactor, [&] { return seen.size() == 2; }));
+  ASSERT_TRUE(c.SendAll("more").ok());
+  ASSERT_TRUE(RunUntil(*reactor, [&] { return seen.size() == 3; }));
+  c.ShutdownWrite();
+  ASSERT_TRUE(RunUntil(*reactor, [&] { return seen.size() == 4; }));
+  EXPECT_EQ(seen, (std::vector<std::string>{"line", "rest", "more", "EOF"}));
+  EXPECT_EQ(*c.ReadUntilClosed(), "restmore");
+}
+
+Deferred<Unit> twoReads(std::shared_ptr<Stream> s, absl::Status* second) {
+  Stream::Read first = s->read();
+  absl::StatusOr<std::string> r = co_await s->read();  // while `first` is pending
+  *second = r.status();
+  co_return absl::OkStatus();
+}
+
+TEST_P(StreamTest, ASecondConcurrentReadIsRefused) {
+  absl::Status second;
+  auto factory = Factory::forProtocol<StreamProtocol>(StreamProtocol::Handler(
+      [&](std::shared_ptr<Stream> s) { return twoReads(s, &second); }));
+  auto reactor = NewReactor();
+  Address addr = Listen(factory.get());
+  BlockingClient c = Connect(addr);
+  ASSERT_TRUE(RunUntil(*reactor, [&] { return !second.ok(); }));
+  EXPECT_TRUE(absl::IsFailedPrecondition(second)) << second;
+}
+
 INSTANTIATE_TEST_SUITE_P(AllPollers, StreamTest, ::testing::ValuesIn(PollerNames()),
                          [](const auto& info) { return info.param; });
 
