@@ -118,6 +118,33 @@ ThreadPool& Reactor::threadPool() {
   return *thread_pool_;
 }
 
+absl::Status Reactor::callInThread(absl::AnyInvocable<void()> work,
+                                   absl::AnyInvocable<void()> done) {
+  if (thread_handoff_ == nullptr) {
+    thread_handoff_ = std::make_shared<ThreadHandoff>();
+    thread_handoff_->reactor = this;
+  }
+  const uint64_t id = ++next_thread_call_;
+  thread_done_[id] = std::move(done);
+  absl::Status s = threadPool().callInThread(
+      [handoff = thread_handoff_, work = std::move(work), id]() mutable {
+        work();
+        work = nullptr;  // what it captured goes here, not on the reactor
+        std::lock_guard<std::mutex> lock(handoff->mu);
+        if (handoff->reactor == nullptr) return;
+        Reactor* r = handoff->reactor;
+        r->callFromThread([r, id] {
+          auto it = r->thread_done_.find(id);
+          if (it == r->thread_done_.end()) return;
+          absl::AnyInvocable<void()> fn = std::move(it->second);
+          r->thread_done_.erase(it);
+          fn();
+        });
+      });
+  if (!s.ok()) thread_done_.erase(id);
+  return s;
+}
+
 absl::Status Reactor::init() {
   int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (efd < 0) return absl::ErrnoToStatus(errno, "eventfd");
@@ -131,6 +158,10 @@ absl::Status Reactor::init() {
 }
 
 Reactor::~Reactor() {
+  if (thread_handoff_ != nullptr) {
+    std::lock_guard<std::mutex> lock(thread_handoff_->mu);
+    thread_handoff_->reactor = nullptr;  // pool tasks still running call nothing
+  }
   // Abort what is left so that every protocol still gets connectionLost;
   // no client reconnects from there.
   Dispatching dispatching(this);

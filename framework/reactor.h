@@ -149,6 +149,13 @@ class Reactor : public ReactorTime {
   /// The reactor's thread pool (Twisted's getThreadPool()): a few threads,
   /// started on first use, for blocking work such as name resolution.
   ThreadPool& threadPool();
+  /// Runs `work` on the thread pool, then `done` on the reactor's thread
+  /// (Twisted's callInThread followed by callFromThread; what
+  /// deferToThread is made of). `done` never leaves the reactor's thread:
+  /// if the reactor is destroyed first, it is dropped there, not run.
+  /// ResourceExhausted (nothing runs) if the pool cannot take `work`.
+  absl::Status callInThread(absl::AnyInvocable<void()> work,
+                            absl::AnyInvocable<void()> done);
 
  private:
   friend class Connector;
@@ -214,6 +221,15 @@ class Reactor : public ReactorTime {
   int reserve_fd_ = -1;
   std::shared_ptr<const NameResolver> resolver_;  // shared with pool tasks
   std::unique_ptr<ThreadPool> thread_pool_;       // made on first use
+  // callInThread: pool tasks reach the reactor only through this, which
+  // the destructor clears under its mutex.
+  struct ThreadHandoff {
+    std::mutex mu;
+    Reactor* reactor = nullptr;
+  };
+  std::shared_ptr<ThreadHandoff> thread_handoff_;
+  absl::flat_hash_map<uint64_t, absl::AnyInvocable<void()>> thread_done_;
+  uint64_t next_thread_call_ = 0;
 
   // shared: a Deferred that fires after the reactor is gone finds nothing.
   std::shared_ptr<SystemEvents> events_ = std::make_shared<SystemEvents>();
