@@ -132,6 +132,33 @@ struct Reactor::ResolveHandoff {
   Reactor* reactor;  // guarded by mu
 };
 
+absl::Status Reactor::callInThread(absl::AnyInvocable<void()> work,
+                                   absl::AnyInvocable<void()> done) {
+  if (thread_handoff_ == nullptr) {
+    thread_handoff_ = std::make_shared<ThreadHandoff>();
+    thread_handoff_->reactor = this;
+  }
+  const uint64_t id = ++next_thread_call_;
+  thread_done_[id] = std::move(done);
+  absl::Status s = threadPool().callInThread(
+      [handoff = thread_handoff_, work = std::move(work), id]() mutable {
+        work();
+        work = nullptr;  // what it captured goes here, not on the reactor
+        std::lock_guard<std::mutex> lock(handoff->mu);
+        if (handoff->reactor == nullptr) return;
+        Reactor* r = handoff->reactor;
+        r->callFromThread([r, id] {
+          auto it = r->thread_done_.find(id);
+          if (it == r->thread_done_.end()) return;
+          absl::AnyInvocable<void()> fn = std::move(it->second);
+          r->thread_done_.erase(it);
+          fn();
+        });
+      });
+  if (!s.ok()) thread_done_.erase(id);
+  return s;
+}
+
 absl::Status Reactor::init() {
   resolve_handoff_ = std::make_shared<ResolveHandoff>();
   resolve_handoff_->reactor = this;
@@ -150,6 +177,10 @@ Reactor::~Reactor() {
   if (resolve_handoff_ != nullptr) {
     std::lock_guard<std::mutex> lock(resolve_handoff_->mu);
     resolve_handoff_->reactor = nullptr;
+  }
+  if (thread_handoff_ != nullptr) {
+    std::lock_guard<std::mutex> lock(thread_handoff_->mu);
+    thread_handoff_->reactor = nullptr;  // pool tasks still running call nothing
   }
   // Abort what is left so that every protocol still gets connectionLost;
   // no client reconnects from there.
@@ -177,15 +208,29 @@ void Reactor::run() {
   Dispatching dispatching(this);
   running_ = true;
   stop_requested_ = false;
-  std::vector<absl::AnyInvocable<void()>> calls = std::move(when_running_);
-  when_running_.clear();
-  for (auto& fn : calls) {
-    fn();
-    processPendingCloses();
-  }
+  // Twisted fires "startup" as the loop starts; callWhenRunning's calls are
+  // its "after" triggers.
+  events_->fire("startup", [this] { processPendingCloses(); });
   while (!stop_requested_) turn(absl::InfiniteDuration());
 
-  // Shut down: no new connections; let the open ones flush and close.
+  // Shut down. The grace bounds all of it: "before shutdown" triggers'
+  // Deferreds (the reactor runs as usual meanwhile), then the flush.
+  shutting_down_ = true;
+  stop_requested_ = false;
+  const absl::Time deadline = monotonic_.now() + options_.shutdown_grace;
+  Deferred<Unit> before =
+      events_->fireBefore("shutdown", [this] { processPendingCloses(); });
+  auto ready = std::make_shared<bool>(false);
+  before.addBoth([ready](absl::StatusOr<Unit>) { *ready = true; });
+  while (!*ready) {
+    absl::Duration left = deadline - monotonic_.now();
+    if (left <= absl::ZeroDuration()) break;
+    turn(left);
+  }
+  before.cancel();  // the grace ended first: they are cancelled
+  stop_requested_ = true;  // the flush below polls without blocking, as before
+
+  // No new connections; let the open ones flush and close.
   stopping_ = true;
   for (auto& port : ports_) port->stopListening();
   // A callback may add ports: index, not iterators.
@@ -196,7 +241,8 @@ void Reactor::run() {
   for (StreamConnection* c : open) c->loseConnection();
   processPendingCloses();
   dead_.clear();
-  const absl::Time deadline = monotonic_.now() + options_.shutdown_grace;
+  events_->firePhase("shutdown", EventPhase::kDuring,
+                     [this] { processPendingCloses(); });
   while (!connections_.empty()) {
     absl::Duration left = deadline - monotonic_.now();
     if (left <= absl::ZeroDuration()) break;
@@ -209,12 +255,19 @@ void Reactor::run() {
   dead_.clear();
   abandonConnectors();  // attempts begun by callbacks during the grace
   reapIdleConnectors();
+  events_->firePhase("shutdown", EventPhase::kAfter,
+                     [this] { processPendingCloses(); });
+  processPendingCloses();
+  dead_.clear();
   stopping_ = false;
+  shutting_down_ = false;
   running_ = false;
 }
 
 void Reactor::stop() {
-  if (running_) stop_requested_ = true;
+  // While shutting down, a second stop() changes nothing (Twisted raises
+  // ReactorNotRunning once the loop has stopped).
+  if (running_ && !shutting_down_) stop_requested_ = true;
 }
 
 void Reactor::iterate(absl::Duration max_wait) {
@@ -268,7 +321,7 @@ void Reactor::callWhenRunning(absl::AnyInvocable<void()> fn) {
     // closes it asks for are processed when that callback returns.
     fn();
   } else {
-    when_running_.push_back(std::move(fn));
+    events_->add(EventPhase::kAfter, "startup", SystemEvents::MakeTrigger(std::move(fn)));
   }
 }
 

@@ -22,6 +22,7 @@
 #include "framework/poller.h"
 #include "framework/protocol.h"
 #include "framework/reactor_time.h"
+#include "framework/system_event.h"
 #include "framework/tcp_connector.h"
 #include "framework/thread_pool.h"
 
@@ -96,8 +97,29 @@ class Reactor : public ReactorTime {
   DelayedCall callLater(absl::Duration delay, absl::AnyInvocable<void()> fn) override;
   /// Runs `fn` when run() starts (at once if it is already running, as in
   /// Twisted; closes it asks for still wait until the current callback
-  /// returns).
+  /// returns). Not yet running, it is an "after startup" trigger.
   void callWhenRunning(absl::AnyInvocable<void()> fn);
+
+  /// Runs `fn` when `event` is fired, in `phase` (Twisted's
+  /// addSystemEventTrigger). The reactor fires "startup" when run() starts
+  /// and "shutdown" after stop(); users fire their own events with
+  /// fireSystemEvent. `fn` returns void or a Deferred<Unit>: a "before"
+  /// trigger's Deferred holds the "during" and "after" triggers back until
+  /// it fires, so a "before shutdown" trigger delays the shutdown (the
+  /// reactor keeps running meanwhile), for at most shutdown_grace. A
+  /// trigger runs once: firing an event consumes its triggers.
+  template <class F>
+  TriggerId addSystemEventTrigger(EventPhase phase, absl::string_view event, F fn) {
+    return events_->add(phase, event, SystemEvents::MakeTrigger(std::move(fn)));
+  }
+  /// NotFound if the trigger already ran or was removed.
+  absl::Status removeSystemEventTrigger(TriggerId id) { return events_->remove(id); }
+  /// Fires `event`'s triggers (Twisted's fireSystemEvent); see
+  /// addSystemEventTrigger. "startup" and "shutdown" are the reactor's to
+  /// fire.
+  void fireSystemEvent(absl::string_view event) {
+    events_->fire(event, [] {});
+  }
   /// Thread-safe: runs `fn` on the reactor's thread soon, waking it up.
   void callFromThread(absl::AnyInvocable<void()> fn);
   /// The reactor's current time (Twisted's reactor.seconds()).
@@ -206,6 +228,13 @@ class Reactor : public ReactorTime {
   /// The reactor's thread pool (Twisted's getThreadPool()): a few threads,
   /// started on first use, for blocking work such as name resolution.
   ThreadPool& threadPool();
+  /// Runs `work` on the thread pool, then `done` on the reactor's thread
+  /// (Twisted's callInThread followed by callFromThread; what
+  /// deferToThread is made of). `done` never leaves the reactor's thread:
+  /// if the reactor is destroyed first, it is dropped there, not run.
+  /// ResourceExhausted (nothing runs) if the pool cannot take `work`.
+  absl::Status callInThread(absl::AnyInvocable<void()> work,
+                            absl::AnyInvocable<void()> done);
 
  private:
   friend class Connector;
@@ -281,7 +310,18 @@ class Reactor : public ReactorTime {
   uint64_t next_resolution_ = 0;
   std::shared_ptr<ResolveHandoff> resolve_handoff_;
 
-  std::vector<absl::AnyInvocable<void()>> when_running_;
+  // callInThread: pool tasks reach the reactor only through this, which
+  // the destructor clears under its mutex.
+  struct ThreadHandoff {
+    std::mutex mu;
+    Reactor* reactor = nullptr;
+  };
+  std::shared_ptr<ThreadHandoff> thread_handoff_;
+  absl::flat_hash_map<uint64_t, absl::AnyInvocable<void()>> thread_done_;
+  uint64_t next_thread_call_ = 0;
+
+  // shared: a Deferred that fires after the reactor is gone finds nothing.
+  std::shared_ptr<SystemEvents> events_ = std::make_shared<SystemEvents>();
   std::unique_ptr<Waker> waker_;
   std::unique_ptr<SignalWatcher> signals_;
   // std::mutex, not absl::Mutex: Debian's Abseil is not built for
@@ -296,6 +336,7 @@ class Reactor : public ReactorTime {
   bool warned_refused_ = false;  // say once that connections are refused
   bool stop_requested_ = false;
   bool stopping_ = false;  // shutting down: no new outgoing connections
+  bool shutting_down_ = false;  // from stop() until run() returns
 };
 
 /// Size of the reactor's shared read buffer: the most one read() takes.

@@ -26,9 +26,19 @@ using testing::Subprocess;
 
 constexpr absl::Duration kWait = absl::Seconds(20);
 
+// The same tests check examples/coro_echo_server (coro_echo_server_test):
+// same flags, same observable behaviour.
+#ifdef TWIST_CORO_ECHO
+constexpr char kName[] = "coro_echo_server";
+#else
+constexpr char kName[] = "echo_server";
+#endif
+const std::string kServer = absl::StrCat("examples/", kName);
+std::string Named(absl::string_view message) { return absl::StrCat(kName, message); }
+
 Subprocess StartServer(const std::vector<std::string>& args) {
   absl::StatusOr<Subprocess> p =
-      Subprocess::Start(testing::RunfilePath("examples/echo_server"), args);
+      Subprocess::Start(testing::RunfilePath(kServer), args);
   EXPECT_TRUE(p.ok()) << p.status();
   return *std::move(p);
 }
@@ -44,7 +54,7 @@ int PortOf(const std::string& line, const std::string& host) {
 
 void ExpectOneLineError(const std::vector<std::string>& args,
                         const std::string& expected) {
-  testing::ExpectOneLineFailure("examples/echo_server", args, expected);
+  testing::ExpectOneLineFailure(kServer, args, expected);
 }
 
 class EchoServerTest : public ::testing::TestWithParam<int> {};
@@ -123,21 +133,21 @@ TEST(EchoServerFlags, DualStackServesAnIPv4Client) {
 
 TEST(EchoServerFlags, PortOutOfRange) {
   ExpectOneLineError({"--port=70000"},
-                     "echo_server: invalid --port 70000: must be 0..65535");
+                     Named(": invalid --port 70000: must be 0..65535"));
   ExpectOneLineError({"--port=-1"},
-                     "echo_server: invalid --port -1: must be 0..65535");
+                     Named(": invalid --port -1: must be 0..65535"));
 }
 
 TEST(EchoServerFlags, UnknownReactor) {
   ExpectOneLineError(
       {"--reactor=kqueue"},
-      "echo_server: --reactor: unknown reactor 'kqueue': expected one of epoll, poll, select");
+      Named(": --reactor: unknown reactor 'kqueue': expected one of epoll, poll, select"));
 }
 
 TEST(EchoServerFlags, PortInUse) {
   testing::BusyPort busy;
   ExpectOneLineError({absl::StrCat("--port=", busy.port())},
-                     absl::StrCat("echo_server: cannot listen on 127.0.0.1:", busy.port(),
+                     absl::StrCat(kName, ": cannot listen on 127.0.0.1:", busy.port(),
                                   ": Address already in use"));
 }
 
@@ -149,7 +159,7 @@ TEST(EchoServerFlags, HostThatIsNotAnAddress) {
   absl::StatusOr<int> status = p.Wait(kWait);
   ASSERT_TRUE(status.ok());
   EXPECT_NE(WEXITSTATUS(*status), 0);
-  EXPECT_THAT(p.err(), ::testing::StartsWith("echo_server: cannot resolve 'no-such-host.invalid'"));
+  EXPECT_THAT(p.err(), ::testing::StartsWith(Named(": cannot resolve 'no-such-host.invalid'")));
   EXPECT_EQ(std::count(p.err().begin(), p.err().end(), '\n'), 1);
 }
 

@@ -1,0 +1,229 @@
+// Straight-line coroutine protocols (Stream) over real loopback sockets on
+// every poller: lines and exact reads, a peer that disconnects mid-await, a
+// slow reader that the coroutine waits for (drain), and a reactor destroyed
+// under a pending await (ASan checks that nothing leaks).
+
+#include "framework/stream.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "framework/coro.h"
+#include "framework/errors.h"
+#include "framework/reactor.h"
+#include "gtest/gtest.h"
+#include "tests/test_util.h"
+
+namespace twist {
+namespace {
+
+using testing::BlockingClient;
+using testing::RunUntil;
+
+class StreamTest : public testing::PollerTest {};
+
+struct Outcome {
+  std::vector<std::string> seen;
+  absl::Status last;
+  bool done = false;
+};
+
+Deferred<Unit> shout(std::shared_ptr<Stream> s, Outcome* out) {
+  for (;;) {
+    absl::StatusOr<std::string> line = co_await s->readLine("\r\n");
+    if (!line.ok()) {
+      out->last = line.status();
+      break;
+    }
+    out->seen.push_back(*line);
+    if (*line == "four") {
+      absl::StatusOr<std::string> four = co_await s->readExactly(4);
+      if (!four.ok()) co_return four.status();
+      out->seen.push_back("exactly:" + *four);
+      continue;
+    }
+    s->write(absl::AsciiStrToUpper(*line) + "\r\n");
+  }
+  out->done = true;
+  co_return absl::OkStatus();
+}
+
+TEST_P(StreamTest, LinesAndExactReadsInStraightLineCode) {
+  Outcome out;
+  auto factory = Factory::forProtocol<StreamProtocol>(
+      StreamProtocol::Handler([&](std::shared_ptr<Stream> s) { return shout(s, &out); }));
+  auto reactor = NewReactor();
+  Address addr = Listen(factory.get());
+  BlockingClient c = Connect(addr);
+  ASSERT_TRUE(c.SendAll("one\r\ntw").ok());
+  ASSERT_TRUE(RunUntil(*reactor, [&] { return out.seen.size() == 1; }));
+  ASSERT_TRUE(c.SendAll("o\r\nfour\r\nabcdthree\r\n").ok());
+  ASSERT_TRUE(RunUntil(*reactor, [&] { return out.seen.size() == 5; }));
+  EXPECT_EQ(out.seen, (std::vector<std::string>{"one", "two", "four", "exactly:abcd", "three"}));
+  c.ShutdownWrite();
+  ASSERT_TRUE(RunUntil(*reactor, [&] { return out.done && reactor->connectionCount() == 0; }));
+  EXPECT_TRUE(IsEndOfStream(out.last)) << out.last;
+  absl::StatusOr<std::string> back = c.ReadUntilClosed();
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, "ONE\r\nTWO\r\nTHREE\r\n");
+}
+
+TEST_P(StreamTest, PeerThatDisconnectsMidAwaitResumesItWithTheReason) {
+  Outcome out;
+  auto factory = Factory::forProtocol<StreamProtocol>(
+      StreamProtocol::Handler([&](std::shared_ptr<Stream> s) { return shout(s, &out); }));
+  auto reactor = NewReactor();
+  Address addr = Listen(factory.get());
+  BlockingClient c = Connect(addr);
+  ASSERT_TRUE(c.SendAll("half a li").ok());
+  ASSERT_TRUE(RunUntil(*reactor, [&] { return reactor->connectionCount() == 1; }));
+  testing::PollerTest::Spin(*reactor);
+  EXPECT_FALSE(out.done);
+  c.Reset();
+  ASSERT_TRUE(RunUntil(*reactor, [&] { return out.done; }));
+  EXPECT_TRUE(IsConnectionLost(out.last)) << out.last;
+}
+
+TEST_P(StreamTest, TooLongLineFailsTheReadAndCloses) {
+  absl::Status got;
+  bool done = false;
+  auto factory = Factory::forProtocol<StreamProtocol>(StreamProtocol::Handler(
+      [&](std::shared_ptr<Stream> s) -> Deferred<Unit> {
+        absl::StatusOr<std::string> line = co_await s->readLine("\n", 8);
+        got = line.status();
+        done = true;
+        co_return absl::OkStatus();
+      }));
+  auto reactor = NewReactor();
+  Address addr = Listen(factory.get());
+  BlockingClient c = Connect(addr);
+  ASSERT_TRUE(c.SendAll("0123456789\n").ok());
+  ASSERT_TRUE(RunUntil(*reactor, [&] { return done; }));
+  EXPECT_TRUE(absl::IsResourceExhausted(got)) << got;
+  EXPECT_TRUE(c.ReadUntilClosed().ok());
+}
+
+// Writes `total` bytes in 16 KiB pieces, waiting for the buffer to drain
+// whenever the transport says it is above its high mark.
+Deferred<Unit> flood(std::shared_ptr<Stream> s, size_t total, size_t* max_buffered,
+                     int* waits, absl::Status* end) {
+  const std::string piece = testing::Pattern(16 * 1024);
+  for (size_t sent = 0; sent < total; sent += piece.size()) {
+    s->write(piece);
+    *max_buffered = std::max(*max_buffered, s->transport()->bufferedBytes());
+    bool paused = !s->drain().await_ready();
+    if (paused) ++*waits;
+    absl::Status d = co_await s->drain();
+    if (!d.ok()) {
+      *end = d;
+      co_return d;
+    }
+  }
+  s->loseConnection();
+  *end = absl::OkStatus();
+  co_return absl::OkStatus();
+}
+
+TEST_P(StreamTest, SlowReaderHoldsTheWriterBackAtTheHighMark) {
+  constexpr size_t kTotal = 4 << 20;
+  size_t max_buffered = 0;
+  int waits = 0;
+  absl::Status end = absl::UnknownError("running");
+  auto factory = Factory::forProtocol<StreamProtocol>(StreamProtocol::Handler(
+      [&](std::shared_ptr<Stream> s) { return flood(s, kTotal, &max_buffered, &waits, &end); }));
+  auto reactor = NewReactor();
+  Address addr = Listen(factory.get(), testing::kSmallBuffers);
+  BlockingClient c = Connect(addr, testing::kSmallBuffers);
+  // Nobody reads: the coroutine must stop at the high water mark.
+  ASSERT_TRUE(RunUntil(*reactor, [&] { return waits > 0; }));
+  testing::PollerTest::Spin(*reactor, 100);
+  // Held back: 4 MiB cannot fit in the pinned kernel buffers and the
+  // transport's queue, so the coroutine is still waiting.
+  EXPECT_TRUE(absl::IsUnknown(end));
+  // Now read everything; the reactor and the reads alternate.
+  std::string got;
+  while (got.size() < kTotal) {
+    ASSERT_TRUE(RunUntil(*reactor, [&] { return testing::PendingBytes(c.fd()) > 0; }));
+    absl::StatusOr<std::string> part = c.ReadExactly(testing::PendingBytes(c.fd()));
+    ASSERT_TRUE(part.ok()) << part.status();
+    got += *part;
+  }
+  ASSERT_TRUE(RunUntil(*reactor, [&] { return end.ok(); }));
+  EXPECT_EQ(got.size(), kTotal);
+  EXPECT_GT(waits, 1);
+  // Never more than the high mark (64 KiB) plus the piece that crossed it.
+  EXPECT_LE(max_buffered, 64u * 1024 + 16 * 1024);
+}
+
+TEST_P(StreamTest, ReactorDestroyedUnderAPendingAwaitResumesIt) {
+  Outcome out;
+  auto factory = Factory::forProtocol<StreamProtocol>(
+      StreamProtocol::Handler([&](std::shared_ptr<Stream> s) { return shout(s, &out); }));
+  auto reactor = NewReactor();
+  Address addr = Listen(factory.get());
+  BlockingClient c = Connect(addr);
+  ASSERT_TRUE(RunUntil(*reactor, [&] { return reactor->connectionCount() == 1; }));
+  reactor.reset();
+  EXPECT_TRUE(out.done);
+  EXPECT_TRUE(absl::IsAborted(out.last)) << out.last;
+}
+
+Deferred<Unit> views(std::shared_ptr<Stream> s, std::vector<std::string>* seen) {
+  absl::StatusOr<std::string> line = co_await s->readLine();
+  if (!line.ok()) co_return line.status();
+  seen->push_back(*line);
+  // What came with the line is buffered: the view points into the buffer.
+  for (;;) {
+    absl::StatusOr<absl::string_view> v = co_await s->readView();
+    if (!v.ok()) {
+      seen->push_back(IsEndOfStream(v.status()) ? "EOF" : v.status().ToString());
+      co_return absl::OkStatus();
+    }
+    seen->push_back(std::string(*v));
+    s->write(*v);
+  }
+}
+
+TEST_P(StreamTest, ReadViewGivesBufferedAndFreshBytes) {
+  std::vector<std::string> seen;
+  auto factory = Factory::forProtocol<StreamProtocol>(
+      StreamProtocol::Handler([&](std::shared_ptr<Stream> s) { return views(s, &seen); }));
+  auto reactor = NewReactor();
+  Address addr = Listen(factory.get());
+  BlockingClient c = Connect(addr);
+  ASSERT_TRUE(c.SendAll("line\nrest").ok());
+  ASSERT_TRUE(RunUntil(*reactor, [&] { return seen.size() == 2; }));
+  ASSERT_TRUE(c.SendAll("more").ok());
+  ASSERT_TRUE(RunUntil(*reactor, [&] { return seen.size() == 3; }));
+  c.ShutdownWrite();
+  ASSERT_TRUE(RunUntil(*reactor, [&] { return seen.size() == 4; }));
+  EXPECT_EQ(seen, (std::vector<std::string>{"line", "rest", "more", "EOF"}));
+  EXPECT_EQ(*c.ReadUntilClosed(), "restmore");
+}
+
+Deferred<Unit> twoReads(std::shared_ptr<Stream> s, absl::Status* second) {
+  Stream::Read first = s->read();
+  absl::StatusOr<std::string> r = co_await s->read();  // while `first` is pending
+  *second = r.status();
+  co_return absl::OkStatus();
+}
+
+TEST_P(StreamTest, ASecondConcurrentReadIsRefused) {
+  absl::Status second;
+  auto factory = Factory::forProtocol<StreamProtocol>(StreamProtocol::Handler(
+      [&](std::shared_ptr<Stream> s) { return twoReads(s, &second); }));
+  auto reactor = NewReactor();
+  Address addr = Listen(factory.get());
+  BlockingClient c = Connect(addr);
+  ASSERT_TRUE(RunUntil(*reactor, [&] { return !second.ok(); }));
+  EXPECT_TRUE(absl::IsFailedPrecondition(second)) << second;
+}
+
+INSTANTIATE_TEST_SUITE_P(AllPollers, StreamTest, ::testing::ValuesIn(PollerNames()),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
+}  // namespace twist
