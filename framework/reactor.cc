@@ -124,14 +124,6 @@ ThreadPool& Reactor::threadPool() {
   return *thread_pool_;
 }
 
-// What a resolve() task on the pool reaches the reactor by; cleared when
-// the reactor goes, so a late answer is dropped instead of delivered to
-// freed memory.
-struct Reactor::ResolveHandoff {
-  std::mutex mu;
-  Reactor* reactor;  // guarded by mu
-};
-
 absl::Status Reactor::callInThread(absl::AnyInvocable<void()> work,
                                    absl::AnyInvocable<void()> done) {
   if (thread_handoff_ == nullptr) {
@@ -160,8 +152,6 @@ absl::Status Reactor::callInThread(absl::AnyInvocable<void()> work,
 }
 
 absl::Status Reactor::init() {
-  resolve_handoff_ = std::make_shared<ResolveHandoff>();
-  resolve_handoff_->reactor = this;
   int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (efd < 0) return absl::ErrnoToStatus(errno, "eventfd");
   waker_ = std::make_unique<Waker>(this, efd);
@@ -174,10 +164,6 @@ absl::Status Reactor::init() {
 }
 
 Reactor::~Reactor() {
-  if (resolve_handoff_ != nullptr) {
-    std::lock_guard<std::mutex> lock(resolve_handoff_->mu);
-    resolve_handoff_->reactor = nullptr;
-  }
   if (thread_handoff_ != nullptr) {
     std::lock_guard<std::mutex> lock(thread_handoff_->mu);
     thread_handoff_->reactor = nullptr;  // pool tasks still running call nothing
@@ -547,17 +533,14 @@ uint64_t Reactor::resolve(absl::string_view host, int port, ResolveCallback done
   // While stopping, nothing new starts: abandonConnectors() delivers the
   // cancellation before run() returns.
   if (stopping_) return id;
-  absl::Status s = threadPool().callInThread(
-      [handoff = resolve_handoff_, resolver = resolver_, host = std::string(host),
-       port, id] {
-        absl::StatusOr<std::vector<Address>> result = (*resolver)(host, port);
-        std::lock_guard<std::mutex> lock(handoff->mu);
-        if (handoff->reactor == nullptr) return;
-        Reactor* r = handoff->reactor;
-        r->callFromThread([r, id, result = std::move(result)]() mutable {
-          r->finishResolve(id, std::move(result));
-        });
-      });
+  // The pool thread writes the answer, the reactor's thread reads it after
+  // callInThread's hand-off (callFromThread's mutex orders the two).
+  auto answer = std::make_shared<absl::StatusOr<std::vector<Address>>>();
+  absl::Status s = callInThread(
+      [resolver = resolver_, host = std::string(host), port, answer] {
+        *answer = (*resolver)(host, port);
+      },
+      [this, id, answer] { finishResolve(id, std::move(*answer)); });
   if (!s.ok()) {
     // Never inside the caller's call: on the next turn.
     callLater(absl::ZeroDuration(), [this, id, host = std::string(host), s] {

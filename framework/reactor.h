@@ -265,7 +265,6 @@ class Reactor : public ReactorTime {
   // Stopping: resolutions under way end (cancelled). True if any did.
   bool abandonResolutions();
   void finishResolve(uint64_t id, absl::StatusOr<std::vector<Address>> result);
-  struct ResolveHandoff;
   // Stopping: every connector's attempt or pending retry ends (cancelled).
   void abandonConnectors();
   // Called by a transport once connectionLost has run: it is destroyed at
@@ -305,10 +304,10 @@ class Reactor : public ReactorTime {
   int reserve_fd_ = -1;
   std::shared_ptr<const NameResolver> resolver_;  // shared with pool tasks
   std::unique_ptr<ThreadPool> thread_pool_;       // made on first use
-  // resolve(): the callbacks still owed, and what pool tasks reach us by.
+  // resolve(): the callbacks still owed (resolutions run through
+  // callInThread).
   absl::flat_hash_map<uint64_t, ResolveCallback> resolutions_;
   uint64_t next_resolution_ = 0;
-  std::shared_ptr<ResolveHandoff> resolve_handoff_;
 
   // callInThread: pool tasks reach the reactor only through this, which
   // the destructor clears under its mutex.
