@@ -214,7 +214,6 @@ void Reactor::run() {
     turn(left);
   }
   before.cancel();  // the grace ended first: they are cancelled
-  stop_requested_ = true;  // the flush below polls without blocking, as before
 
   // No new connections; let the open ones flush and close.
   stopping_ = true;

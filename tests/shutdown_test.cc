@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -159,6 +160,13 @@ TEST_P(ShutdownTest, SigtermFlushesQueuedOutputToAClientThatReadsLate) {
   EXPECT_TRUE(IsConnectionDone(sent_.reason)) << sent_.reason;
 }
 
+// CPU time of the calling thread.
+absl::Duration ThreadCpuTime() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return absl::DurationFromTimespec(ts);
+}
+
 TEST_P(ShutdownTest, StopAbortsWhatHasNotFlushedWhenTheGraceEnds) {
   const absl::Duration grace = absl::Milliseconds(300);
   std::unique_ptr<Reactor> reactor = MakeReactor(grace);
@@ -167,14 +175,19 @@ TEST_P(ShutdownTest, StopAbortsWhatHasNotFlushedWhenTheGraceEnds) {
   ASSERT_FALSE(HasFailure());
   MonotonicClock real;
   absl::Time stopped;
+  absl::Duration cpu_at_stop;
   reactor->callLater(absl::ZeroDuration(), [&] {
     stopped = real.now();
+    cpu_at_stop = ThreadCpuTime();
     reactor->stop();
   });
   reactor->run();  // the client never reads while it runs
   const absl::Duration took = real.now() - stopped;
   EXPECT_GE(took, grace) << "aborted before the grace ended";
   EXPECT_LT(took, grace + absl::Seconds(2)) << "not aborted when the grace ended";
+  // The loop waits for the client or the deadline; it does not spin through
+  // the grace (which would cost about the grace in CPU time).
+  EXPECT_LT(ThreadCpuTime() - cpu_at_stop, grace / 6) << "the loop spins during the grace";
   ASSERT_TRUE(sent_.lost);
   EXPECT_TRUE(IsConnectionAborted(sent_.reason)) << sent_.reason;
   // The client gets what the kernel held, then the end: twist's queue is gone.
