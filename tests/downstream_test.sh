@@ -24,8 +24,8 @@ fi
 
 # Bazel runs tests with a reduced environment: give the inner Bazel the
 # user's home (its cache lives there) and drop the outer test's variables.
-HOME="$(getent passwd "$(id -u)" | cut -d: -f6)"
-export HOME
+home="$(getent passwd "$(id -u)" | cut -d: -f6 || true)"
+export HOME="${home:-${HOME:-/tmp}}"
 unset TEST_TMPDIR TEST_SRCDIR TEST_WORKSPACE RUNFILES_DIR JAVA_RUNFILES PYTHON_RUNFILES
 
 cd "$root/examples/downstream"
