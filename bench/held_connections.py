@@ -19,12 +19,7 @@ import statistics
 import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        return int(re.search(r"VmRSS:\s+(\d+) kB", f.read()).group(1))
+from run import ROOT, proc_rss_kib, raise_fd_limit
 
 
 def one_round(server, n):
@@ -39,7 +34,7 @@ def one_round(server, n):
         for s in warm:
             s.sendall(b"w")
             s.recv(1)
-        before = rss_kib(proc.pid)
+        before = proc_rss_kib(proc.pid)
         held = []
         for _ in range(n):
             s = socket.create_connection(addr)
@@ -47,7 +42,7 @@ def one_round(server, n):
             if s.recv(1) != b"x":
                 sys.exit("held_connections: a connection did not echo")
             held.append(s)
-        after = rss_kib(proc.pid)
+        after = proc_rss_kib(proc.pid)
         for s in held + warm:
             s.close()
         return (after - before) * 1024 / n
@@ -62,12 +57,11 @@ def main():
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--server", default=os.path.join(ROOT, "bazel-bin", "examples", "echo_server"))
     a = p.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     need = a.connections + 200
-    if soft < need:
-        if hard < need:
-            sys.exit(f"held_connections: needs {need} descriptors, the limit is {hard}")
-        resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
+    raise_fd_limit(need)
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard < need:
+        sys.exit(f"held_connections: needs {need} descriptors, the limit is {hard}")
     per = [one_round(a.server, a.connections) for _ in range(a.rounds)]
     print(f"server memory per held echo connection: {statistics.median(per):.0f} B "
           f"(median of {a.rounds} rounds of {a.connections}: "
