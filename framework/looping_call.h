@@ -112,7 +112,8 @@ class LoopingCall {
     absl::Time start_time;
     std::optional<absl::Time> last_time;  // withCount: of the last call
     DelayedCall next;
-    std::optional<Deferred<Unit>> stopped;
+    uint64_t loop = 0;        // counts start()s
+    Deferred<Unit> stopped;   // start()'s, of the current loop
   };
 
   std::shared_ptr<Core> core_;

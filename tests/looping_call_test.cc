@@ -118,6 +118,37 @@ TEST(LoopingCallTest, ADeferredResultDelaysTheNextCall) {
   EXPECT_EQ(calls, 2);
 }
 
+TEST(LoopingCallTest, RestartedWhileItsDeferredIsPendingRunsOneLoop) {
+  Clock clock;
+  std::optional<Deferred<Unit>> pending;
+  int calls = 0;
+  LoopingCall lc(&clock, [&] {
+    ++calls;
+    pending.emplace();
+    return *pending;
+  });
+  Deferred<Unit> first = lc.start(absl::Seconds(1));
+  Deferred<Unit> first_call = *pending;
+  ASSERT_TRUE(lc.stop().ok());
+  Deferred<Unit> second = lc.start(absl::Seconds(1));
+  EXPECT_EQ(calls, 2);
+  // The first loop's call ends: it ends the first loop, not the second.
+  ASSERT_TRUE(first_call.callback(Unit{}).ok());
+  ASSERT_NE(first.result(), nullptr);
+  EXPECT_TRUE(first.result()->ok());
+  EXPECT_EQ(second.result(), nullptr);
+  EXPECT_EQ(clock.pendingCalls(), 0u);  // the second waits for its own call
+  ASSERT_TRUE(pending->callback(Unit{}).ok());
+  EXPECT_EQ(clock.pendingCalls(), 1u);
+  clock.advance(S(1));
+  EXPECT_EQ(calls, 3);
+  ASSERT_TRUE(lc.stop().ok());
+  ASSERT_TRUE(pending->callback(Unit{}).ok());
+  ASSERT_NE(second.result(), nullptr);
+  EXPECT_TRUE(second.result()->ok());
+  EXPECT_EQ(clock.pendingCalls(), 0u);
+}
+
 TEST(LoopingCallTest, AnErrorStopsTheLoopAndFailsItsDeferred) {
   Clock clock;
   int calls = 0;
