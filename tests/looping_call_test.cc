@@ -91,15 +91,21 @@ TEST(LoopingCallTest, WithCountSaysHowManyIntervalsPassed) {
   lc2.stop().IgnoreError();
 }
 
-TEST(LoopingCallTest, ADeferredResultDelaysTheNextCall) {
+// A LoopingCall whose function returns a Deferred that the test fires:
+// `pending` is the last call's.
+class PendingLoopingCallTest : public ::testing::Test {
+ protected:
   Clock clock;
   std::optional<Deferred<Unit>> pending;
   int calls = 0;
-  LoopingCall lc(&clock, [&] {
-    ++calls;
-    pending.emplace();
-    return *pending;
-  });
+  LoopingCall lc{&clock, [this] {
+                   ++calls;
+                   pending.emplace();
+                   return *pending;
+                 }};
+};
+
+TEST_F(PendingLoopingCallTest, ADeferredResultDelaysTheNextCall) {
   Deferred<Unit> stopped = lc.start(absl::Seconds(1));
   EXPECT_EQ(calls, 1);
   clock.advance(S(5));
@@ -118,15 +124,7 @@ TEST(LoopingCallTest, ADeferredResultDelaysTheNextCall) {
   EXPECT_EQ(calls, 2);
 }
 
-TEST(LoopingCallTest, RestartedWhileItsDeferredIsPendingRunsOneLoop) {
-  Clock clock;
-  std::optional<Deferred<Unit>> pending;
-  int calls = 0;
-  LoopingCall lc(&clock, [&] {
-    ++calls;
-    pending.emplace();
-    return *pending;
-  });
+TEST_F(PendingLoopingCallTest, RestartedWhileItsDeferredIsPendingRunsOneLoop) {
   Deferred<Unit> first = lc.start(absl::Seconds(1));
   Deferred<Unit> first_call = *pending;
   ASSERT_TRUE(lc.stop().ok());
