@@ -225,6 +225,34 @@ TEST_P(StreamTest, ASecondConcurrentReadIsRefused) {
   EXPECT_TRUE(absl::IsFailedPrecondition(second)) << second;
 }
 
+Deferred<Unit> waitForDrain(std::shared_ptr<Stream> s, absl::Status* out) {
+  *out = co_await s->drain();
+  co_return absl::OkStatus();
+}
+
+TEST_P(StreamTest, ASecondConcurrentDrainIsRefused) {
+  absl::Status first = absl::UnknownError("waiting");
+  absl::Status second = absl::UnknownError("waiting");
+  Served served = Serve(
+      [&](std::shared_ptr<Stream> s) -> Deferred<Unit> {
+        // Above the high mark (nobody reads), then two coroutines wait.
+        const std::string piece = testing::Pattern(16 * 1024);
+        for (int i = 0; i < 256 && s->drain().await_ready(); ++i) s->write(piece);
+        Deferred<Unit> a = waitForDrain(s, &first);
+        Deferred<Unit> b = waitForDrain(s, &second);
+        co_await std::move(a);
+        co_return absl::OkStatus();
+      },
+      testing::kSmallBuffers);
+  std::unique_ptr<Reactor>& reactor = served.reactor;
+  ASSERT_TRUE(RunUntil(*reactor, [&] { return !absl::IsUnknown(second); }));
+  EXPECT_TRUE(absl::IsFailedPrecondition(second)) << second;
+  EXPECT_TRUE(absl::IsUnknown(first)) << first;  // still waiting
+  served.client.Reset();
+  ASSERT_TRUE(RunUntil(*reactor, [&] { return !absl::IsUnknown(first); }));
+  EXPECT_TRUE(IsConnectionLost(first)) << first;
+}
+
 INSTANTIATE_TEST_SUITE_P(AllPollers, StreamTest, ::testing::ValuesIn(PollerNames()),
                          [](const auto& info) { return info.param; });
 
