@@ -37,7 +37,8 @@ namespace task {
 ///
 /// Destroying a LoopingCall cancels its pending call; a Deferred its
 /// function returned may still fire, and is then ignored. start()'s Deferred
-/// does not fire then.
+/// does not fire then. `clock` must outlive the LoopingCall (a Deferred its
+/// function returned schedules the next call on it when it fires).
 class LoopingCall {
  public:
   template <class F>
