@@ -43,9 +43,12 @@ class FrameOwner {
   std::coroutine_handle<> h_;
 };
 
-// What a Deferred coroutine's cancel() reaches: the Deferred it awaits now.
+// What a Deferred coroutine's cancel() reaches: the Deferred it awaits now,
+// and whether the frame is still there. Shared (weakly) with the
+// coroutine's Deferred, which may outlive the frame.
 struct CancelHook {
   absl::AnyInvocable<void()> cancel_awaited;
+  bool frame_alive = true;
 };
 
 struct PromiseBase {
@@ -113,12 +116,8 @@ class DeferredAwaiter {
 template <class T>
 class DeferredPromise : public PromiseBase {
  public:
-  DeferredPromise()
-      : out_([w = std::weak_ptr<CancelHook>(hook)](Deferred<T>&) {
-          // Cancelling the coroutine's Deferred cancels what it awaits; it
-          // resumes with CancelledError and decides.
-          if (auto h = w.lock(); h && h->cancel_awaited) h->cancel_awaited();
-        }) {}
+  DeferredPromise() : out_(canceller()) {}
+  ~DeferredPromise() { hook->frame_alive = false; }
 
   Deferred<T> get_return_object() { return out_; }
 
@@ -144,19 +143,43 @@ class DeferredPromise : public PromiseBase {
   }
 
  private:
+  // Cancelling the coroutine's Deferred cancels what it awaits; it resumes
+  // with CancelledError and decides. If it goes on (it recovered, or it
+  // waits on something that is not a Deferred), the Deferred waits for what
+  // it co_returns, as Twisted's inlineCallbacks chains to a new Deferred:
+  // the coroutine's Deferred fires with CancelledError only if it says so.
+  typename Deferred<T>::Canceller canceller() {
+    return [this, w = std::weak_ptr<CancelHook>(hook)](Deferred<T>& self) {
+      std::shared_ptr<CancelHook> h = w.lock();
+      if (h == nullptr) return;  // the frame is gone: CancelledError
+      if (h->cancel_awaited) h->cancel_awaited();  // may end the coroutine
+      if (self.called() || !h->frame_alive) return;
+      Deferred<T> rest(canceller());
+      out_ = rest;
+      defer_internal::Access::state(self)
+          ->fire(defer_internal::Step<T>::Wait(defer_internal::Access::state(rest)), "cancel()")
+          .IgnoreError();
+    };
+  }
+
   Deferred<T> out_;
 };
 
 }  // namespace coro_internal
 
 /// `co_await d` in a coroutine: suspends until `d` fires and gives its
-/// result as absl::StatusOr<T>. Awaiting a temporary (a call's result) is
-/// the usual form; a Deferred in a local variable that never fires keeps
-/// the coroutine's frame, and the frame the local, alive (a leak).
+/// result as absl::StatusOr<T>. `d` is an rvalue: a call's result, or
+/// `std::move(local)`. The frame must not hold the Deferred it waits for:
+/// the Deferred owns the suspended frame, so a local handle on it would
+/// keep both alive forever if it never fired (see docs/design.md).
 template <class T>
-coro_internal::DeferredAwaiter<T> operator co_await(Deferred<T> d) {
+coro_internal::DeferredAwaiter<T> operator co_await(Deferred<T>&& d) {
   return coro_internal::DeferredAwaiter<T>(std::move(d));
 }
+/// Deleted: write `co_await std::move(d)`. A coroutine that kept the
+/// Deferred it awaits would be leaked with it if it never fired.
+template <class T>
+void operator co_await(const Deferred<T>& d) = delete;
 
 /// A Deferred that fires `delay` from now: `co_await sleep(reactor, delay)`.
 inline Deferred<Unit> sleep(ReactorTime* clock, absl::Duration delay) {

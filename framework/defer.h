@@ -107,6 +107,10 @@ struct Step {
   static Step Consumed() { return Step{kConsumed, absl::StatusOr<T>(), nullptr}; }
 };
 
+// Stands for the side of addCallbacks that was not given: the result goes
+// on unchanged (Twisted's passthru).
+struct PassOn {};
+
 // Converts what a callback returned into a step of a Deferred<T>'s chain.
 template <class T, class R>
 Step<T> ToStep(R&& r) {
@@ -368,12 +372,7 @@ class Deferred {
   /// turn comes; errors pass it by.
   template <class F>
   Deferred& addCallback(F f) & {
-    state_->add([f = std::move(f)](absl::StatusOr<T> r) mutable -> Step {
-      if (!r.ok()) return Step::Result(std::move(r));
-      return defer_internal::RunToStep<T>(
-          [&]() -> decltype(auto) { return defer_internal::CallWithValue(f, std::move(*r)); });
-    });
-    return *this;
+    return addCallbacks(std::move(f), defer_internal::PassOn{});
   }
   template <class F>
   Deferred addCallback(F f) && {
@@ -386,12 +385,7 @@ class Deferred {
   /// failing.
   template <class F>
   Deferred& addErrback(F f) & {
-    state_->add([f = std::move(f)](absl::StatusOr<T> r) mutable -> Step {
-      if (r.ok()) return Step::Result(std::move(r));
-      return defer_internal::RunToStep<T>(
-          [&]() -> decltype(auto) { return std::invoke(f, r.status()); });
-    });
-    return *this;
+    return addCallbacks(defer_internal::PassOn{}, std::move(f));
   }
   template <class F>
   Deferred addErrback(F f) && {
@@ -417,15 +411,27 @@ class Deferred {
 
   /// Adds a callback and an errback at the same level (Twisted's
   /// addCallbacks): the errback does not see an error the callback returns.
+  /// addCallback and addErrback are this with the other side passing the
+  /// result on, as in Twisted.
   template <class F, class G>
   Deferred& addCallbacks(F f, G g) & {
+    using defer_internal::PassOn;
     state_->add([f = std::move(f), g = std::move(g)](absl::StatusOr<T> r) mutable -> Step {
       if (r.ok()) {
-        return defer_internal::RunToStep<T>(
-            [&]() -> decltype(auto) { return defer_internal::CallWithValue(f, std::move(*r)); });
+        if constexpr (std::is_same_v<F, PassOn>) {
+          return Step::Result(std::move(r));
+        } else {
+          return defer_internal::RunToStep<T>([&]() -> decltype(auto) {
+            return defer_internal::CallWithValue(f, std::move(*r));
+          });
+        }
       }
-      return defer_internal::RunToStep<T>(
-          [&]() -> decltype(auto) { return std::invoke(g, r.status()); });
+      if constexpr (std::is_same_v<G, PassOn>) {
+        return Step::Result(std::move(r));
+      } else {
+        return defer_internal::RunToStep<T>(
+            [&]() -> decltype(auto) { return std::invoke(g, r.status()); });
+      }
     });
     return *this;
   }

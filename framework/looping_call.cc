@@ -19,6 +19,7 @@ Deferred<Unit> LoopingCall::start(absl::Duration interval, bool now) {
   }
   Core& c = *core_;
   c.running = true;
+  ++c.loop;
   Deferred<Unit> d;
   c.stopped = d;
   c.start_time = c.clock->seconds();
@@ -41,8 +42,7 @@ absl::Status LoopingCall::stop() {
   keep->running = false;
   if (keep->next.active()) {
     keep->next.cancel().IgnoreError();
-    Deferred<Unit> d = std::move(*keep->stopped);
-    keep->stopped.reset();
+    Deferred<Unit> d = keep->stopped;
     d.callback(Unit{}).IgnoreError();
   }
   // Otherwise the function's Deferred is pending: its callback fires it.
@@ -82,26 +82,25 @@ void LoopingCall::Core::call() {
     }
   }
   Deferred<Unit> d = count > 0 ? f(count) : succeed();
+  // `d` ends the loop it was called in (`done`, start()'s Deferred), even if
+  // that loop was stopped and another started while `d` was pending: it
+  // schedules only into its own loop, and fires only its own Deferred.
   std::weak_ptr<Core> weak = self;
   d.addCallbacks(
-      [weak] {
+      [weak, in_loop = loop, done = stopped]() mutable {
         std::shared_ptr<Core> c = weak.lock();
         if (c == nullptr) return;
-        if (c->running) {
+        if (c->running && c->loop == in_loop) {
           c->scheduleFrom(c->clock->seconds());
-        } else if (c->stopped.has_value()) {
-          Deferred<Unit> s = std::move(*c->stopped);
-          c->stopped.reset();
-          s.callback(Unit{}).IgnoreError();
+        } else if (!done.called()) {
+          done.callback(Unit{}).IgnoreError();
         }
       },
-      [weak](absl::Status e) -> absl::Status {
+      [weak, in_loop = loop, done = stopped](absl::Status e) mutable -> absl::Status {
         std::shared_ptr<Core> c = weak.lock();
-        if (c == nullptr || !c->stopped.has_value()) return e;  // nobody else to tell
-        c->running = false;
-        Deferred<Unit> s = std::move(*c->stopped);
-        c->stopped.reset();
-        s.errback(std::move(e)).IgnoreError();
+        if (c == nullptr || done.called()) return e;  // nobody else to tell
+        if (c->loop == in_loop) c->running = false;
+        done.errback(std::move(e)).IgnoreError();
         return absl::OkStatus();
       });
 }

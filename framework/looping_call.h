@@ -37,7 +37,8 @@ namespace task {
 ///
 /// Destroying a LoopingCall cancels its pending call; a Deferred its
 /// function returned may still fire, and is then ignored. start()'s Deferred
-/// does not fire then.
+/// does not fire then. `clock` must outlive the LoopingCall (a Deferred its
+/// function returned schedules the next call on it when it fires).
 class LoopingCall {
  public:
   template <class F>
@@ -112,7 +113,8 @@ class LoopingCall {
     absl::Time start_time;
     std::optional<absl::Time> last_time;  // withCount: of the last call
     DelayedCall next;
-    std::optional<Deferred<Unit>> stopped;
+    uint64_t loop = 0;        // counts start()s
+    Deferred<Unit> stopped;   // start()'s, of the current loop
   };
 
   std::shared_ptr<Core> core_;

@@ -40,7 +40,7 @@ inline bool IsEndOfStream(const absl::Status& s) { return absl::IsOutOfRange(s);
 ///     }
 ///   }
 ///
-/// One read at a time (a second concurrent one fails with
+/// One read and one drain at a time (a second concurrent one fails with
 /// FAILED_PRECONDITION). When the connection is lost, a pending read or
 /// drain resumes with the loss reason (EndOfStream() for a clean close once
 /// the input is used up), and every later one fails at once the same way.
@@ -148,8 +148,18 @@ class Stream {
   class Drain {
    public:
     bool await_ready() const { return !s_->write_paused_ || s_->loss_.has_value(); }
-    void await_suspend(std::coroutine_handle<> h) { s_->drainer_ = h; }
+    bool await_suspend(std::coroutine_handle<> h) {
+      // Another coroutine waits here already: refused, rather than dropping
+      // its handle (it would never resume, and its frame would leak).
+      if (s_->drainer_) {
+        refused_ = true;
+        return false;
+      }
+      s_->drainer_ = h;
+      return true;
+    }
     absl::Status await_resume() const {
+      if (refused_) return absl::FailedPreconditionError("another drain is pending on this stream");
       return s_->loss_.has_value() ? *s_->loss_ : absl::OkStatus();
     }
 
@@ -157,6 +167,7 @@ class Stream {
     friend class Stream;
     explicit Drain(Stream* s) : s_(s) {}
     Stream* s_;
+    bool refused_ = false;
   };
 
  private:

@@ -108,14 +108,64 @@ Deferred<Unit> sleepForever(task::Clock* clock, int* alive) {
   co_return absl::OkStatus();
 }
 
+// The same, awaiting a local: co_await takes the local's handle, so the
+// frame does not keep the Deferred that owns it.
+Deferred<Unit> sleepForeverFromALocal(task::Clock* clock, int* alive) {
+  Counted c(alive);
+  Deferred<Unit> nap = sleep(clock, absl::Hours(1));
+  co_await std::move(nap);
+  co_return absl::OkStatus();
+}
+
 TEST(CoroTest, AFrameWhoseDeferredCanNeverFireIsDestroyed) {
-  int alive = 0;
-  auto clock = std::make_unique<task::Clock>();
-  Deferred<Unit> d = sleepForever(clock.get(), &alive);
-  EXPECT_EQ(alive, 1);
-  clock.reset();  // drops the call that held the sleep's Deferred
-  EXPECT_EQ(alive, 0);
-  EXPECT_EQ(d.result(), nullptr);  // never fired
+  for (auto* coroutine : {&sleepForever, &sleepForeverFromALocal}) {
+    int alive = 0;
+    auto clock = std::make_unique<task::Clock>();
+    Deferred<Unit> d = coroutine(clock.get(), &alive);
+    EXPECT_EQ(alive, 1);
+    clock.reset();  // drops the call that held the sleep's Deferred
+    EXPECT_EQ(alive, 0);
+    EXPECT_EQ(d.result(), nullptr);  // never fired
+  }
+}
+
+// `co_await d` on an lvalue does not compile: a frame holding the Deferred
+// it waits for would be a cycle (a leak if it never fired).
+template <class D>
+concept Awaitable = requires(D&& d) { operator co_await(std::forward<D>(d)); };
+static_assert(Awaitable<Deferred<int>>);
+static_assert(!Awaitable<Deferred<int>&>);
+static_assert(!Awaitable<const Deferred<int>&>);
+
+// Catches the cancellation and goes on (Twisted's inlineCallbacks allows
+// it): the coroutine, not cancel(), says how its Deferred ends.
+Deferred<int> stubborn(task::Clock* clock) {
+  absl::StatusOr<Unit> slept = co_await sleep(clock, S(1));
+  if (!absl::IsCancelled(slept.status())) co_return -1;
+  absl::StatusOr<Unit> again = co_await sleep(clock, S(1));
+  if (!again.ok()) co_return again.status();
+  co_return 7;
+}
+
+TEST(CoroTest, ACoroutineThatRecoversFromCancelDecidesItsResult) {
+  task::Clock clock;
+  Deferred<int> d = stubborn(&clock);
+  d.cancel();
+  EXPECT_EQ(d.result(), nullptr);  // waits for what the coroutine returns
+  EXPECT_TRUE(d.paused());
+  EXPECT_EQ(clock.pendingCalls(), 1u);  // the second sleep
+  clock.advance(S(1));
+  ASSERT_NE(d.result(), nullptr);
+  EXPECT_EQ(**d.result(), 7);
+
+  // Cancelling again reaches the second sleep, and the coroutine gives up.
+  Deferred<int> e = stubborn(&clock);
+  e.cancel();
+  e.cancel();
+  EXPECT_EQ(clock.pendingCalls(), 0u);
+  ASSERT_NE(e.result(), nullptr);
+  EXPECT_TRUE(absl::IsCancelled(e.result()->status()));
+  e.addErrback([](absl::Status) { return 0; });
 }
 
 Deferred<int> chained(Deferred<int> in) {

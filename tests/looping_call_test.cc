@@ -91,15 +91,21 @@ TEST(LoopingCallTest, WithCountSaysHowManyIntervalsPassed) {
   lc2.stop().IgnoreError();
 }
 
-TEST(LoopingCallTest, ADeferredResultDelaysTheNextCall) {
+// A LoopingCall whose function returns a Deferred that the test fires:
+// `pending` is the last call's.
+class PendingLoopingCallTest : public ::testing::Test {
+ protected:
   Clock clock;
   std::optional<Deferred<Unit>> pending;
   int calls = 0;
-  LoopingCall lc(&clock, [&] {
-    ++calls;
-    pending.emplace();
-    return *pending;
-  });
+  LoopingCall lc{&clock, [this] {
+                   ++calls;
+                   pending.emplace();
+                   return *pending;
+                 }};
+};
+
+TEST_F(PendingLoopingCallTest, ADeferredResultDelaysTheNextCall) {
   Deferred<Unit> stopped = lc.start(absl::Seconds(1));
   EXPECT_EQ(calls, 1);
   clock.advance(S(5));
@@ -116,6 +122,29 @@ TEST(LoopingCallTest, ADeferredResultDelaysTheNextCall) {
   EXPECT_TRUE(stopped.result()->ok());
   clock.advance(S(5));
   EXPECT_EQ(calls, 2);
+}
+
+TEST_F(PendingLoopingCallTest, RestartedWhileItsDeferredIsPendingRunsOneLoop) {
+  Deferred<Unit> first = lc.start(absl::Seconds(1));
+  Deferred<Unit> first_call = *pending;
+  ASSERT_TRUE(lc.stop().ok());
+  Deferred<Unit> second = lc.start(absl::Seconds(1));
+  EXPECT_EQ(calls, 2);
+  // The first loop's call ends: it ends the first loop, not the second.
+  ASSERT_TRUE(first_call.callback(Unit{}).ok());
+  ASSERT_NE(first.result(), nullptr);
+  EXPECT_TRUE(first.result()->ok());
+  EXPECT_EQ(second.result(), nullptr);
+  EXPECT_EQ(clock.pendingCalls(), 0u);  // the second waits for its own call
+  ASSERT_TRUE(pending->callback(Unit{}).ok());
+  EXPECT_EQ(clock.pendingCalls(), 1u);
+  clock.advance(S(1));
+  EXPECT_EQ(calls, 3);
+  ASSERT_TRUE(lc.stop().ok());
+  ASSERT_TRUE(pending->callback(Unit{}).ok());
+  ASSERT_NE(second.result(), nullptr);
+  EXPECT_TRUE(second.result()->ok());
+  EXPECT_EQ(clock.pendingCalls(), 0u);
 }
 
 TEST(LoopingCallTest, AnErrorStopsTheLoopAndFailsItsDeferred) {

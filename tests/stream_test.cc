@@ -23,7 +23,22 @@ namespace {
 using testing::BlockingClient;
 using testing::RunUntil;
 
-class StreamTest : public testing::PollerTest {};
+class StreamTest : public testing::PollerTest {
+ protected:
+  // A reactor serving `handler` on 127.0.0.1 and a client connected to it;
+  // destroyed client first, then the reactor, then the factory.
+  struct Served {
+    std::unique_ptr<Factory> factory;
+    std::unique_ptr<Reactor> reactor;
+    BlockingClient client;
+  };
+  Served Serve(StreamProtocol::Handler handler, int pinned_buffers = 0) {
+    std::unique_ptr<Factory> factory = Factory::forProtocol<StreamProtocol>(std::move(handler));
+    std::unique_ptr<Reactor> reactor = NewReactor();
+    BlockingClient client = Connect(Listen(factory.get(), pinned_buffers), pinned_buffers);
+    return Served{std::move(factory), std::move(reactor), std::move(client)};
+  }
+};
 
 struct Outcome {
   std::vector<std::string> seen;
@@ -53,11 +68,9 @@ Deferred<Unit> shout(std::shared_ptr<Stream> s, Outcome* out) {
 
 TEST_P(StreamTest, LinesAndExactReadsInStraightLineCode) {
   Outcome out;
-  auto factory = Factory::forProtocol<StreamProtocol>(
-      StreamProtocol::Handler([&](std::shared_ptr<Stream> s) { return shout(s, &out); }));
-  auto reactor = NewReactor();
-  Address addr = Listen(factory.get());
-  BlockingClient c = Connect(addr);
+  Served served = Serve([&](std::shared_ptr<Stream> s) { return shout(s, &out); });
+  std::unique_ptr<Reactor>& reactor = served.reactor;
+  BlockingClient& c = served.client;
   ASSERT_TRUE(c.SendAll("one\r\ntw").ok());
   ASSERT_TRUE(RunUntil(*reactor, [&] { return out.seen.size() == 1; }));
   ASSERT_TRUE(c.SendAll("o\r\nfour\r\nabcdthree\r\n").ok());
@@ -73,11 +86,9 @@ TEST_P(StreamTest, LinesAndExactReadsInStraightLineCode) {
 
 TEST_P(StreamTest, PeerThatDisconnectsMidAwaitResumesItWithTheReason) {
   Outcome out;
-  auto factory = Factory::forProtocol<StreamProtocol>(
-      StreamProtocol::Handler([&](std::shared_ptr<Stream> s) { return shout(s, &out); }));
-  auto reactor = NewReactor();
-  Address addr = Listen(factory.get());
-  BlockingClient c = Connect(addr);
+  Served served = Serve([&](std::shared_ptr<Stream> s) { return shout(s, &out); });
+  std::unique_ptr<Reactor>& reactor = served.reactor;
+  BlockingClient& c = served.client;
   ASSERT_TRUE(c.SendAll("half a li").ok());
   ASSERT_TRUE(RunUntil(*reactor, [&] { return reactor->connectionCount() == 1; }));
   testing::PollerTest::Spin(*reactor);
@@ -90,16 +101,14 @@ TEST_P(StreamTest, PeerThatDisconnectsMidAwaitResumesItWithTheReason) {
 TEST_P(StreamTest, TooLongLineFailsTheReadAndCloses) {
   absl::Status got;
   bool done = false;
-  auto factory = Factory::forProtocol<StreamProtocol>(StreamProtocol::Handler(
-      [&](std::shared_ptr<Stream> s) -> Deferred<Unit> {
-        absl::StatusOr<std::string> line = co_await s->readLine("\n", 8);
-        got = line.status();
-        done = true;
-        co_return absl::OkStatus();
-      }));
-  auto reactor = NewReactor();
-  Address addr = Listen(factory.get());
-  BlockingClient c = Connect(addr);
+  Served served = Serve([&](std::shared_ptr<Stream> s) -> Deferred<Unit> {
+    absl::StatusOr<std::string> line = co_await s->readLine("\n", 8);
+    got = line.status();
+    done = true;
+    co_return absl::OkStatus();
+  });
+  std::unique_ptr<Reactor>& reactor = served.reactor;
+  BlockingClient& c = served.client;
   ASSERT_TRUE(c.SendAll("0123456789\n").ok());
   ASSERT_TRUE(RunUntil(*reactor, [&] { return done; }));
   EXPECT_TRUE(absl::IsResourceExhausted(got)) << got;
@@ -132,11 +141,11 @@ TEST_P(StreamTest, SlowReaderHoldsTheWriterBackAtTheHighMark) {
   size_t max_buffered = 0;
   int waits = 0;
   absl::Status end = absl::UnknownError("running");
-  auto factory = Factory::forProtocol<StreamProtocol>(StreamProtocol::Handler(
-      [&](std::shared_ptr<Stream> s) { return flood(s, kTotal, &max_buffered, &waits, &end); }));
-  auto reactor = NewReactor();
-  Address addr = Listen(factory.get(), testing::kSmallBuffers);
-  BlockingClient c = Connect(addr, testing::kSmallBuffers);
+  Served served = Serve(
+      [&](std::shared_ptr<Stream> s) { return flood(s, kTotal, &max_buffered, &waits, &end); },
+      testing::kSmallBuffers);
+  std::unique_ptr<Reactor>& reactor = served.reactor;
+  BlockingClient& c = served.client;
   // Nobody reads: the coroutine must stop at the high water mark.
   ASSERT_TRUE(RunUntil(*reactor, [&] { return waits > 0; }));
   testing::PollerTest::Spin(*reactor, 100);
@@ -160,11 +169,9 @@ TEST_P(StreamTest, SlowReaderHoldsTheWriterBackAtTheHighMark) {
 
 TEST_P(StreamTest, ReactorDestroyedUnderAPendingAwaitResumesIt) {
   Outcome out;
-  auto factory = Factory::forProtocol<StreamProtocol>(
-      StreamProtocol::Handler([&](std::shared_ptr<Stream> s) { return shout(s, &out); }));
-  auto reactor = NewReactor();
-  Address addr = Listen(factory.get());
-  BlockingClient c = Connect(addr);
+  Served served = Serve([&](std::shared_ptr<Stream> s) { return shout(s, &out); });
+  std::unique_ptr<Reactor>& reactor = served.reactor;
+  BlockingClient& c = served.client;
   ASSERT_TRUE(RunUntil(*reactor, [&] { return reactor->connectionCount() == 1; }));
   reactor.reset();
   EXPECT_TRUE(out.done);
@@ -189,11 +196,9 @@ Deferred<Unit> views(std::shared_ptr<Stream> s, std::vector<std::string>* seen) 
 
 TEST_P(StreamTest, ReadViewGivesBufferedAndFreshBytes) {
   std::vector<std::string> seen;
-  auto factory = Factory::forProtocol<StreamProtocol>(
-      StreamProtocol::Handler([&](std::shared_ptr<Stream> s) { return views(s, &seen); }));
-  auto reactor = NewReactor();
-  Address addr = Listen(factory.get());
-  BlockingClient c = Connect(addr);
+  Served served = Serve([&](std::shared_ptr<Stream> s) { return views(s, &seen); });
+  std::unique_ptr<Reactor>& reactor = served.reactor;
+  BlockingClient& c = served.client;
   ASSERT_TRUE(c.SendAll("line\nrest").ok());
   ASSERT_TRUE(RunUntil(*reactor, [&] { return seen.size() == 2; }));
   ASSERT_TRUE(c.SendAll("more").ok());
@@ -213,13 +218,39 @@ Deferred<Unit> twoReads(std::shared_ptr<Stream> s, absl::Status* second) {
 
 TEST_P(StreamTest, ASecondConcurrentReadIsRefused) {
   absl::Status second;
-  auto factory = Factory::forProtocol<StreamProtocol>(StreamProtocol::Handler(
-      [&](std::shared_ptr<Stream> s) { return twoReads(s, &second); }));
-  auto reactor = NewReactor();
-  Address addr = Listen(factory.get());
-  BlockingClient c = Connect(addr);
+  Served served = Serve([&](std::shared_ptr<Stream> s) { return twoReads(s, &second); });
+  std::unique_ptr<Reactor>& reactor = served.reactor;
+  BlockingClient& c = served.client;
   ASSERT_TRUE(RunUntil(*reactor, [&] { return !second.ok(); }));
   EXPECT_TRUE(absl::IsFailedPrecondition(second)) << second;
+}
+
+Deferred<Unit> waitForDrain(std::shared_ptr<Stream> s, absl::Status* out) {
+  *out = co_await s->drain();
+  co_return absl::OkStatus();
+}
+
+TEST_P(StreamTest, ASecondConcurrentDrainIsRefused) {
+  absl::Status first = absl::UnknownError("waiting");
+  absl::Status second = absl::UnknownError("waiting");
+  Served served = Serve(
+      [&](std::shared_ptr<Stream> s) -> Deferred<Unit> {
+        // Above the high mark (nobody reads), then two coroutines wait.
+        const std::string piece = testing::Pattern(16 * 1024);
+        for (int i = 0; i < 256 && s->drain().await_ready(); ++i) s->write(piece);
+        Deferred<Unit> a = waitForDrain(s, &first);
+        Deferred<Unit> b = waitForDrain(s, &second);
+        co_await std::move(a);
+        co_return absl::OkStatus();
+      },
+      testing::kSmallBuffers);
+  std::unique_ptr<Reactor>& reactor = served.reactor;
+  ASSERT_TRUE(RunUntil(*reactor, [&] { return !absl::IsUnknown(second); }));
+  EXPECT_TRUE(absl::IsFailedPrecondition(second)) << second;
+  EXPECT_TRUE(absl::IsUnknown(first)) << first;  // still waiting
+  served.client.Reset();
+  ASSERT_TRUE(RunUntil(*reactor, [&] { return !absl::IsUnknown(first); }));
+  EXPECT_TRUE(IsConnectionLost(first)) << first;
 }
 
 INSTANTIATE_TEST_SUITE_P(AllPollers, StreamTest, ::testing::ValuesIn(PollerNames()),
