@@ -528,18 +528,21 @@ void Reactor::abandonConnectors() {
 
 uint64_t Reactor::resolve(absl::string_view host, int port, ResolveCallback done) {
   const uint64_t id = ++next_resolution_;
-  resolutions_.emplace(id, std::move(done));
+  auto lookup = std::make_shared<Lookup>();
+  resolutions_.emplace(id, Resolution{std::move(done), lookup});
   // While stopping, nothing new starts: abandonConnectors() delivers the
   // cancellation before run() returns.
   if (stopping_) return id;
   // The pool thread writes the answer, the reactor's thread reads it after
   // callInThread's hand-off (callFromThread's mutex orders the two).
-  auto answer = std::make_shared<absl::StatusOr<std::vector<Address>>>();
   absl::Status s = callInThread(
-      [resolver = resolver_, host = std::string(host), port, answer] {
-        *answer = (*resolver)(host, port);
+      [resolver = resolver_, host = std::string(host), port, lookup] {
+        // Cancelled while queued (a connector that timed out, say): nobody
+        // wants the answer, so no look-up.
+        if (lookup->cancelled.load(std::memory_order_relaxed)) return;
+        lookup->answer = (*resolver)(host, port);
       },
-      [this, id, answer] { finishResolve(id, std::move(*answer)); });
+      [this, id, lookup] { finishResolve(id, std::move(lookup->answer)); });
   if (!s.ok()) {
     // Never inside the caller's call: on the next turn.
     callLater(absl::ZeroDuration(), [this, id, host = std::string(host), s] {
@@ -550,12 +553,19 @@ uint64_t Reactor::resolve(absl::string_view host, int port, ResolveCallback done
   return id;
 }
 
-void Reactor::cancelResolve(uint64_t id) { resolutions_.erase(id); }
+void Reactor::cancelResolve(uint64_t id) {
+  auto it = resolutions_.find(id);
+  if (it == resolutions_.end()) return;
+  it->second.lookup->cancelled.store(true, std::memory_order_relaxed);
+  resolutions_.erase(it);
+}
 
 void Reactor::finishResolve(uint64_t id, absl::StatusOr<std::vector<Address>> result) {
   auto it = resolutions_.find(id);
   if (it == resolutions_.end()) return;  // cancelled, or already abandoned
-  ResolveCallback done = std::move(it->second);
+  // An abandoned look-up still queued need not run either.
+  it->second.lookup->cancelled.store(true, std::memory_order_relaxed);
+  ResolveCallback done = std::move(it->second.done);
   resolutions_.erase(it);
   done(std::move(result));
 }

@@ -1,6 +1,7 @@
 #ifndef TWIST_FRAMEWORK_REACTOR_H_
 #define TWIST_FRAMEWORK_REACTOR_H_
 
+#include <atomic>
 #include <csignal>
 #include <initializer_list>
 #include <memory>
@@ -201,7 +202,8 @@ class Reactor : public ReactorTime {
   using ResolveCallback =
       absl::AnyInvocable<void(absl::StatusOr<std::vector<Address>>)>;
   uint64_t resolve(absl::string_view host, int port, ResolveCallback done);
-  /// Forgets a resolution still under way: its `done` will not run.
+  /// Forgets a resolution still under way: its `done` will not run, and if
+  /// no pool thread has taken it yet, the look-up itself does not either.
   void cancelResolve(uint64_t id);
 
   /// Connects to the Unix-domain stream socket `path` (a file path or
@@ -305,8 +307,17 @@ class Reactor : public ReactorTime {
   std::shared_ptr<const NameResolver> resolver_;  // shared with pool tasks
   std::unique_ptr<ThreadPool> thread_pool_;       // made on first use
   // resolve(): the callbacks still owed (resolutions run through
-  // callInThread).
-  absl::flat_hash_map<uint64_t, ResolveCallback> resolutions_;
+  // callInThread), and what each shares with its pool task: the answer, and
+  // whether it is still wanted (a look-up cancelled while queued is skipped).
+  struct Lookup {
+    std::atomic<bool> cancelled{false};
+    absl::StatusOr<std::vector<Address>> answer;
+  };
+  struct Resolution {
+    ResolveCallback done;
+    std::shared_ptr<Lookup> lookup;
+  };
+  absl::flat_hash_map<uint64_t, Resolution> resolutions_;
   uint64_t next_resolution_ = 0;
 
   // callInThread: pool tasks reach the reactor only through this, which

@@ -5,8 +5,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
-#include <mutex>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -14,19 +12,8 @@
 #include "framework/errors.h"
 #include "framework/reactor.h"
 #include "framework/stream_connection.h"
-#include "framework/thread_pool.h"
 
 namespace twist {
-
-// Shared with the resolver's task on the reactor's thread pool, which may
-// outlive the connector and the reactor.
-struct Connector::Handoff {
-  std::mutex mu;
-  Reactor* reactor;        // guarded by mu; null once the connector is gone
-  Connector* connector;    // read and cleared on the reactor's thread only
-  // The attempt under way: a queued look-up for an older one is skipped.
-  std::atomic<uint64_t> attempt{0};
-};
 
 Connector::Connector(Reactor* reactor, std::string host, int port,
                      ClientFactory* factory, absl::Duration timeout,
@@ -36,11 +23,7 @@ Connector::Connector(Reactor* reactor, std::string host, int port,
       port_(port),
       factory_(factory),
       timeout_(timeout),
-      bind_(std::move(bind_address)),
-      handoff_(std::make_shared<Handoff>()) {
-  handoff_->reactor = reactor;
-  handoff_->connector = this;
-}
+      bind_(std::move(bind_address)) {}
 
 Connector::Connector(Reactor* reactor, std::string path, ClientFactory* factory,
                      absl::Duration timeout)
@@ -49,12 +32,7 @@ Connector::Connector(Reactor* reactor, std::string path, ClientFactory* factory,
 }
 
 Connector::~Connector() {
-  {
-    std::lock_guard<std::mutex> lock(handoff_->mu);
-    handoff_->reactor = nullptr;
-  }
-  handoff_->connector = nullptr;
-  handoff_->attempt.store(0);
+  cancelResolution();
   timeout_call_.cancel().IgnoreError();
   reconnect_call_.cancel().IgnoreError();
   failure_call_.cancel().IgnoreError();
@@ -133,30 +111,16 @@ absl::Status Connector::connect() {
 
 void Connector::resolve() {
   // getaddrinfo blocks, so it runs on the reactor's pool (a few threads,
-  // however many connectors) and hands the answer back through
-  // callFromThread.
-  const uint64_t attempt = attempt_;
-  handoff_->attempt.store(attempt);
-  absl::Status s = reactor_->threadPool().callInThread(
-      [handoff = handoff_, resolver = reactor_->resolver_, host = host_,
-       port = port_, attempt] {
-        // Cancelled or timed out while queued: not worth a look-up.
-        if (handoff->attempt.load() != attempt) return;
-        absl::StatusOr<std::vector<Address>> addresses = (*resolver)(host, port);
-        std::lock_guard<std::mutex> lock(handoff->mu);
-        if (handoff->reactor == nullptr) return;
-        handoff->reactor->callFromThread(
-            [handoff, attempt, addresses = std::move(addresses)]() mutable {
-              if (handoff->connector != nullptr) {
-                handoff->connector->resolved(attempt, std::move(addresses));
-              }
-            });
+  // however many connectors): Reactor::resolve.
+  resolution_ = reactor_->resolve(
+      host_, port_, [this](absl::StatusOr<std::vector<Address>> addresses) {
+        resolution_ = 0;
+        resolved(std::move(addresses));
       });
-  if (!s.ok()) {
-    fail(absl::Status(s.code(), absl::StrCat("cannot resolve '", host_,
-                                             "': ", s.message())),
-         /*deferred=*/true);
-  }
+}
+
+void Connector::cancelResolution() {
+  if (resolution_ != 0) reactor_->cancelResolve(std::exchange(resolution_, 0));
 }
 
 void Connector::start() {
@@ -179,14 +143,17 @@ absl::Status Connector::connectLater(absl::Duration delay) {
   return absl::OkStatus();
 }
 
-void Connector::resolved(uint64_t attempt,
-                         absl::StatusOr<std::vector<Address>> addresses) {
-  if (attempt != attempt_ || state_ != State::kConnecting || failing_) return;
+void Connector::resolved(absl::StatusOr<std::vector<Address>> addresses) {
+  if (state_ != State::kConnecting || failing_) return;
   if (!addresses.ok()) {
-    // Address::ResolveAll already names the host and the resolver's reason.
-    fail(absl::IsNotFound(addresses.status())
-             ? addresses.status()
-             : DNSLookupError(host_, addresses.status().message()),
+    // NotFound: Address::ResolveAll already names the host and the reason.
+    // ResourceExhausted (no pool thread could take the look-up) and
+    // Cancelled (the reactor stopped) are the reactor's reasons, not the
+    // resolver's.
+    const absl::Status& s = addresses.status();
+    fail(absl::IsNotFound(s) || absl::IsResourceExhausted(s) || absl::IsCancelled(s)
+             ? s
+             : DNSLookupError(host_, s.message()),
          /*deferred=*/false);
     return;
   }
@@ -348,8 +315,7 @@ void Connector::fail(absl::Status reason, bool deferred) {
   timeout_call_.cancel().IgnoreError();
   backlog_retry_.cancel().IgnoreError();
   closeSocket();
-  ++attempt_;  // a resolver answer still on its way is now stale
-  handoff_->attempt.store(attempt_);
+  cancelResolution();  // an answer still on its way is now unwanted
   if (!deferred) {
     reportFailure(reason);
     return;

@@ -88,8 +88,11 @@ class Connector final : private Selectable {
   // connectLater(), ends now with a cancelled clientConnectionFailed; a
   // failure waiting for the next turn is delivered now.
   void abandon();
+  // Resolves host_ through Reactor::resolve; resolved() gets the answer.
   void resolve();
-  void resolved(uint64_t attempt, absl::StatusOr<std::vector<Address>> addresses);
+  void resolved(absl::StatusOr<std::vector<Address>> addresses);
+  // Forgets the resolution under way, if any: its answer will not come.
+  void cancelResolution();
   // Starts connecting to the next address to try; when every one has
   // failed, fails the attempt with the first address's reason.
   void tryNextAddress(bool deferred);
@@ -110,10 +113,6 @@ class Connector final : private Selectable {
   int releaseSocket();
   bool idle() const;
 
-  // Shared with a resolver thread: lets it reach the reactor only while
-  // this connector exists.
-  struct Handoff;
-
   Reactor* reactor_;
   std::string host_;
   int port_;
@@ -121,7 +120,8 @@ class Connector final : private Selectable {
   absl::Duration timeout_;
   std::optional<Address> bind_;
   State state_ = State::kDisconnected;
-  uint64_t attempt_ = 0;      // tells stale resolver answers from current ones
+  uint64_t attempt_ = 0;      // an attempt begun inside startedConnecting() is newer
+  uint64_t resolution_ = 0;   // Reactor::resolve's id while resolving, else 0
   bool factory_started_ = false;
   bool failing_ = false;       // a deferred failure report is pending
   absl::Status pending_failure_;  // what it will report
@@ -139,7 +139,6 @@ class Connector final : private Selectable {
   std::optional<std::string> unix_path_;
   absl::Duration backlog_wait_;
   DelayedCall backlog_retry_;
-  std::shared_ptr<Handoff> handoff_;
   // Expires with this connector: lets a factory that keeps a Connector*
   // tell whether it still exists.
   std::shared_ptr<char> alive_ = std::make_shared<char>();

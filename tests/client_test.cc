@@ -494,6 +494,32 @@ TEST_P(ClientTest, NamesAreResolvedOffTheLoopAndCancelledResolutionsIgnored) {
   EXPECT_EQ(cancelled_log.built, 0);
 }
 
+TEST_P(ClientTest, ALookUpCancelledWhileQueuedIsNeverMade) {
+  Log first_log, cancelled_log, last_log;
+  LoggingFactory first(&first_log), cancelled(&cancelled_log), last(&last_log);
+  FakeResolver resolver;
+  auto reactor = ResolvingReactor(resolver, nullptr, /*threads=*/1);
+  const int port = ListenEchoOn(*reactor);
+  resolver.Answer("echo.test", std::vector<Address>{Loopback("127.0.0.1", port)});
+  resolver.Close();
+  // One thread: the first look-up holds it, the other two wait their turn,
+  // first in first out.
+  reactor->connectTCP("echo.test", port, &first);
+  Connector* c = reactor->connectTCP("echo.test", port, &cancelled);
+  reactor->connectTCP("echo.test", port, &last);
+  ASSERT_TRUE(resolver.WaitForWaiting(1));
+  EXPECT_EQ(reactor->threadPool().queued(), 2u);
+  EXPECT_TRUE(c->stopConnecting().ok());
+  resolver.Open();
+  // The last look-up was queued after the cancelled one: once it connected,
+  // the cancelled one's turn has come and gone.
+  ASSERT_TRUE(RunUntil(*reactor, [&] {
+    return !last_log.events.empty() && last_log.events.back() == "lost";
+  }));
+  EXPECT_THAT(cancelled_log.events, ElementsAre("started", "failed"));
+  EXPECT_EQ(resolver.calls(), 2);
+}
+
 TEST_P(ClientTest, AnUnknownNameIsADNSLookupError) {
   Log log;
   LoggingFactory factory(&log);
