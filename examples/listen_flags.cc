@@ -66,6 +66,13 @@ absl::Status ParseServerFlags(int* argc, char*** argv) {
 }
 
 absl::StatusOr<std::vector<ServerEndpointSpec>> ListenSpecs(bool datagram) {
+  if (!FLAGS_listen.empty()) {
+    // gflags itself read a --listen (keeping only the last): the program
+    // parsed its flags without ParseServerFlags, and would listen elsewhere
+    // than asked.
+    return absl::InternalError(
+        "--listen reached gflags: the program must parse its flags with ParseServerFlags");
+  }
   std::vector<ServerEndpointSpec> specs;
   const bool short_form = !gflags::GetCommandLineFlagInfoOrDie("host").is_default ||
                           !gflags::GetCommandLineFlagInfoOrDie("port").is_default;
