@@ -8,6 +8,7 @@
 
 #include "examples/listen_flags.h"
 #include "examples/server_main.h"
+#include "examples/usage.h"
 #include "framework/coro.h"
 #include "framework/stream.h"
 #include "gflags/gflags.h"

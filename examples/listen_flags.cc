@@ -117,9 +117,4 @@ void PrintListening(const std::vector<ListeningPort>& ports) {
   fflush(stdout);
 }
 
-int BadUsage(absl::string_view program, absl::string_view problem) {
-  fprintf(stderr, "%s: %s\n", std::string(program).c_str(), std::string(problem).c_str());
-  return 2;
-}
-
 }  // namespace twist
