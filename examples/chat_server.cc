@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "examples/listen_flags.h"
 #include "examples/server_main.h"
+#include "examples/usage.h"
 #include "gflags/gflags.h"
 #include "protocols/chat.h"
 

@@ -6,7 +6,9 @@
 #include <memory>
 #include <string>
 
+#include "examples/listen_flags.h"
 #include "examples/server_main.h"
+#include "examples/usage.h"
 #include "framework/coro.h"
 #include "framework/stream.h"
 #include "gflags/gflags.h"
@@ -29,8 +31,11 @@ twist::Deferred<twist::Unit> Echo(std::shared_ptr<twist::Stream> stream) {
 int main(int argc, char** argv) {
   gflags::SetUsageMessage(
       "Echo server (coroutines): sends back every byte it receives.\n"
-      "Usage: coro_echo_server [--host=127.0.0.1] [--port=8000] [--reactor=epoll]");
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
+      "Usage: coro_echo_server [--host=127.0.0.1] [--port=8000] [--reactor=epoll]\n"
+      "       coro_echo_server --listen=ENDPOINT [--listen=ENDPOINT ...]");
+  if (absl::Status s = twist::ParseServerFlags(&argc, &argv); !s.ok()) {
+    return twist::BadUsage("coro_echo_server", s.message());
+  }
   auto factory = twist::Factory::forProtocol<twist::StreamProtocol>(
       twist::StreamProtocol::Handler(&Echo));
   return twist::ServeForever("coro_echo_server", factory.get());

@@ -5,7 +5,7 @@
 //
 // prints one line:
 //   connections=2000 messages=20000 bytes=1280000 errors=0 seconds=0.41
-// and exits 0 when every byte came back, 1 otherwise.
+// and exits 0 when every byte came back, 1 otherwise (2 on a bad flag).
 
 #include <stdio.h>
 #include <sys/resource.h>
@@ -23,6 +23,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "examples/usage.h"
 #include "framework/client_factory.h"
 #include "framework/endpoints.h"
 #include "framework/errors.h"
@@ -81,7 +82,9 @@ class EchoChecker : public Protocol {
   void connectionMade() override {
     ++totals_->connected;
     totals_->open.push_back(transport());
-    if (auto* tcp = dynamic_cast<TcpTransport*>(transport())) tcp->setTcpNoDelay(true).IgnoreError();
+    if (auto* tcp = dynamic_cast<TcpTransport*>(transport())) {
+      tcp->setTcpNoDelay(true).IgnoreError();  // not for a Unix socket
+    }
     sendNext();
   }
   void dataReceived(absl::string_view data) override {
@@ -175,16 +178,12 @@ class EchoClientFactory : public ClientFactory {
   int failed_ = 0;
 };
 
-int Fail(const std::string& problem) {
-  fprintf(stderr, "echo_client: %s\n", problem.c_str());
-  return 1;
-}
+constexpr char kProgram[] = "echo_client";
 
-// Bad usage: one line, exit 2.
-int BadUsage(const std::string& problem) {
-  fprintf(stderr, "echo_client: %s\n", problem.c_str());
-  return 2;
-}
+// A bad flag: one line, exit 2.
+int BadUsage(absl::string_view problem) { return twist::BadUsage(kProgram, problem); }
+// Anything else that stops the run before its summary: one line, exit 1.
+int Fail(absl::string_view problem) { return twist::Fail(kProgram, problem); }
 
 int Main() {
   // --connect, parsed before anything starts; a bad one is bad usage.
@@ -202,12 +201,12 @@ int Main() {
     if (!spec->timeout.has_value()) spec->timeout = absl::Seconds(FLAGS_timeout);
     endpoint_spec = *std::move(spec);
   } else if (FLAGS_port < 1 || FLAGS_port > 65535) {
-    return Fail(absl::StrCat("invalid --port ", FLAGS_port, ": must be 1..65535"));
+    return BadUsage(absl::StrCat("invalid --port ", FLAGS_port, ": must be 1..65535"));
   }
   if (FLAGS_connections < 1 || FLAGS_messages < 1 || FLAGS_size < 1) {
-    return Fail("--connections, --messages and --size must be at least 1");
+    return BadUsage("--connections, --messages and --size must be at least 1");
   }
-  if (!(FLAGS_timeout > 0)) return Fail("--timeout must be more than 0 seconds");
+  if (!(FLAGS_timeout > 0)) return BadUsage("--timeout must be more than 0 seconds");
   // Each connection is a descriptor: use all the system allows, and say so
   // up front when that is not enough.
   rlimit files;
@@ -223,9 +222,9 @@ int Main() {
   ReactorOptions options;
   options.poller = FLAGS_reactor;
   absl::StatusOr<std::unique_ptr<Reactor>> reactor = Reactor::Create(options);
-  if (!reactor.ok()) return Fail(absl::StrCat("--reactor: ", reactor.status().message()));
+  if (!reactor.ok()) return BadUsage(absl::StrCat("--reactor: ", reactor.status().message()));
   if (absl::Status s = (*reactor)->installSignalHandlers(); !s.ok()) {
-    return Fail(std::string(s.message()));
+    return Fail(s.message());
   }
   Totals totals;
   EchoClientFactory factory(reactor->get(), &totals);
@@ -235,7 +234,7 @@ int Main() {
   for (int i = 0; i < FLAGS_connections; ++i) {
     if (endpoint != nullptr) {
       if (absl::Status s = endpoint->connect(&factory); !s.ok()) {
-        return Fail(std::string(s.message()));
+        return Fail(s.message());
       }
     } else {
       (*reactor)->connectTCP(FLAGS_host, FLAGS_port, &factory,
@@ -256,7 +255,7 @@ int Main() {
   if (show_progress && seconds >= 1) fprintf(stderr, "\n");
   if (factory.failed() == FLAGS_connections) {
     // Not one connection: a single clear line instead of a summary.
-    return Fail(std::string(totals.first_failure.message()));
+    return Fail(totals.first_failure.message());
   }
   if (totals.finished < FLAGS_connections) {
     // Interrupted (SIGINT/SIGTERM) before every connection was done.

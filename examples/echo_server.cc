@@ -11,8 +11,10 @@
 #include <memory>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "examples/listen_flags.h"
 #include "examples/server_main.h"
+#include "examples/usage.h"
 #include "framework/protocol.h"
 #include "gflags/gflags.h"
 #include "protocols/echo.h"
@@ -30,31 +32,38 @@ DEFINE_string(log_traffic, "",
               "connections from 1 (Twisted's TrafficLoggingFactory); empty: no log.");
 
 int main(int argc, char** argv) {
+  constexpr char kProgram[] = "echo_server";
   gflags::SetUsageMessage(
       "Echo server: sends back every byte it receives.\n"
       "Usage: echo_server [--host=127.0.0.1] [--port=8000] [--reactor=epoll]\n"
       "       echo_server --listen=ENDPOINT [--listen=ENDPOINT ...] (tcp:8000,\n"
       "       tcp6:8000:interface=\\:\\:1, unix:/tmp/echo.sock, unix:@name)");
   if (absl::Status s = twist::ParseServerFlags(&argc, &argv); !s.ok()) {
-    return twist::BadUsage("echo_server", s.message());
+    return twist::BadUsage(kProgram, s.message());
   }
   if (FLAGS_read_limit < 0 || FLAGS_write_limit < 0) {
-    return twist::BadUsage("echo_server", "invalid --read_limit/--write_limit: must be >= 0 bytes per second");
+    return twist::BadUsage(
+        kProgram, "invalid --read_limit/--write_limit: must be >= 0 bytes per second");
   }
   auto echo = twist::Factory::forProtocol<twist::Echo>();
   twist::Factory* factory = echo.get();
   std::unique_ptr<twist::TrafficLoggingFactory> logged;
   if (!FLAGS_log_traffic.empty()) {
     // A log it cannot create would refuse every connection: say so now.
-    size_t slash = FLAGS_log_traffic.rfind('/');
-    std::string dir = slash == std::string::npos ? "." : FLAGS_log_traffic.substr(0, slash + 1);
+    const size_t slash = FLAGS_log_traffic.rfind('/');
+    const std::string dir =
+        slash == std::string::npos ? "." : FLAGS_log_traffic.substr(0, slash + 1);
     if (access(dir.c_str(), W_OK) != 0) {
-      return twist::BadUsage("echo_server", "--log_traffic: cannot write in " + dir + ": " + strerror(errno));
+      return twist::BadUsage(
+          kProgram, absl::StrCat("--log_traffic: cannot write in ", dir, ": ", strerror(errno)));
     }
     logged = std::make_unique<twist::TrafficLoggingFactory>(factory, FLAGS_log_traffic);
     factory = logged.get();
   }
-  std::unique_ptr<twist::ThrottlingFactory> throttled;  // outlives the reactor
+  // The throttle needs the reactor's time, so ServeForever makes it: it
+  // wraps the traffic log, and the server's policies wrap it. It outlives
+  // the reactor.
+  std::unique_ptr<twist::ThrottlingFactory> throttled;
   twist::WrapFactory wrap = nullptr;
   if (FLAGS_read_limit > 0 || FLAGS_write_limit > 0) {
     wrap = [&](twist::ReactorTime* reactor, twist::Factory* f) -> twist::Factory* {
@@ -63,5 +72,5 @@ int main(int argc, char** argv) {
       return throttled.get();
     };
   }
-  return twist::ServeForever("echo_server", factory, std::move(wrap));
+  return twist::ServeForever(kProgram, factory, std::move(wrap));
 }

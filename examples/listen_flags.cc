@@ -66,6 +66,13 @@ absl::Status ParseServerFlags(int* argc, char*** argv) {
 }
 
 absl::StatusOr<std::vector<ServerEndpointSpec>> ListenSpecs(bool datagram) {
+  if (!FLAGS_listen.empty()) {
+    // gflags itself read a --listen (keeping only the last): the program
+    // parsed its flags without ParseServerFlags, and would listen elsewhere
+    // than asked.
+    return absl::InternalError(
+        "--listen reached gflags: the program must parse its flags with ParseServerFlags");
+  }
   std::vector<ServerEndpointSpec> specs;
   const bool short_form = !gflags::GetCommandLineFlagInfoOrDie("host").is_default ||
                           !gflags::GetCommandLineFlagInfoOrDie("port").is_default;
@@ -108,11 +115,6 @@ absl::StatusOr<std::vector<ServerEndpointSpec>> ListenSpecs(bool datagram) {
 void PrintListening(const std::vector<ListeningPort>& ports) {
   for (const ListeningPort& p : ports) printf("listening on %s\n", p.describe().c_str());
   fflush(stdout);
-}
-
-int BadUsage(absl::string_view program, absl::string_view problem) {
-  fprintf(stderr, "%s: %s\n", std::string(program).c_str(), std::string(problem).c_str());
-  return 2;
 }
 
 }  // namespace twist

@@ -32,9 +32,6 @@ absl::StatusOr<std::vector<ServerEndpointSpec>> ListenSpecs(bool datagram);
 /// flushes: before any other output of the server.
 void PrintListening(const std::vector<ListeningPort>& ports);
 
-/// "PROGRAM: problem" on stderr; returns 2, the exit status of bad usage.
-int BadUsage(absl::string_view program, absl::string_view problem);
-
 }  // namespace twist
 
 #endif  // TWIST_EXAMPLES_LISTEN_FLAGS_H_

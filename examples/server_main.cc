@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "examples/listen_flags.h"
+#include "examples/usage.h"
 #include "framework/endpoints.h"
 #include "framework/poller.h"
 #include "framework/reactor.h"
@@ -33,13 +34,6 @@ DEFINE_double(accept_rate, 0,
               "the backlog); 0 disables.");
 
 namespace twist {
-namespace {
-int Fail(absl::string_view program, absl::string_view problem) {
-  fprintf(stderr, "%s: %s\n", std::string(program).c_str(),
-          std::string(problem).c_str());
-  return 1;
-}
-}  // namespace
 
 int ServeForever(absl::string_view program, Factory* factory, WrapFactory wrap) {
   absl::StatusOr<std::vector<ServerEndpointSpec>> specs = ListenSpecs(/*datagram=*/false);

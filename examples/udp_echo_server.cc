@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "examples/listen_flags.h"
+#include "examples/usage.h"
 #include "framework/datagram_protocol.h"
 #include "framework/endpoints.h"
 #include "framework/reactor.h"
@@ -38,8 +39,7 @@ class UdpEcho : public twist::DatagramProtocol {
   }
 };
 
-// Bad flags: one line on stderr, exit 2 (a usage error).
-int BadFlag(const std::string& problem) { return twist::BadUsage("udp_echo_server", problem); }
+constexpr char kProgram[] = "udp_echo_server";
 
 }  // namespace
 
@@ -53,14 +53,14 @@ int main(int argc, char** argv) {
   // form is a udp: endpoint, on port 9000 by default.
   gflags::SetCommandLineOptionWithMode("port", "9000", gflags::SET_FLAGS_DEFAULT);
   if (absl::Status s = twist::ParseServerFlags(&argc, &argv); !s.ok()) {
-    return BadFlag(std::string(s.message()));
+    return twist::BadUsage(kProgram, s.message());
   }
   absl::StatusOr<std::vector<twist::ServerEndpointSpec>> specs =
       twist::ListenSpecs(/*datagram=*/true);
-  if (!specs.ok()) return BadFlag(std::string(specs.status().message()));
+  if (!specs.ok()) return twist::BadUsage(kProgram, specs.status().message());
   if (FLAGS_max_packet < 1 || FLAGS_max_packet > 65535) {
-    return BadFlag(
-        absl::StrCat("invalid --max_packet ", FLAGS_max_packet, ": must be 1..65535"));
+    return twist::BadUsage(
+        kProgram, absl::StrCat("invalid --max_packet ", FLAGS_max_packet, ": must be 1..65535"));
   }
   // One protocol per port (a DatagramProtocol has one transport, as in
   // Twisted); they outlive the reactor, which calls their stopProtocol.
@@ -69,12 +69,11 @@ int main(int argc, char** argv) {
   options.poller = FLAGS_reactor;
   absl::StatusOr<std::unique_ptr<twist::Reactor>> reactor = twist::Reactor::Create(options);
   if (!reactor.ok()) {
-    return BadFlag(absl::StrCat("--reactor: ", reactor.status().message()));
+    return twist::BadUsage(kProgram, absl::StrCat("--reactor: ", reactor.status().message()));
   }
   // Before anything else can start a thread: only the signalfd sees them.
   if (absl::Status s = (*reactor)->installSignalHandlers(); !s.ok()) {
-    fprintf(stderr, "udp_echo_server: %s\n", std::string(s.message()).c_str());
-    return 1;
+    return twist::Fail(kProgram, s.message());
   }
   // Every endpoint is bound before the first line is printed.
   std::vector<twist::ListeningPort> ports;
@@ -82,11 +81,9 @@ int main(int argc, char** argv) {
     std::unique_ptr<twist::ServerEndpoint> endpoint =
         twist::serverFromSpec(reactor->get(), std::move(spec));
     echoes.push_back(std::make_unique<UdpEcho>());
-    absl::StatusOr<twist::ListeningPort> port = endpoint->listenDatagram(echoes.back().get(), FLAGS_max_packet);
-    if (!port.ok()) {
-      fprintf(stderr, "udp_echo_server: %s\n", std::string(port.status().message()).c_str());
-      return 1;
-    }
+    absl::StatusOr<twist::ListeningPort> port =
+        endpoint->listenDatagram(echoes.back().get(), FLAGS_max_packet);
+    if (!port.ok()) return twist::Fail(kProgram, port.status().message());
     ports.push_back(*port);
   }
   twist::PrintListening(ports);

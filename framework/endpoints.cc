@@ -38,11 +38,13 @@ struct Params {
   absl::string_view usage;
 };
 
+using Values = absl::flat_hash_map<std::string, std::string>;
+
 // Positional arguments fill `params.names` in order, then key=value ones
 // by name; anything else is an error naming it.
-absl::StatusOr<absl::flat_hash_map<std::string, std::string>> Bind(
+absl::StatusOr<Values> Bind(
     const EndpointArguments& parsed, const Params& params) {
-  absl::flat_hash_map<std::string, std::string> values;
+  Values values;
   for (size_t i = 1; i < parsed.args.size(); ++i) {
     if (i - 1 >= params.names.size()) {
       return Bad(absl::StrCat("unexpected argument '", parsed.args[i], "' in a ",
@@ -112,6 +114,19 @@ absl::StatusOr<absl::Duration> ParseTimeout(absl::string_view s) {
   return absl::Seconds(seconds);
 }
 
+// Parameter `key`, if given, read by `parse` into `*out`.
+template <typename T>
+absl::Status ParseIfGiven(const Values& values, absl::string_view key,
+                          absl::StatusOr<T> (*parse)(absl::string_view),
+                          std::optional<T>* out) {
+  auto it = values.find(key);
+  if (it == values.end()) return absl::OkStatus();
+  absl::StatusOr<T> value = parse(it->second);
+  if (!value.ok()) return value.status();
+  *out = *std::move(value);
+  return absl::OkStatus();
+}
+
 absl::Status CheckUnixPath(absl::string_view path) {
   if (path.empty()) return Bad("unix endpoint needs a path");
   // sun_path holds 108 bytes: a path and its NUL, or NUL and an abstract name.
@@ -139,54 +154,33 @@ absl::StatusOr<std::pair<EndpointArguments, std::string>> Split(absl::string_vie
 
 // --- Endpoints -------------------------------------------------------------
 
-absl::Status NotDatagram(const std::string& what) {
-  return Bad(absl::StrCat(what, " is a stream endpoint: it takes a Factory, not a DatagramProtocol"));
-}
-
-class TcpServerEndpoint final : public ServerEndpoint {
+// tcp:, tcp6: and unix: differ only in how they listen and how they read.
+class StreamServerEndpoint final : public ServerEndpoint {
  public:
-  TcpServerEndpoint(Reactor* reactor, ServerEndpointSpec spec, int backlog)
-      : reactor_(reactor), spec_(std::move(spec)), backlog_(backlog) {}
-
-  absl::StatusOr<ListeningPort> listen(Factory* factory) override {
-    absl::StatusOr<Port*> port = reactor_->listenTCP(spec_.port, factory, backlog_, spec_.interface);
-    if (!port.ok()) return port.status();
-    return ListeningPort(*port);
-  }
-  absl::StatusOr<ListeningPort> listenDatagram(DatagramProtocol*, size_t) override {
-    return NotDatagram(describe());
-  }
-  bool datagram() const override { return false; }
-  std::string describe() const override {
-    return absl::StrCat(spec_.type == ServerEndpointSpec::Type::kTcp6 ? "tcp6:" : "tcp:",
-                        spec_.port, ":interface=", Quote(spec_.interface),
-                        ":backlog=", backlog_);
-  }
-
- private:
-  Reactor* reactor_;
-  ServerEndpointSpec spec_;
-  int backlog_;
-};
-
-class UnixServerEndpoint final : public ServerEndpoint {
- public:
-  UnixServerEndpoint(Reactor* reactor, ServerEndpointSpec spec, int backlog)
+  StreamServerEndpoint(Reactor* reactor, ServerEndpointSpec spec, int backlog)
       : reactor_(reactor), spec_(std::move(spec)), backlog_(backlog) {}
 
   absl::StatusOr<ListeningPort> listen(Factory* factory) override {
     absl::StatusOr<Port*> port =
-        reactor_->listenUNIX(spec_.path, factory, backlog_, spec_.mode, spec_.lockfile);
+        spec_.type == ServerEndpointSpec::Type::kUnix
+            ? reactor_->listenUNIX(spec_.path, factory, backlog_, spec_.mode, spec_.lockfile)
+            : reactor_->listenTCP(spec_.port, factory, backlog_, spec_.interface);
     if (!port.ok()) return port.status();
     return ListeningPort(*port);
   }
   absl::StatusOr<ListeningPort> listenDatagram(DatagramProtocol*, size_t) override {
-    return NotDatagram(describe());
+    return Bad(absl::StrCat(describe(),
+                            " is a stream endpoint: it takes a Factory, not a DatagramProtocol"));
   }
   bool datagram() const override { return false; }
   std::string describe() const override {
-    return absl::StrFormat("unix:%s:mode=%04o:lockfile=%d:backlog=%d", Quote(spec_.path),
-                           spec_.mode, spec_.lockfile ? 1 : 0, backlog_);
+    if (spec_.type == ServerEndpointSpec::Type::kUnix) {
+      return absl::StrFormat("unix:%s:mode=%04o:lockfile=%d:backlog=%d", Quote(spec_.path),
+                             spec_.mode, spec_.lockfile ? 1 : 0, backlog_);
+    }
+    return absl::StrCat(spec_.type == ServerEndpointSpec::Type::kTcp6 ? "tcp6:" : "tcp:",
+                        spec_.port, ":interface=", Quote(spec_.interface),
+                        ":backlog=", backlog_);
   }
 
  private:
@@ -315,10 +309,9 @@ absl::StatusOr<ServerEndpointSpec> ParseServerEndpoint(absl::string_view descrip
       if (!i.ok()) return i.status();
       spec.interface = *i;
     }
-    if (auto it = values->find("backlog"); it != values->end()) {
-      absl::StatusOr<int> b = ParseBacklog(it->second);
-      if (!b.ok()) return b.status();
-      spec.backlog = *b;
+    if (absl::Status s = ParseIfGiven(*values, "backlog", &ParseBacklog, &spec.backlog);
+        !s.ok()) {
+      return s;
     }
     return spec;
   }
@@ -352,10 +345,9 @@ absl::StatusOr<ServerEndpointSpec> ParseServerEndpoint(absl::string_view descrip
       }
       spec.lockfile = it->second == "1";
     }
-    if (auto it = values->find("backlog"); it != values->end()) {
-      absl::StatusOr<int> b = ParseBacklog(it->second);
-      if (!b.ok()) return b.status();
-      spec.backlog = *b;
+    if (absl::Status s = ParseIfGiven(*values, "backlog", &ParseBacklog, &spec.backlog);
+        !s.ok()) {
+      return s;
     }
     return spec;
   }
@@ -400,10 +392,9 @@ absl::StatusOr<ClientEndpointSpec> ParseClientEndpoint(absl::string_view descrip
     absl::StatusOr<int> p = ParsePort(port->second, 1);
     if (!p.ok()) return p.status();
     spec.port = *p;
-    if (auto it = values->find("timeout"); it != values->end()) {
-      absl::StatusOr<absl::Duration> t = ParseTimeout(it->second);
-      if (!t.ok()) return t.status();
-      spec.timeout = *t;
+    if (absl::Status s = ParseIfGiven(*values, "timeout", &ParseTimeout, &spec.timeout);
+        !s.ok()) {
+      return s;
     }
     if (auto it = values->find("bindAddress"); it != values->end()) {
       absl::StatusOr<Address> a = Address::Parse(it->second, 0);
@@ -422,10 +413,9 @@ absl::StatusOr<ClientEndpointSpec> ParseClientEndpoint(absl::string_view descrip
     spec.type = ClientEndpointSpec::Type::kUnix;
     if (auto it = values->find("path"); it != values->end()) spec.path = it->second;
     if (absl::Status s = CheckUnixPath(spec.path); !s.ok()) return s;
-    if (auto it = values->find("timeout"); it != values->end()) {
-      absl::StatusOr<absl::Duration> t = ParseTimeout(it->second);
-      if (!t.ok()) return t.status();
-      spec.timeout = *t;
+    if (absl::Status s = ParseIfGiven(*values, "timeout", &ParseTimeout, &spec.timeout);
+        !s.ok()) {
+      return s;
     }
     return spec;
   }
@@ -453,9 +443,8 @@ std::unique_ptr<ServerEndpoint> serverFromSpec(Reactor* reactor, ServerEndpointS
   switch (spec.type) {
     case ServerEndpointSpec::Type::kTcp:
     case ServerEndpointSpec::Type::kTcp6:
-      return std::make_unique<TcpServerEndpoint>(reactor, std::move(spec), backlog);
     case ServerEndpointSpec::Type::kUnix:
-      return std::make_unique<UnixServerEndpoint>(reactor, std::move(spec), backlog);
+      return std::make_unique<StreamServerEndpoint>(reactor, std::move(spec), backlog);
     case ServerEndpointSpec::Type::kUdp:
       return std::make_unique<UdpServerEndpoint>(reactor, std::move(spec));
   }

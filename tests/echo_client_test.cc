@@ -229,14 +229,18 @@ TEST(EchoClientTest, ManyNamesResolveOnAFewThreads) {
 }
 
 TEST(EchoClientTest, BadFlagsAreOneLineErrors) {
+  // Bad usage exits 2, as every example program's does.
   ClientRun r = RunClient({"--port=70000"});
-  EXPECT_NE(r.exit_code, 0);
+  EXPECT_EQ(r.exit_code, 2);
   EXPECT_EQ(r.err, "echo_client: invalid --port 70000: must be 1..65535\n");
   r = RunClient({"--port=8000", "--connections=0"});
-  EXPECT_NE(r.exit_code, 0);
+  EXPECT_EQ(r.exit_code, 2);
   EXPECT_EQ(r.err, "echo_client: --connections, --messages and --size must be at least 1\n");
+  r = RunClient({"--port=8000", "--timeout=0"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err, "echo_client: --timeout must be more than 0 seconds\n");
   r = RunClient({"--port=8000", "--reactor=kqueue"});
-  EXPECT_NE(r.exit_code, 0);
+  EXPECT_EQ(r.exit_code, 2);
   EXPECT_TRUE(absl::StartsWith(r.err, "echo_client: --reactor: unknown reactor 'kqueue'"))
       << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1);

@@ -108,6 +108,29 @@ TEST(EchoServerFlags, EveryReactorServes) {
   }
 }
 
+TEST(EchoServerFlags, ListenFlagsNameWhereItListens) {
+  // Both forms of --listen, each its own port, in the order given (a server
+  // that left --listen to gflags would keep only the last, or none).
+  Subprocess p = StartServer({"--listen=tcp:0:interface=127.0.0.1", "--listen",
+                              "tcp:0:interface=127.0.0.1"});
+  for (int i = 0; i < 2; ++i) {
+    absl::StatusOr<std::string> line = p.ReadStdoutLine(kWait);
+    ASSERT_TRUE(line.ok()) << "line " << i + 1 << ": " << line.status() << " " << p.err();
+    const int port = PortOf(*line, "127.0.0.1");
+    EXPECT_NE(port, 8000) << "the default --port, not the --listen";
+    absl::StatusOr<BlockingClient> c =
+        BlockingClient::Connect(*Address::Parse("127.0.0.1", port));
+    ASSERT_TRUE(c.ok()) << c.status();
+    ASSERT_TRUE(c->SendAll("listen").ok());
+    EXPECT_EQ(*c->ReadExactly(6), "listen");
+  }
+  p.Signal(SIGTERM);
+  absl::StatusOr<int> status = p.Wait(kWait);
+  ASSERT_TRUE(status.ok());
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << p.err();
+  EXPECT_EQ(p.out(), "");
+}
+
 TEST(EchoServerFlags, ListensOnIPv6Loopback) {
   Subprocess p = StartServer({"--port=0", "--host=::1"});
   absl::StatusOr<std::string> line = p.ReadStdoutLine(kWait);
