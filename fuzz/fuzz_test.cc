@@ -2,8 +2,8 @@
 // (fuzz/corpus/<target>/) and on a few thousand deterministic pseudo-random
 // inputs: mutations of the seeds and plain random bytes. A target aborts on
 // a violated invariant, so a failure here is a crash, with the target's own
-// message on stderr. Inputs found by tools/fuzz.sh that once crashed are
-// kept in the corpus as regression-*, and each has a named test below.
+// message on stderr. An input tools/fuzz.sh finds crashing goes into the
+// corpus as regression-* (none so far), with a named test below.
 
 #include <dirent.h>
 

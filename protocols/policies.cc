@@ -105,6 +105,12 @@ void ProtocolWrapper::setWriteBufferWaterMarks(size_t low, size_t high) {
   transport()->setWriteBufferWaterMarks(low, high);
 }
 
+std::unique_ptr<Protocol> WrappingFactory::buildProtocol(const Address& addr) {
+  std::unique_ptr<Protocol> p = buildWrapped(addr);
+  if (p == nullptr) return nullptr;
+  return std::make_unique<ProtocolWrapper>(std::move(p));
+}
+
 class LimitTotalConnectionsFactory::Counted final : public ProtocolWrapper {
  public:
   Counted(LimitTotalConnectionsFactory* f, std::unique_ptr<Protocol> p)
@@ -131,7 +137,7 @@ std::unique_ptr<Protocol> LimitTotalConnectionsFactory::buildProtocol(
     ++refused_;
     return nullptr;
   }
-  std::unique_ptr<Protocol> p = ProtocolWrapper::buildWrapped(wrapped_, addr);
+  std::unique_ptr<Protocol> p = buildWrapped(addr);
   if (p == nullptr) return nullptr;
   return std::make_unique<Counted>(this, std::move(p));
 }
@@ -179,7 +185,7 @@ class TimeoutFactory::TimeoutProtocol final : public ProtocolWrapper,
 };
 
 std::unique_ptr<Protocol> TimeoutFactory::buildProtocol(const Address& addr) {
-  std::unique_ptr<Protocol> p = ProtocolWrapper::buildWrapped(wrapped_, addr);
+  std::unique_ptr<Protocol> p = buildWrapped(addr);
   if (p == nullptr) return nullptr;
   return std::make_unique<TimeoutProtocol>(this, std::move(p));
 }

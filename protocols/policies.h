@@ -3,12 +3,11 @@
 
 #include <memory>
 
-#include "absl/types/span.h"
-
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "framework/delayed_call.h"
 #include "framework/protocol.h"
 #include "framework/reactor_time.h"
@@ -107,22 +106,47 @@ class ProtocolWrapper : public Protocol,
   BufferingProtocol* buffering_;           // wrapped_, if it opts in
 };
 
-/// Serves at most `max_connections` connections at once with the protocols
-/// of `wrapped`; a connection over the limit is closed at once, before any
-/// protocol is built (Twisted's LimitTotalConnectionsFactory).
-class LimitTotalConnectionsFactory : public Factory {
+/// The base of the factories that wrap another factory's protocols
+/// (Twisted's policies.WrappingFactory): it starts and stops the wrapped
+/// factory with itself, and by default builds the wrapped factory's
+/// protocol inside a plain ProtocolWrapper. A policy overrides
+/// buildProtocol() to wrap it in its own ProtocolWrapper subclass.
+/// Unlike Twisted's, it keeps no registry of its protocols
+/// (WrappingFactory.protocols) and is not a client factory: each policy
+/// keeps only what it needs (a count, a set). The wrapped factory must
+/// outlive it.
+class WrappingFactory : public Factory {
  public:
-  LimitTotalConnectionsFactory(Factory* wrapped, int max_connections)
-      : wrapped_(wrapped), max_(max_connections) {}
+  explicit WrappingFactory(Factory* wrapped) : wrapped_(wrapped) {}
   std::unique_ptr<Protocol> buildProtocol(const Address& addr) override;
   void startFactory() override { wrapped_->doStart(); }
   void stopFactory() override { wrapped_->doStop(); }
+  Factory* wrappedFactory() const { return wrapped_; }
+
+ protected:
+  /// The wrapped factory's protocol for `addr`, with its own factory() set
+  /// (ProtocolWrapper::buildWrapped); nullptr if it refuses.
+  std::unique_ptr<Protocol> buildWrapped(const Address& addr) {
+    return ProtocolWrapper::buildWrapped(wrapped_, addr);
+  }
+
+ private:
+  Factory* wrapped_;
+};
+
+/// Serves at most `max_connections` connections at once with the protocols
+/// of `wrapped`; a connection over the limit is closed at once, before any
+/// protocol is built (Twisted's LimitTotalConnectionsFactory).
+class LimitTotalConnectionsFactory : public WrappingFactory {
+ public:
+  LimitTotalConnectionsFactory(Factory* wrapped, int max_connections)
+      : WrappingFactory(wrapped), max_(max_connections) {}
+  std::unique_ptr<Protocol> buildProtocol(const Address& addr) override;
   int connectionCount() const { return count_; }
   int refusedCount() const { return refused_; }
 
  private:
   class Counted;
-  Factory* wrapped_;
   int max_;
   int count_ = 0;
   int refused_ = 0;
@@ -134,19 +158,16 @@ class LimitTotalConnectionsFactory : public Factory {
 /// chat user who only reads stays). The wrapped protocols need not know.
 /// On time-out the connection is lost cleanly (queued output is flushed);
 /// if that flush has not finished after another `idle`, it is aborted.
-class TimeoutFactory : public Factory {
+class TimeoutFactory : public WrappingFactory {
  public:
   TimeoutFactory(ReactorTime* reactor, Factory* wrapped, absl::Duration idle)
-      : reactor_(reactor), wrapped_(wrapped), idle_(idle) {}
+      : WrappingFactory(wrapped), reactor_(reactor), idle_(idle) {}
   std::unique_ptr<Protocol> buildProtocol(const Address& addr) override;
-  void startFactory() override { wrapped_->doStart(); }
-  void stopFactory() override { wrapped_->doStop(); }
   int timedOutCount() const { return timed_out_; }
 
  private:
   class TimeoutProtocol;
   ReactorTime* reactor_;
-  Factory* wrapped_;
   absl::Duration idle_;
   int timed_out_ = 0;
 };

@@ -4,8 +4,6 @@
 #include <utility>
 #include <vector>
 
-#include "protocols/policies.h"
-
 namespace twist {
 
 // The wrapped protocol's transport. It keeps two pauses apart on each side,
@@ -164,7 +162,7 @@ class ThrottlingFactory::ThrottlingProtocol final : public ProtocolWrapper {
 ThrottlingFactory::ThrottlingFactory(ReactorTime* reactor, Factory* wrapped,
                                      int max_connection_count, int64_t read_limit,
                                      int64_t write_limit)
-    : reactor_(reactor), wrapped_(wrapped), max_connection_count_(max_connection_count) {
+    : WrappingFactory(wrapped), reactor_(reactor), max_connection_count_(max_connection_count) {
   // 0 or less: no limit, as a flag's 0 means.
   reads_.limit = read_limit > 0 ? read_limit : kNoLimit;
   writes_.limit = write_limit > 0 ? write_limit : kNoLimit;
@@ -182,7 +180,7 @@ std::unique_ptr<Protocol> ThrottlingFactory::buildProtocol(const Address& addr) 
     ++refused_;
     return nullptr;
   }
-  std::unique_ptr<Protocol> p = ProtocolWrapper::buildWrapped(wrapped_, addr);
+  std::unique_ptr<Protocol> p = buildWrapped(addr);
   if (p == nullptr) return nullptr;
   // Time is checked only while there are connections, as in Twisted.
   if (connection_count_ == 0) startChecks();

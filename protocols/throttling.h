@@ -11,6 +11,7 @@
 #include "framework/delayed_call.h"
 #include "framework/protocol.h"
 #include "framework/reactor_time.h"
+#include "protocols/policies.h"
 
 namespace twist {
 
@@ -43,7 +44,7 @@ namespace twist {
 /// returns nullptr and the reactor closes it at once. Needs only time (a
 /// Reactor, or task::Clock in tests). The factory must outlive its
 /// connections; the wrapped factory must outlive it.
-class ThrottlingFactory : public Factory {
+class ThrottlingFactory : public WrappingFactory {
  public:
   static constexpr int64_t kNoLimit = std::numeric_limits<int64_t>::max();
 
@@ -53,8 +54,6 @@ class ThrottlingFactory : public Factory {
   ~ThrottlingFactory() override;
 
   std::unique_ptr<Protocol> buildProtocol(const Address& addr) override;
-  void startFactory() override { wrapped_->doStart(); }
-  void stopFactory() override { wrapped_->doStop(); }
 
   /// Connections built and not yet lost.
   int connectionCount() const { return connection_count_; }
@@ -95,7 +94,6 @@ class ThrottlingFactory : public Factory {
   void forEachProtocol(absl::FunctionRef<void(ThrottlingProtocol*)> fn);
 
   ReactorTime* reactor_;
-  Factory* wrapped_;
   int max_connection_count_;
   int connection_count_ = 0;
   int refused_ = 0;

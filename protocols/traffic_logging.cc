@@ -87,7 +87,7 @@ void TrafficLoggingProtocol::loseWriteConnection() {
 
 TrafficLoggingFactory::TrafficLoggingFactory(Factory* wrapped, std::string log_file_prefix,
                                              size_t length_limit)
-    : wrapped_(wrapped), prefix_(std::move(log_file_prefix)), length_limit_(length_limit) {}
+    : WrappingFactory(wrapped), prefix_(std::move(log_file_prefix)), length_limit_(length_limit) {}
 
 std::unique_ptr<std::ostream> TrafficLoggingFactory::open(const std::string& name) {
   auto file = std::make_unique<std::ofstream>(name, std::ios::out | std::ios::trunc);
@@ -100,7 +100,7 @@ std::unique_ptr<std::ostream> TrafficLoggingFactory::open(const std::string& nam
 }
 
 std::unique_ptr<Protocol> TrafficLoggingFactory::buildProtocol(const Address& addr) {
-  std::unique_ptr<Protocol> p = ProtocolWrapper::buildWrapped(wrapped_, addr);
+  std::unique_ptr<Protocol> p = buildWrapped(addr);
   if (p == nullptr) return nullptr;
   ++counter_;
   std::unique_ptr<std::ostream> log = open(absl::StrCat(prefix_, "-", counter_));

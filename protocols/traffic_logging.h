@@ -67,13 +67,11 @@ class TrafficLoggingProtocol : public ProtocolWrapper {
 /// (Twisted's policies.TrafficLoggingFactory). A connection whose log
 /// cannot be opened is refused (closed at once), since it could not be
 /// logged; openError() tells why. The wrapped factory must outlive it.
-class TrafficLoggingFactory : public Factory {
+class TrafficLoggingFactory : public WrappingFactory {
  public:
   TrafficLoggingFactory(Factory* wrapped, std::string log_file_prefix, size_t length_limit = 0);
 
   std::unique_ptr<Protocol> buildProtocol(const Address& addr) override;
-  void startFactory() override { wrapped_->doStart(); }
-  void stopFactory() override { wrapped_->doStop(); }
 
   /// Opens the log named `name` (the default truncates or creates that
   /// file); nullptr if it cannot. Tests override it to log in memory.
@@ -86,7 +84,6 @@ class TrafficLoggingFactory : public Factory {
   const absl::Status& openError() const { return open_error_; }
 
  private:
-  Factory* wrapped_;
   std::string prefix_;
   size_t length_limit_;
   int counter_ = 0;

@@ -657,26 +657,27 @@ TEST(ClosingTest, LineReceiverDeliversNoLineAfterLoseConnection) {
   }
 }
 
-TEST(ClosingTest, Int32StringReceiverDeliversNoStringAfterLoseConnection) {
+// `input` holds the frames "one", "two" and "three", in one read.
+template <typename Receiver>
+void ExpectNoStringAfterTheFirstCloses(const std::string& input) {
   for (Close how : {Close::kLose, Close::kAbort, Close::kStop}) {
-    ClosingStrings<Int32StringReceiver> p(how);
+    ClosingStrings<Receiver> p(how);
     StringTransport t;
     t.connect(&p);
-    t.receive(Int32Frame("one") + Int32Frame("two") + Int32Frame("three"));
+    t.receive(input);
     EXPECT_THAT(p.strings, ElementsAre("one")) << static_cast<int>(how);
     EXPECT_TRUE(t.disconnecting());
   }
 }
 
+TEST(ClosingTest, Int32StringReceiverDeliversNoStringAfterLoseConnection) {
+  ExpectNoStringAfterTheFirstCloses<Int32StringReceiver>(Int32Frame("one") + Int32Frame("two") +
+                                                         Int32Frame("three"));
+}
+
 TEST(ClosingTest, NetstringReceiverDeliversNoStringAfterLoseConnection) {
-  for (Close how : {Close::kLose, Close::kAbort, Close::kStop}) {
-    ClosingStrings<NetstringReceiver> p(how);
-    StringTransport t;
-    t.connect(&p);
-    t.receive(Netstring("one") + Netstring("two") + Netstring("three"));
-    EXPECT_THAT(p.strings, ElementsAre("one")) << static_cast<int>(how);
-    EXPECT_TRUE(t.disconnecting());
-  }
+  ExpectNoStringAfterTheFirstCloses<NetstringReceiver>(Netstring("one") + Netstring("two") +
+                                                       Netstring("three"));
 }
 
 // Lines held back by a pause stay undelivered once the connection is closing,

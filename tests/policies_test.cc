@@ -293,6 +293,36 @@ TEST_P(PoliciesTest, AWrapperIsTheWrappedProtocolsTransport) {
   EXPECT_EQ(*c.ReadExactly(5), "hello");
 }
 
+// Counts the ports using it, through the reference-counted doStart/doStop.
+class StartCountingFactory : public Factory {
+ public:
+  StartCountingFactory() : Factory([] { return std::make_unique<Echo>(); }) {}
+  void startFactory() override { ++started; }
+  void stopFactory() override { ++stopped; }
+  int started = 0;
+  int stopped = 0;
+};
+
+TEST(WrappingFactoryTest, ByItselfPassesEverythingThroughAndStartsTheWrappedFactory) {
+  StartCountingFactory echo;
+  WrappingFactory wrapping(&echo);
+  EXPECT_EQ(wrapping.wrappedFactory(), &echo);
+  wrapping.doStart();
+  EXPECT_EQ(echo.started, 1);
+  std::unique_ptr<Protocol> p = wrapping.buildProtocol(Address());
+  auto* wrapper = dynamic_cast<ProtocolWrapper*>(p.get());
+  ASSERT_NE(wrapper, nullptr);
+  EXPECT_EQ(wrapper->wrapped()->factory(), &echo) << "the wrapped protocol keeps its factory";
+  StringTransport t;
+  t.connect(p.get());
+  EXPECT_EQ(wrapper->wrapped()->transport(), wrapper);
+  t.receive("hello");
+  EXPECT_EQ(t.take(), "hello");
+  t.disconnect();
+  wrapping.doStop();
+  EXPECT_EQ(echo.stopped, 1);
+}
+
 TEST(TaskClockTest, AdvanceRunsWhatBecameDueInOrderIncludingCallsItSchedules) {
   task::Clock clock;
   std::vector<std::string> log;

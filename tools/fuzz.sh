@@ -54,8 +54,14 @@ for src in "${sources[@]}"; do
   if [ ! -f "$obj" ] || [ "$root/$src" -nt "$obj" ] || \
      [ -n "$(find "$root/framework" "$root/protocols" "$root/fuzz" -name '*.h' -newer "$obj" -print -quit)" ]; then
     echo "tools/fuzz.sh: compiling $src" >&2
+    # The coroutine library (//framework:coro) is C++20, as in Bazel; the
+    # rest stays C++17.
+    std=()
+    if grep -qE '#include (<coroutine>|"framework/(coro|stream)\.h")' "$root/$src"; then
+      std=(-std=c++20)
+    fi
     # Written aside, then renamed: two runs at once never link a half object.
-    "$cxx" "${flags[@]}" -c "$root/$src" -o "$obj.$$" $(pkg-config --cflags "${absl_libs[@]}")
+    "$cxx" "${flags[@]}" "${std[@]}" -c "$root/$src" -o "$obj.$$" $(pkg-config --cflags "${absl_libs[@]}")
     mv -f "$obj.$$" "$obj"
   fi
   objects+=("$obj")
