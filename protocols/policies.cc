@@ -152,15 +152,15 @@ class TimeoutFactory::TimeoutProtocol final : public ProtocolWrapper,
     ProtocolWrapper::connectionMade();
   }
   void dataReceived(absl::string_view data) override {
-    resetTimeout();
+    activity();
     ProtocolWrapper::dataReceived(data);
   }
   void write(absl::string_view data) override {
-    resetTimeout();
+    activity();
     ProtocolWrapper::write(data);
   }
   void writeSequence(absl::Span<const absl::string_view> data) override {
-    resetTimeout();
+    activity();
     ProtocolWrapper::writeSequence(data);
   }
   void connectionLost(const absl::Status& reason) override {
@@ -180,6 +180,12 @@ class TimeoutFactory::TimeoutProtocol final : public ProtocolWrapper,
   }
 
  private:
+  // Once timed out, the countdown is the flush's: writes the protocol still
+  // makes must not postpone the abort.
+  void activity() {
+    if (!closing_) resetTimeout();
+  }
+
   TimeoutFactory* f_;
   bool closing_ = false;
 };

@@ -359,6 +359,30 @@ TEST(TaskClockTest, DrivesTimeoutFactoryWithoutAReactor) {
   t.disconnect();
 }
 
+// Once the idle period has closed the connection, the flush has one more
+// period: writes the protocol still makes (a room broadcasting to a user it
+// has not dropped yet) do not postpone the abort.
+TEST(TaskClockTest, WritesWhileTheTimedOutFlushStallsDoNotPostponeTheAbort) {
+  task::Clock clock;
+  Transport* talker = nullptr;
+  Factory inner([&] { return std::make_unique<Talker>(&talker); });
+  TimeoutFactory timed(&clock, &inner, absl::Seconds(10));
+  std::unique_ptr<Protocol> p = timed.buildProtocol(Address());
+  StringTransport t;  // never flushes: the peer does not read
+  t.connect(p.get());
+  clock.advance(absl::Seconds(10));
+  EXPECT_TRUE(t.disconnecting());
+  EXPECT_FALSE(t.aborted());
+  for (int i = 0; i < 3; ++i) {
+    clock.advance(absl::Seconds(3));
+    talker->write("line\r\n");
+  }
+  clock.advance(absl::Seconds(1));
+  EXPECT_TRUE(t.aborted()) << "the abort waited for the writes to stop";
+  EXPECT_EQ(timed.timedOutCount(), 1);
+  t.disconnect();
+}
+
 INSTANTIATE_TEST_SUITE_P(AllPollers, PoliciesTest,
                          ::testing::ValuesIn(PollerNames()),
                          [](const auto& info) { return info.param; });
