@@ -467,7 +467,7 @@ void Reactor::adoptConnection(int fd, Factory* factory, const Address& peer) {
     return;
   }
   absl::StatusOr<StreamConnection*> c =
-      startConnection(fd, std::move(protocol), factory, Address(), peer, /*connector=*/nullptr);
+      startConnection(fd, std::move(protocol), factory, peer, /*connector=*/nullptr);
   if (!c.ok() && !warned_refused_) {
     warned_refused_ = true;
     fprintf(stderr, "twist: refusing connection from %s: %s\n",
@@ -477,7 +477,7 @@ void Reactor::adoptConnection(int fd, Factory* factory, const Address& peer) {
 
 absl::StatusOr<StreamConnection*> Reactor::startConnection(
     int fd, std::unique_ptr<Protocol> protocol, Factory* factory,
-    const Address& host, const Address& peer, Connector* connector) {
+    const Address& peer, Connector* connector) {
   if (protocol->factory() == nullptr) protocol->setFactory(factory);
   std::unique_ptr<StreamConnection> conn;
   if (peer.isUnix()) {

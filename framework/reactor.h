@@ -255,11 +255,11 @@ class Reactor : public ReactorTime {
   // returns (never re-entrantly inside a user's call).
   void enqueueClose(StreamConnection* c);
   // Wraps a connected socket and its protocol in a transport (TCP or Unix,
-  // after the peer's family) and starts the protocol; `connector` (if any) hears after its connectionLost. Closes fd
-  // on failure.
+  // after the peer's family) and starts the protocol; `connector` (if any)
+  // hears after its connectionLost. Closes fd on failure.
   absl::StatusOr<StreamConnection*> startConnection(
       int fd, std::unique_ptr<Protocol> protocol, Factory* factory,
-      const Address& host, const Address& peer, Connector* connector);
+      const Address& peer, Connector* connector);
   // A connector that may have nothing left to do: destroyed at the end of
   // the iteration if it is still idle then.
   void connectorMaybeIdle(Connector* c);

@@ -52,9 +52,6 @@ class StreamConnection : public Transport, private Selectable {
   void setWriteBufferWaterMarks(size_t low, size_t high) final;
 
   Protocol* protocol() const { return protocol_.get(); }
-  /// The connector of an outgoing connection: told right after the
-  /// protocol's connectionLost, so that it can tell its ClientFactory.
-  void setConnector(Connector* connector) { connector_ = connector; }
   /// The socket; -1 once the connection is closed.
   int fd() const { return fd_; }
 
@@ -66,6 +63,10 @@ class StreamConnection : public Transport, private Selectable {
  private:
   friend class Reactor;
 
+  // The connector of an outgoing connection (Reactor::startConnection): told
+  // right after the protocol's connectionLost, so that it can tell its
+  // ClientFactory.
+  void setConnector(Connector* connector) { connector_ = connector; }
   void handleEvents(uint32_t ready) override;
   void doRead();
   void doWrite();

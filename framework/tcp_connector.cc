@@ -225,7 +225,6 @@ void Connector::handleEvents(uint32_t ready) {
 void Connector::connected() {
   timeout_call_.cancel().IgnoreError();
   int fd = releaseSocket();
-  absl::StatusOr<Address> host = Address::LocalOf(fd);
   absl::StatusOr<Address> peer = Address::PeerOf(fd);
   // A Unix client's peer is the path it connected to, as in Twisted (the
   // kernel would give the name as the server spelled it when it bound).
@@ -246,7 +245,7 @@ void Connector::connected() {
   // for transport() or disconnect(): startConnection sets connection_.
   state_ = State::kConnected;
   absl::StatusOr<StreamConnection*> c = reactor_->startConnection(
-      fd, std::move(protocol), factory_, host.ok() ? *host : Address(), *peer, this);
+      fd, std::move(protocol), factory_, *peer, this);
   if (!c.ok()) {
     connection_ = nullptr;
     state_ = State::kConnecting;
