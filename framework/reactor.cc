@@ -164,6 +164,11 @@ absl::Status Reactor::init() {
 }
 
 Reactor::~Reactor() {
+  // No trigger runs from here on (docs/design.md, "Shutdown"): a "before"
+  // Deferred that a connectionLost below fires finds its event gone instead
+  // of running "during"/"after" triggers in a half-destroyed reactor, and
+  // triggers added or events fired meanwhile meet an empty set.
+  events_ = std::make_shared<SystemEvents>();
   if (thread_handoff_ != nullptr) {
     std::lock_guard<std::mutex> lock(thread_handoff_->mu);
     thread_handoff_->reactor = nullptr;  // pool tasks still running call nothing

@@ -132,6 +132,35 @@ TEST(SystemEventTest, ATriggerMayAddTriggersToItsOwnPhase) {
   EXPECT_THAT(log, ElementsAre("first", "added", "after"));
 }
 
+// Destroying a reactor fires no triggers, even when a connectionLost it
+// causes fires the Deferred an event's "before" trigger is waiting for.
+TEST(SystemEventTest, ConnectionLostInTheDestructorRunsNoTrigger) {
+  auto reactor = MakeReactor();
+  Deferred<Unit> d;
+  class FiresOnLoss : public Protocol {
+   public:
+    explicit FiresOnLoss(Deferred<Unit> d) : d_(std::move(d)) {}
+    void connectionLost(const absl::Status&) override { d_.callback(Unit{}).IgnoreError(); }
+
+   private:
+    Deferred<Unit> d_;
+  };
+  auto factory = Factory::forProtocol<FiresOnLoss>(d);
+  absl::StatusOr<Port*> port = reactor->listenTCP(0, factory.get(), 8, "127.0.0.1");
+  ASSERT_TRUE(port.ok()) << port.status();
+  absl::StatusOr<testing::BlockingClient> client =
+      testing::BlockingClient::Connect((*port)->getHost());
+  ASSERT_TRUE(client.ok()) << client.status();
+  ASSERT_TRUE(testing::RunUntil(*reactor, [&] { return reactor->connectionCount() == 1; }));
+  bool during = false;
+  reactor->addSystemEventTrigger(EventPhase::kBefore, "e", [d] { return d; });
+  reactor->addSystemEventTrigger(EventPhase::kDuring, "e", [&] { during = true; });
+  reactor->fireSystemEvent("e");
+  EXPECT_FALSE(during);  // waits for d
+  reactor.reset();       // aborts the connection: connectionLost fires d
+  EXPECT_FALSE(during) << "a trigger ran inside ~Reactor";
+}
+
 TEST(SystemEventTest, DeferredFiredAfterTheReactorIsGoneIsHarmless) {
   Deferred<Unit> d;
   bool during = false;
