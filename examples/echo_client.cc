@@ -233,8 +233,8 @@ int Main() {
   if (endpoint_spec.has_value()) endpoint = clientFromSpec(reactor->get(), *endpoint_spec);
   for (int i = 0; i < FLAGS_connections; ++i) {
     if (endpoint != nullptr) {
-      if (absl::Status s = endpoint->connect(&factory); !s.ok()) {
-        return Fail(s.message());
+      if (auto attempt = endpoint->connect(&factory); !attempt.ok()) {
+        return Fail(attempt.status().message());
       }
     } else {
       (*reactor)->connectTCP(FLAGS_host, FLAGS_port, &factory,

@@ -220,13 +220,18 @@ class UnixClientEndpoint final : public ClientEndpoint {
   UnixClientEndpoint(Reactor* reactor, ClientEndpointSpec spec)
       : reactor_(reactor), spec_(std::move(spec)) {}
 
-  absl::Status connect(ClientFactory* factory) override {
-    reactor_->connectUNIX(spec_.path, factory, spec_.timeout.value_or(absl::Seconds(30)));
-    return absl::OkStatus();
-  }
   std::string describe() const override {
     return absl::StrCat("unix:path=", Quote(spec_.path), ":timeout=",
                         absl::ToDoubleSeconds(spec_.timeout.value_or(absl::Seconds(30))));
+  }
+
+ protected:
+  absl::StatusOr<ConnectingAttempt> startConnecting(ClientFactory* factory) override {
+    Connector* c =
+        reactor_->connectUNIX(spec_.path, factory, spec_.timeout.value_or(absl::Seconds(30)));
+    // stopConnecting() refuses once connected or over, and defers the
+    // factory's clientConnectionFailed to a later turn.
+    return ConnectingAttempt(c->liveness(), [c] { return c->stopConnecting().ok(); });
   }
 
  private:

@@ -7,17 +7,19 @@
 #include <utility>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "framework/address.h"
+#include "framework/defer.h"
+#include "framework/protocol.h"
 
 namespace twist {
 
 class ClientFactory;
 class DatagramProtocol;
-class Factory;
 class Port;
 class Reactor;
 class UdpPort;
@@ -122,20 +124,69 @@ class ServerEndpoint {
   virtual std::string describe() const = 0;
 };
 
-/// Twisted's IStreamClientEndpoint: connect() starts one connection
-/// attempt; how it goes reaches `factory` as for Reactor::connectTCP
-/// (startedConnecting, then clientConnectionFailed or the protocol's
-/// callbacks and clientConnectionLost), on a later loop turn, never inside
-/// connect(). The Connector* those callbacks get is for information only
-/// and may be nullptr (a failure of the whole attempt, such as a name that
-/// does not resolve): retry through the endpoint, not the connector.
-/// `factory` must outlive the attempt.
+/// A connection attempt an endpoint started, for stopping it before it
+/// connects (what cancelling the Deferred of Twisted's endpoint.connect()
+/// does). Small and movable; safe to keep after the attempt is over.
+class ConnectingAttempt {
+ public:
+  ConnectingAttempt() = default;
+  /// `stop` is called by cancel() while `alive` has not expired; it stops
+  /// the attempt and says whether there was one to stop.
+  ConnectingAttempt(std::weak_ptr<const void> alive, absl::AnyInvocable<bool()> stop)
+      : alive_(std::move(alive)), stop_(std::move(stop)) {}
+
+  /// Stops the attempt if it has not connected yet: its factory's
+  /// clientConnectionFailed() then gets ConnectCancelled() ("connecting to
+  /// X was cancelled", IsConnectCancelled) on a later loop turn, never
+  /// inside this call. True if it stopped one; false once the attempt has
+  /// connected, failed or ended, or was cancelled already.
+  bool cancel() { return !alive_.expired() && stop_ && stop_(); }
+
+ private:
+  std::weak_ptr<const void> alive_;
+  absl::AnyInvocable<bool()> stop_;
+};
+
+/// Twisted's IStreamClientEndpoint, in two styles:
+///
+/// - connect(Factory*) is Twisted's: a Deferred that fires with the
+///   factory's protocol once its connectionMade() has run, or fails with
+///   why the attempt failed; cancelling it before then stops the attempt
+///   (ConnectCancelled). The protocol belongs to its connection: the
+///   pointer is good until its connectionLost() returns.
+/// - connect(ClientFactory*) is the callback style of Reactor::connectTCP:
+///   how the attempt goes reaches `factory` (startedConnecting, then
+///   clientConnectionFailed or the protocol's callbacks and
+///   clientConnectionLost), on a later loop turn, never inside connect().
+///   The Connector* those callbacks get is for information only and may be
+///   nullptr (a failure of the whole attempt, such as a name that does not
+///   resolve): retry through the endpoint, not the connector. The returned
+///   ConnectingAttempt stops it.
+///
+/// A factory that is a ClientFactory picks the second. Either way the
+/// factory must outlive the attempt. An endpoint implements
+/// startConnecting() (the callback style); the Deferred style is built on it.
 class ClientEndpoint {
  public:
   virtual ~ClientEndpoint() = default;
-  virtual absl::Status connect(ClientFactory* factory) = 0;
+  Deferred<Protocol*> connect(Factory* factory);
+  absl::StatusOr<ConnectingAttempt> connect(ClientFactory* factory) {
+    return startConnecting(factory);
+  }
   virtual std::string describe() const = 0;
+
+ protected:
+  /// Starts one attempt, as connect(ClientFactory*) describes; an error
+  /// (nothing started, the factory hears nothing) only for an endpoint that
+  /// cannot connect at all.
+  virtual absl::StatusOr<ConnectingAttempt> startConnecting(ClientFactory* factory) = 0;
 };
+
+/// Twisted's connectProtocol(endpoint, protocol): connects `protocol`
+/// itself (no factory of the caller's) and fires with it once its
+/// connectionMade() has run; cancellable as connect() is.
+template <class P>
+Deferred<P*> connectProtocol(ClientEndpoint& endpoint, std::unique_ptr<P> protocol);
 
 /// The endpoint `description` names, on `reactor` (Twisted's
 /// serverFromString). A stream endpoint with no backlog= gets
@@ -151,6 +202,20 @@ std::unique_ptr<ServerEndpoint> serverFromSpec(Reactor* reactor, ServerEndpointS
 absl::StatusOr<std::unique_ptr<ClientEndpoint>> clientFromString(
     Reactor* reactor, absl::string_view description);
 std::unique_ptr<ClientEndpoint> clientFromSpec(Reactor* reactor, ClientEndpointSpec spec);
+
+// --- connectProtocol -------------------------------------------------------
+
+namespace endpoints_internal {
+// connectProtocol's work: connects with a factory, owned by the attempt,
+// that hands over `protocol`.
+Deferred<Protocol*> ConnectProtocol(ClientEndpoint& endpoint, std::unique_ptr<Protocol> protocol);
+}  // namespace endpoints_internal
+
+template <class P>
+Deferred<P*> connectProtocol(ClientEndpoint& endpoint, std::unique_ptr<P> protocol) {
+  return endpoints_internal::ConnectProtocol(endpoint, std::move(protocol))
+      .then([](Protocol* p) { return static_cast<P*>(p); });
+}
 
 }  // namespace twist
 

@@ -142,6 +142,11 @@ class HostnameEndpoint::Attempt final : public ClientFactory {
     }
     if (timeout_ > absl::ZeroDuration() && timeout_ != absl::InfiniteDuration()) {
       resolve_timeout_ = reactor_->callLater(timeout_, [this] {
+        if (pending_tell_) {  // cancelled: say so now (a later turn)
+          deliverPendingTell();
+          maybeFinish();
+          return;
+        }
         reactor_->cancelResolve(resolve_id_);
         resolving_ = false;
         endWithoutLegs(ConnectTimeoutError(destination_, timeout_));
@@ -152,6 +157,11 @@ class HostnameEndpoint::Attempt final : public ClientFactory {
         host_, port_, [this](absl::StatusOr<std::vector<Address>> addresses) {
           resolving_ = false;
           resolve_timeout_.cancel().IgnoreError();
+          if (pending_tell_) {
+            deliverPendingTell();  // cancelled: the answer is not wanted
+            maybeFinish();
+            return;
+          }
           if (!addresses.ok()) {
             endWithoutLegs(absl::IsNotFound(addresses.status()) ||
                                    absl::IsCancelled(addresses.status())
@@ -163,6 +173,22 @@ class HostnameEndpoint::Attempt final : public ClientFactory {
             race_.start(*std::move(addresses));
           }
         });
+  }
+
+  std::weak_ptr<const void> liveness() const { return alive_; }
+
+  // ConnectingAttempt::cancel(): ends the race now (every leg is stopped)
+  // and tells the user ConnectCancelled on a later turn. That report rides
+  // on a zero-delay call, but also on what the reactor always delivers,
+  // even when it is destroyed first: the name's resolution (left running
+  // until the report is out) and the stopped legs' failures, whichever
+  // comes first. False once the race is over (won, lost or cancelled).
+  bool cancel() {
+    if (race_.finished()) return false;
+    tell_later_ = true;
+    race_.abort(ConnectCancelled(destination_));  // done() -> tellFailed()
+    tell_later_ = false;
+    return true;
   }
 
   std::unique_ptr<Protocol> buildProtocol(const Address& peer) override {
@@ -203,7 +229,9 @@ class HostnameEndpoint::Attempt final : public ClientFactory {
                                    " refused by the factory (it built no protocol)"))
                              : reason);
     } else if (index < cancelled_.size() && cancelled_[index]) {
-      // A loser we stopped: nothing to say.
+      // A loser we stopped: nothing to say, unless the whole attempt was
+      // cancelled and the user is still to hear.
+      deliverPendingTell();
     } else if (absl::IsCancelled(reason)) {
       // Not cancelled by us: the reactor is stopping, nothing more will
       // connect.
@@ -250,7 +278,30 @@ class HostnameEndpoint::Attempt final : public ClientFactory {
   void tellFailed(Connector* c, const absl::Status& reason) {
     if (told_failed_) return;
     told_failed_ = true;
+    if (tell_later_) {  // inside cancel(): not now (see cancel())
+      pending_tell_ = true;
+      pending_reason_ = reason;
+      telling_ = reactor_->callLater(absl::ZeroDuration(), [this] {
+        deliverPendingTell();
+        maybeFinish();
+      });
+      return;
+    }
     user_->clientConnectionFailed(c, reason);
+  }
+
+  // cancel()'s report, by whichever way comes first; the resolution it
+  // kept running is forgotten then.
+  void deliverPendingTell() {
+    if (!pending_tell_) return;
+    pending_tell_ = false;
+    telling_.cancel().IgnoreError();
+    if (resolving_) {
+      reactor_->cancelResolve(resolve_id_);
+      resolving_ = false;
+      resolve_timeout_.cancel().IgnoreError();
+    }
+    user_->clientConnectionFailed(nullptr, pending_reason_);
   }
 
   // The attempt ended before any connector was started: the name did not
@@ -261,7 +312,7 @@ class HostnameEndpoint::Attempt final : public ClientFactory {
   }
 
   void maybeFinish() {
-    if (finishing_ || !race_.finished() || resolving_ || !leg_of_.empty()) return;
+    if (finishing_ || !race_.finished() || resolving_ || !leg_of_.empty() || pending_tell_) return;
     finishing_ = true;
     user_->doStop();
     reactor_->callLater(absl::ZeroDuration(), [owned = std::unique_ptr<Attempt>(this)] {});
@@ -287,6 +338,11 @@ class HostnameEndpoint::Attempt final : public ClientFactory {
   bool told_failed_ = false;
   bool refused_ = false;
   bool finishing_ = false;
+  bool tell_later_ = false;   // inside cancel()
+  bool pending_tell_ = false;  // cancel()'s report is still to be delivered
+  absl::Status pending_reason_;
+  DelayedCall telling_;  // one way it goes (see cancel())
+  std::shared_ptr<char> alive_ = std::make_shared<char>();  // for ConnectingAttempt
 };
 
 HostnameEndpoint::HostnameEndpoint(Reactor* reactor, std::string host, int port,
@@ -300,12 +356,14 @@ HostnameEndpoint::HostnameEndpoint(Reactor* reactor, std::string host, int port,
       bind_address_(std::move(bind_address)),
       attempt_delay_(attempt_delay) {}
 
-absl::Status HostnameEndpoint::connect(ClientFactory* factory) {
+absl::StatusOr<ConnectingAttempt> HostnameEndpoint::startConnecting(ClientFactory* factory) {
   if (port_ < 1 || port_ > 65535) {
     return absl::InvalidArgumentError(absl::StrCat("port ", port_, " out of range (1..65535)"));
   }
-  (new Attempt(this, factory))->begin();
-  return absl::OkStatus();
+  auto* attempt = new Attempt(this, factory);
+  ConnectingAttempt handle(attempt->liveness(), [attempt] { return attempt->cancel(); });
+  attempt->begin();
+  return handle;
 }
 
 std::string HostnameEndpoint::describe() const {

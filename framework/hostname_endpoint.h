@@ -105,12 +105,15 @@ class HostnameEndpoint final : public ClientEndpoint {
                    std::optional<Address> bind_address = std::nullopt,
                    absl::Duration attempt_delay = kDefaultAttemptDelay);
 
+  std::string describe() const override;
+
+ protected:
   /// Starts an attempt; every attempt ends with exactly one of `factory`'s
   /// clientConnectionFailed() or (after its protocol's connectionLost)
   /// clientConnectionLost(), even when the reactor stops or is destroyed
-  /// first. The attempt owns itself; the endpoint may go at once.
-  absl::Status connect(ClientFactory* factory) override;
-  std::string describe() const override;
+  /// first. The attempt owns itself; the endpoint may go at once. Cancelling
+  /// it stops the resolution and every address's attempt.
+  absl::StatusOr<ConnectingAttempt> startConnecting(ClientFactory* factory) override;
 
  private:
   class Attempt;

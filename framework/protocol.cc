@@ -17,6 +17,8 @@ void Factory::doStart() {
 
 void Factory::doStop() {
   if (num_ports_ == 0) return;
+  // Nothing after stopFactory(): a factory may end its own life there
+  // (the Deferred connect of framework/client_endpoint.cc does).
   if (--num_ports_ == 0) stopFactory();
 }
 

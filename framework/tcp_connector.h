@@ -72,6 +72,9 @@ class Connector final : private Selectable {
   /// The connection's transport while connected (from the protocol's
   /// connectionMade() on, until its connectionLost()), else nullptr.
   Transport* transport() const;
+  /// Expires when the reactor destroys this connector: what keeps a
+  /// Connector* past the callbacks checks before using it.
+  std::weak_ptr<const void> liveness() const { return alive_; }
 
  private:
   friend class Reactor;

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <map>
 #include <memory>
@@ -20,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "framework/client_factory.h"
+#include "framework/defer.h"
 #include "framework/errors.h"
 #include "framework/hostname_endpoint.h"
 #include "framework/poller.h"
@@ -647,6 +649,212 @@ TEST_P(HostnameEndpointTest, StoppingTheReactorWhileConnectingEndsTheAttemptOnce
   EXPECT_TRUE(IsConnectCancelled(heard.failed)) << heard.failed;
 }
 
+// --- Twisted's style: connect() gives a Deferred; cancelling stops it -----------
+
+// A plain Factory (not a ClientFactory) picks ClientEndpoint's Deferred style.
+std::unique_ptr<Factory> PlainHello(Heard* heard) {
+  return std::make_unique<Factory>([heard]() -> std::unique_ptr<Protocol> {
+    ++heard->built;
+    return std::make_unique<Hello>(heard);
+  });
+}
+
+TEST_P(HostnameEndpointTest, TheDeferredFiresWithTheProtocolOnceConnectionMadeHasRun) {
+  Heard heard;
+  auto plain = PlainHello(&heard);
+  auto reactor = NewReactor();
+  Address server = ListenEcho(*reactor);
+  HostnameEndpoint endpoint(reactor.get(), "127.0.0.1", server.port());
+  Deferred<Protocol*> d = endpoint.connect(plain.get());
+  EXPECT_FALSE(d.called());  // never inside connect()
+  Protocol* got = nullptr;
+  std::vector<std::string> events_then;
+  bool had_transport = false;
+  d.addCallback([&](Protocol* p) {
+    got = p;
+    events_then = heard.events;
+    had_transport = p->transport() != nullptr;
+    return p;
+  });
+  ASSERT_TRUE(testing::RunUntil(*reactor, [&] { return got != nullptr; }));
+  EXPECT_THAT(events_then, ::testing::ElementsAre("made"));
+  EXPECT_TRUE(had_transport);
+  EXPECT_NE(dynamic_cast<Hello*>(got), nullptr) << "the user's protocol, not a wrapper";
+  EXPECT_EQ(heard.protocol_factory, plain.get());
+  // The connection works as any other: "hello" comes back, Hello closes.
+  ASSERT_TRUE(testing::RunUntil(*reactor, [&] { return reactor->connectionCount() == 0; }));
+  EXPECT_EQ(heard.received, "hello");
+  EXPECT_EQ(heard.built, 1);
+}
+
+TEST_P(HostnameEndpointTest, TheDeferredFailsWithWhyTheAttemptFailed) {
+  RefusedPort refused("127.0.0.1");
+  ASSERT_TRUE(refused.ok());
+  Heard heard;
+  auto plain = PlainHello(&heard);
+  auto reactor = NewReactor();
+  HostnameEndpoint endpoint(reactor.get(), "127.0.0.1", refused.address().port());
+  Deferred<Protocol*> d = endpoint.connect(plain.get());
+  absl::Status failed;
+  d.addErrback([&](const absl::Status& s) -> absl::StatusOr<Protocol*> {
+    failed = s;
+    return nullptr;  // handled
+  });
+  ASSERT_TRUE(testing::RunUntil(*reactor, [&] { return !failed.ok(); }));
+  EXPECT_TRUE(IsConnectionRefused(failed)) << failed;
+  EXPECT_EQ(heard.built, 0);
+}
+
+TEST_P(HostnameEndpointTest, AFactoryThatBuildsNothingFailsTheDeferred) {
+  auto reactor = NewReactor();
+  Address server = ListenEcho(*reactor);
+  Factory refuses([]() -> std::unique_ptr<Protocol> { return nullptr; });
+  HostnameEndpoint endpoint(reactor.get(), "127.0.0.1", server.port());
+  Deferred<Protocol*> d = endpoint.connect(&refuses);
+  ASSERT_TRUE(testing::RunUntil(*reactor, [&] { return d.result() != nullptr; }));
+  ASSERT_FALSE(d.result()->ok());
+  EXPECT_THAT(std::string(d.result()->status().message()),
+              ::testing::HasSubstr("the factory built no protocol"));
+  d.addErrback([](const absl::Status&) -> absl::StatusOr<Protocol*> { return nullptr; });
+}
+
+TEST_P(HostnameEndpointTest, CancellingTheDeferredWhileResolvingFailsItAtOnce) {
+  TableResolver table;
+  table.Close();
+  Heard heard;
+  auto plain = PlainHello(&heard);
+  auto reactor = ResolvingReactor(table);
+  HostnameEndpoint endpoint(reactor.get(), "slow.test", 80);
+  Deferred<Protocol*> d = endpoint.connect(plain.get());
+  Spin(*reactor);
+  ASSERT_FALSE(d.called());
+  d.cancel();
+  // As Twisted's: the errback runs inside cancel(), naming the endpoint.
+  ASSERT_NE(d.result(), nullptr);
+  EXPECT_TRUE(IsConnectCancelled(d.result()->status())) << d.result()->status();
+  EXPECT_THAT(std::string(d.result()->status().message()), ::testing::HasSubstr("slow.test"));
+  d.addErrback([](const absl::Status&) -> absl::StatusOr<Protocol*> { return nullptr; });
+  table.Open();  // the look-up may go on; nothing is built from its answer
+  table.Answer("slow.test", {*Address::Parse("127.0.0.1", 1)});
+  Spin(*reactor);
+  EXPECT_EQ(heard.built, 0);
+  EXPECT_EQ(reactor->connectorCount(), 0u);
+}
+
+TEST_P(HostnameEndpointTest, CancellingWhileResolvingTellsTheFactoryOnALaterTurn) {
+  TableResolver table;
+  table.Close();
+  Heard heard;
+  HelloFactory factory(&heard);
+  auto reactor = ResolvingReactor(table);
+  HostnameEndpoint endpoint(reactor.get(), "slow.test", 80);
+  absl::StatusOr<ConnectingAttempt> attempt = endpoint.connect(&factory);
+  ASSERT_TRUE(attempt.ok()) << attempt.status();
+  Spin(*reactor);
+  EXPECT_TRUE(attempt->cancel());
+  EXPECT_TRUE(heard.events.empty()) << "told inside cancel()";
+  EXPECT_FALSE(attempt->cancel()) << "a second cancel() has nothing to stop";
+  // Told while the look-up is still held: the cancel does not wait for it.
+  ASSERT_TRUE(testing::RunUntil(*reactor, [&] { return heard.stops == 1; }));
+  EXPECT_THAT(heard.events, ::testing::ElementsAre("failed"));
+  EXPECT_TRUE(IsConnectCancelled(heard.failed)) << heard.failed;
+  EXPECT_EQ(heard.starts, 1);
+  table.Open();
+  Spin(*reactor);
+  EXPECT_THAT(heard.events, ::testing::ElementsAre("failed"));
+}
+
+TEST_P(HostnameEndpointTest, CancellingWhileConnectingStopsEveryAddress) {
+  Heard heard;
+  HelloFactory factory(&heard);
+  auto reactor = NewReactor();
+  Address server = ListenEcho(*reactor);
+  HostnameEndpoint endpoint(reactor.get(), "127.0.0.1", server.port());
+  absl::StatusOr<ConnectingAttempt> attempt = endpoint.connect(&factory);
+  ASSERT_TRUE(attempt.ok());
+  ASSERT_EQ(reactor->connectorCount(), 1u) << "the address's attempt is under way";
+  EXPECT_TRUE(attempt->cancel());  // before any loop turn saw the handshake
+  ASSERT_TRUE(testing::RunUntil(*reactor, [&] { return heard.stops == 1; }));
+  Spin(*reactor);
+  EXPECT_EQ(std::count(heard.events.begin(), heard.events.end(), "failed"), 1);
+  EXPECT_EQ(heard.events.back(), "failed");
+  EXPECT_TRUE(IsConnectCancelled(heard.failed)) << heard.failed;
+  EXPECT_EQ(heard.built, 0);
+  EXPECT_EQ(reactor->connectorCount(), 0u);
+}
+
+TEST_P(HostnameEndpointTest, CancellingOnceConnectedDoesNothing) {
+  Heard heard;
+  HelloFactory factory(&heard);
+  auto reactor = NewReactor();
+  Address server = ListenEcho(*reactor);
+  HostnameEndpoint endpoint(reactor.get(), "127.0.0.1", server.port());
+  absl::StatusOr<ConnectingAttempt> attempt = endpoint.connect(&factory);
+  ASSERT_TRUE(attempt.ok());
+  ASSERT_TRUE(testing::RunUntil(*reactor, [&] { return heard.built == 1; }));
+  EXPECT_FALSE(attempt->cancel());
+  ASSERT_TRUE(testing::RunUntil(*reactor, [&] { return heard.stops == 1; }));
+  EXPECT_THAT(heard.events, ::testing::ElementsAre("started", "made", "lost"));
+  EXPECT_EQ(heard.received, "hello");
+  EXPECT_FALSE(attempt->cancel()) << "the attempt is over";
+}
+
+// The report of a cancel still waiting for its turn when the reactor is
+// destroyed is delivered then, once; nothing leaks (ASan).
+TEST_P(HostnameEndpointTest, DestroyingTheReactorRightAfterACancelTellsOnce) {
+  TableResolver table;
+  table.Close();
+  Heard resolving, connecting;
+  HelloFactory to_resolving(&resolving), to_connecting(&connecting);
+  auto plain_heard = std::make_unique<Heard>();
+  auto plain = PlainHello(plain_heard.get());
+  absl::Status deferred_failure;
+  {
+    auto reactor = ResolvingReactor(table);
+    Address server = ListenEcho(*reactor);
+    HostnameEndpoint slow(reactor.get(), "slow.test", 80);
+    HostnameEndpoint numeric(reactor.get(), "127.0.0.1", server.port());
+    absl::StatusOr<ConnectingAttempt> a = slow.connect(&to_resolving);
+    absl::StatusOr<ConnectingAttempt> b = numeric.connect(&to_connecting);
+    Deferred<Protocol*> c = slow.connect(plain.get());
+    ASSERT_TRUE(a.ok() && b.ok());
+    EXPECT_TRUE(a->cancel());
+    EXPECT_TRUE(b->cancel());
+    c.cancel();
+    c.addErrback([&](const absl::Status& s) -> absl::StatusOr<Protocol*> {
+      deferred_failure = s;
+      return nullptr;
+    });
+  }
+  table.Open();
+  for (Heard* h : {&resolving, &connecting}) {
+    EXPECT_EQ(std::count(h->events.begin(), h->events.end(), "failed"), 1);
+    EXPECT_TRUE(IsConnectCancelled(h->failed)) << h->failed;
+    EXPECT_EQ(h->stops, 1);
+    EXPECT_EQ(h->built, 0);
+  }
+  EXPECT_TRUE(IsConnectCancelled(deferred_failure)) << deferred_failure;
+}
+
+TEST_P(HostnameEndpointTest, ConnectProtocolConnectsTheGivenProtocol) {
+  Heard heard;
+  auto reactor = NewReactor();
+  Address server = ListenEcho(*reactor);
+  HostnameEndpoint endpoint(reactor.get(), "127.0.0.1", server.port());
+  auto hello = std::make_unique<Hello>(&heard);
+  Hello* expected = hello.get();
+  Deferred<Hello*> d = connectProtocol(endpoint, std::move(hello));
+  Hello* got = nullptr;
+  d.addCallback([&](Hello* p) {
+    got = p;
+    return p;
+  });
+  ASSERT_TRUE(testing::RunUntil(*reactor, [&] { return got != nullptr; }));
+  EXPECT_EQ(got, expected);
+  ASSERT_TRUE(testing::RunUntil(*reactor, [&] { return reactor->connectionCount() == 0; }));
+  EXPECT_EQ(heard.received, "hello");
+}
+
 INSTANTIATE_TEST_SUITE_P(Pollers, HostnameEndpointTest, ::testing::ValuesIn(PollerNames()));
 
 // --- Unix endpoints, both ends ----------------------------------------------------
@@ -692,6 +900,37 @@ TEST_P(UnixEndpointTest, NobodyListeningIsARefusedConnection) {
   ASSERT_TRUE(testing::RunUntil(*reactor, [&] { return heard.stops == 1; }));
   EXPECT_THAT(heard.events, ::testing::ElementsAre("started", "failed"));
   EXPECT_TRUE(IsConnectionRefused(heard.failed)) << heard.failed;
+}
+
+TEST_P(UnixEndpointTest, TheDeferredStyleConnectsAndCancels) {
+  testing::SocketDir dir;
+  const std::string path = dir.path("deferred.sock");
+  auto echo = Factory::forProtocol<Echo>();
+  auto reactor = NewReactor();
+  ASSERT_TRUE(reactor->listenUNIX(path, echo.get()).ok());
+  auto client = clientFromString(reactor.get(), "unix:" + path);
+  ASSERT_TRUE(client.ok());
+  Heard heard;
+  auto plain = PlainHello(&heard);
+  Deferred<Protocol*> d = (*client)->connect(plain.get());
+  ASSERT_TRUE(testing::RunUntil(*reactor, [&] { return d.result() != nullptr; }));
+  ASSERT_TRUE(d.result()->ok()) << d.result()->status();
+  EXPECT_NE(dynamic_cast<Hello*>(**d.result()), nullptr);
+  ASSERT_TRUE(testing::RunUntil(*reactor, [&] { return reactor->connectionCount() == 0; }));
+  EXPECT_EQ(heard.received, "hello");
+
+  // Cancelled before a loop turn: the factory is told once, later.
+  Heard cancelled;
+  HelloFactory factory(&cancelled);
+  absl::StatusOr<ConnectingAttempt> attempt = (*client)->connect(&factory);
+  ASSERT_TRUE(attempt.ok());
+  EXPECT_TRUE(attempt->cancel());
+  EXPECT_THAT(cancelled.events, ::testing::ElementsAre("started"));
+  ASSERT_TRUE(testing::RunUntil(*reactor, [&] { return cancelled.stops == 1; }));
+  EXPECT_THAT(cancelled.events, ::testing::ElementsAre("started", "failed"));
+  EXPECT_TRUE(IsConnectCancelled(cancelled.failed)) << cancelled.failed;
+  EXPECT_EQ(cancelled.built, 0);
+  EXPECT_FALSE(attempt->cancel());
 }
 
 INSTANTIATE_TEST_SUITE_P(Pollers, UnixEndpointTest, ::testing::ValuesIn(PollerNames()));
