@@ -204,4 +204,34 @@ void StreamProtocol::connectionLost(const absl::Status& reason) {
   keep->lost(reason);
 }
 
+namespace {
+// What a connectStream() caller holds (through an aliasing shared_ptr to
+// the Stream): the last copy gone, it fires the handler's Deferred, and
+// StreamProtocol closes the connection.
+struct ClientStream {
+  std::shared_ptr<Stream> stream;
+  Deferred<Unit> released;
+  ~ClientStream() { released.callback(Unit{}).IgnoreError(); }
+};
+}  // namespace
+
+Deferred<std::shared_ptr<Stream>> connectStream(ClientEndpoint& endpoint, size_t max_buffered) {
+  // Filled in connectionMade, handed over when the connect Deferred fires
+  // (right after it).
+  auto made = std::make_shared<std::shared_ptr<ClientStream>>();
+  auto protocol = std::make_unique<StreamProtocol>(
+      [made](std::shared_ptr<Stream> stream) {
+        *made = std::make_shared<ClientStream>();
+        (*made)->stream = std::move(stream);
+        return (*made)->released;
+      },
+      max_buffered);
+  return connectProtocol(endpoint, std::move(protocol))
+      .then([made](StreamProtocol*) -> std::shared_ptr<Stream> {
+        std::shared_ptr<ClientStream> held = std::move(*made);
+        Stream* stream = held->stream.get();
+        return std::shared_ptr<Stream>(std::move(held), stream);
+      });
+}
+
 }  // namespace twist

@@ -18,6 +18,7 @@
 #include "absl/strings/string_view.h"
 #include "framework/coro.h"
 #include "framework/defer.h"
+#include "framework/endpoints.h"
 #include "framework/protocol.h"
 #include "framework/transport.h"
 
@@ -220,7 +221,8 @@ class Stream {
 class StreamProtocol : public Protocol, public Producer {
  public:
   using Handler = std::function<Deferred<Unit>(std::shared_ptr<Stream>)>;
-  explicit StreamProtocol(Handler handler) : handler_(std::move(handler)) {}
+  explicit StreamProtocol(Handler handler, size_t max_buffered = 64 * 1024)
+      : handler_(std::move(handler)), stream_(std::make_shared<Stream>(max_buffered)) {}
   ~StreamProtocol() override;
 
   void connectionMade() override;
@@ -231,8 +233,22 @@ class StreamProtocol : public Protocol, public Producer {
 
  private:
   Handler handler_;
-  std::shared_ptr<Stream> stream_ = std::make_shared<Stream>();
+  std::shared_ptr<Stream> stream_;
 };
+
+/// Connects through `endpoint` and gives the connection as a Stream: the
+/// connect awaitable of straight-line client code.
+///
+///   absl::StatusOr<std::shared_ptr<Stream>> s = co_await connectStream(*endpoint);
+///   if (!s.ok()) co_return s.status();   // refused, timed out, cancelled...
+///   (*s)->write("hello\n");
+///
+/// Fails as endpoint.connect() does; cancelling the Deferred (or the
+/// coroutine awaiting it) stops the attempt. The connection is closed
+/// cleanly, after what is queued, when the last copy of the pointer goes
+/// (or at loseConnection()); the Stream itself stays safe to use after.
+Deferred<std::shared_ptr<Stream>> connectStream(ClientEndpoint& endpoint,
+                                                size_t max_buffered = 64 * 1024);
 
 }  // namespace twist
 

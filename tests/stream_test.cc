@@ -5,16 +5,20 @@
 
 #include "framework/stream.h"
 
+#include <future>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
 #include "framework/coro.h"
+#include "framework/endpoints.h"
 #include "framework/errors.h"
 #include "framework/reactor.h"
 #include "gtest/gtest.h"
+#include "protocols/echo.h"
 #include "tests/test_util.h"
 
 namespace twist {
@@ -251,6 +255,85 @@ TEST_P(StreamTest, ASecondConcurrentDrainIsRefused) {
   served.client.Reset();
   ASSERT_TRUE(RunUntil(*reactor, [&] { return !absl::IsUnknown(first); }));
   EXPECT_TRUE(IsConnectionLost(first)) << first;
+}
+
+// --- connectStream: the client side as straight-line code ----------------------
+
+// Connects, says `lines`, reads each echo back, then lets the stream go.
+Deferred<Unit> client(ClientEndpoint* endpoint, std::vector<std::string> lines, Outcome* out) {
+  absl::StatusOr<std::shared_ptr<Stream>> s = co_await connectStream(*endpoint);
+  if (!s.ok()) {
+    out->last = s.status();
+    out->done = true;
+    co_return absl::OkStatus();
+  }
+  for (const std::string& line : lines) {
+    (*s)->write(line + "\n");
+    absl::StatusOr<std::string> echoed = co_await (*s)->readLine();
+    if (!echoed.ok()) {
+      out->last = echoed.status();
+      break;
+    }
+    out->seen.push_back(*echoed);
+  }
+  out->done = true;
+  co_return absl::OkStatus();  // the last copy of *s goes: the connection closes
+}
+
+TEST_P(StreamTest, ConnectStreamTalksAndClosesWhenTheStreamIsLetGo) {
+  auto echo = Factory::forProtocol<Echo>();
+  std::unique_ptr<Reactor> reactor = NewReactor();
+  Address server = Listen(echo.get());
+  auto endpoint = clientFromString(reactor.get(), absl::StrCat("tcp:127.0.0.1:", server.port()));
+  ASSERT_TRUE(endpoint.ok()) << endpoint.status();
+  Outcome out;
+  Deferred<Unit> done = client(endpoint->get(), {"one", "two"}, &out);
+  ASSERT_TRUE(RunUntil(*reactor, [&] { return out.done; }));
+  EXPECT_TRUE(out.last.ok()) << out.last;
+  EXPECT_EQ(out.seen, (std::vector<std::string>{"one", "two"}));
+  // Both ends go: the client's because the stream was let go.
+  ASSERT_TRUE(RunUntil(*reactor, [&] { return reactor->connectionCount() == 0; }));
+  ASSERT_NE(done.result(), nullptr);
+  EXPECT_TRUE(done.result()->ok());
+}
+
+TEST_P(StreamTest, ConnectStreamGivesWhyItFailed) {
+  testing::SocketDir dir;
+  std::unique_ptr<Reactor> reactor = NewReactor();
+  auto endpoint = clientFromString(reactor.get(), "unix:" + dir.path("nobody.sock"));
+  ASSERT_TRUE(endpoint.ok());
+  Outcome out;
+  Deferred<Unit> done = client(endpoint->get(), {"one"}, &out);
+  ASSERT_TRUE(RunUntil(*reactor, [&] { return out.done; }));
+  EXPECT_TRUE(IsConnectionRefused(out.last)) << out.last;
+  EXPECT_TRUE(out.seen.empty());
+}
+
+TEST_P(StreamTest, CancellingTheCoroutineStopsTheConnectAttempt) {
+  // A name whose look-up is held until the test lets it go.
+  auto gate = std::make_shared<std::promise<void>>();
+  std::shared_future<void> open = gate->get_future().share();
+  ReactorOptions options;
+  options.poller = GetParam();
+  options.resolver = [open](const std::string&, int) -> absl::StatusOr<std::vector<Address>> {
+    open.wait();
+    return std::vector<Address>{*Address::Parse("127.0.0.1", 1)};
+  };
+  absl::StatusOr<std::unique_ptr<Reactor>> reactor = Reactor::Create(options);
+  ASSERT_TRUE(reactor.ok()) << reactor.status();
+  auto endpoint = clientFromString(reactor->get(), "tcp:held.test:80");
+  ASSERT_TRUE(endpoint.ok());
+  Outcome out;
+  Deferred<Unit> done = client(endpoint->get(), {"one"}, &out);
+  testing::PollerTest::Spin(**reactor);
+  EXPECT_FALSE(out.done);
+  done.cancel();  // cancels what it awaits: the connect
+  EXPECT_TRUE(out.done);
+  EXPECT_TRUE(IsConnectCancelled(out.last)) << out.last;
+  gate->set_value();
+  testing::PollerTest::Spin(**reactor);
+  EXPECT_EQ((*reactor)->connectionCount(), 0u);
+  EXPECT_EQ((*reactor)->connectorCount(), 0u);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllPollers, StreamTest, ::testing::ValuesIn(PollerNames()),
