@@ -24,8 +24,8 @@ namespace testing {
 absl::StatusOr<Subprocess> Subprocess::Start(
     const std::string& path, const std::vector<std::string>& args,
     int max_open_files) {
-  int out[2], err[2];
-  if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
+  int in[2], out[2], err[2];
+  if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
     return absl::ErrnoToStatus(errno, "pipe2");
   }
   std::vector<char*> argv;
@@ -35,6 +35,7 @@ absl::StatusOr<Subprocess> Subprocess::Start(
   pid_t pid = fork();
   if (pid < 0) return absl::ErrnoToStatus(errno, "fork");
   if (pid == 0) {
+    dup2(in[0], 0);
     dup2(out[1], 1);
     dup2(err[1], 2);
     // Start from a clean signal mask whatever the test runner blocked.
@@ -49,10 +50,12 @@ absl::StatusOr<Subprocess> Subprocess::Start(
     execv(path.c_str(), argv.data());
     _exit(127);
   }
+  close(in[0]);
   close(out[1]);
   close(err[1]);
   Subprocess p;
   p.pid_ = pid;
+  p.in_fd_ = in[1];
   p.out_fd_ = out[0];
   p.err_fd_ = err[0];
   return p;
@@ -60,6 +63,7 @@ absl::StatusOr<Subprocess> Subprocess::Start(
 
 Subprocess::Subprocess(Subprocess&& o) noexcept
     : pid_(std::exchange(o.pid_, -1)),
+      in_fd_(std::exchange(o.in_fd_, -1)),
       out_fd_(std::exchange(o.out_fd_, -1)),
       err_fd_(std::exchange(o.err_fd_, -1)),
       out_(std::move(o.out_)),
@@ -70,8 +74,24 @@ Subprocess::~Subprocess() {
     kill(pid_, SIGKILL);
     waitpid(pid_, nullptr, 0);
   }
+  CloseStdin();
   if (out_fd_ >= 0) close(out_fd_);
   if (err_fd_ >= 0) close(err_fd_);
+}
+
+absl::Status Subprocess::WriteStdin(absl::string_view data) {
+  if (in_fd_ < 0) return absl::FailedPreconditionError("stdin is closed");
+  while (!data.empty()) {
+    ssize_t n = ::write(in_fd_, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return absl::ErrnoToStatus(errno, "write to the program's stdin");
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return absl::OkStatus();
+}
+
+void Subprocess::CloseStdin() {
+  if (in_fd_ >= 0) close(std::exchange(in_fd_, -1));
 }
 
 namespace {

@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "framework/address.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace twist {
@@ -24,6 +25,10 @@ class Subprocess {
   Subprocess(Subprocess&& other) noexcept;
   ~Subprocess();
 
+  /// Writes to the program's stdin (a pipe; until CloseStdin() the program
+  /// sees no end of input).
+  absl::Status WriteStdin(absl::string_view data);
+  void CloseStdin();
   /// The next line of stdout, without its newline.
   absl::StatusOr<std::string> ReadStdoutLine(absl::Duration timeout);
   void Signal(int sig);
@@ -37,6 +42,7 @@ class Subprocess {
  private:
   Subprocess() = default;
   pid_t pid_ = -1;
+  int in_fd_ = -1;
   int out_fd_ = -1;
   int err_fd_ = -1;
   std::string out_;  // stdout not yet returned by ReadStdoutLine
