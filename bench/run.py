@@ -32,10 +32,16 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The servers a run can compare: --twist names the one measured, --baseline
+# the one it is measured against (by default twist's echo server against the
+# hand-written epoll loop; --twist=coro --baseline=echo compares the
+# coroutine echo server with the callback one).
 SERVERS = {
-    "twist": "examples/echo_server",
-    "baseline": "bench/baseline_echo_server",
+    "echo": "examples/echo_server",
+    "coro": "examples/coro_echo_server",
+    "epoll": "bench/baseline_echo_server",
 }
+ROLES = {"twist": "echo", "baseline": "epoll"}  # set from the flags
 LOADGEN = "bench/loadgen"
 
 
@@ -88,8 +94,8 @@ def fail(message):
 
 
 def build():
-    targets = ["//examples:echo_server", "//bench:baseline_echo_server",
-               "//bench:loadgen"]
+    targets = ["//examples:echo_server", "//examples:coro_echo_server",
+               "//bench:baseline_echo_server", "//bench:loadgen"]
     bazel = os.path.join(ROOT, "tools", "bazel")
     r = subprocess.run([bazel, "build", "-c", "opt"] + targets, cwd=ROOT)
     if r.returncode != 0:
@@ -153,7 +159,8 @@ def parse(line):
 class Server:
     def __init__(self, name, bin_dir, pin):
         self.name = name
-        argv = pinned(1, [os.path.join(bin_dir, SERVERS[name]), "--port=0"],
+        argv = pinned(1, [os.path.join(bin_dir, SERVERS[ROLES[name]]),
+                          "--port=0"],
                       pin)
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
         line = read_line(self.proc.stdout, 20, name)
@@ -308,7 +315,8 @@ def table(results, scens, rounds):
             else:
                 row("server CPU ns per msg", "cpu_ns_per_msg", 0)
             row("server CPU %", "server_cpu_pct", 0)
-    head = ["| scenario | figure | twist | baseline | twist/baseline "
+    head = [f"| scenario | figure | twist ({SERVERS[ROLES['twist']]}) "
+            f"| baseline ({SERVERS[ROLES['baseline']]}) | twist/baseline "
             "| per-round ratios | target |",
             "|---|---|---:|---:|---:|---:|---|"]
     return "\n".join(head + rows), verdicts
@@ -348,10 +356,20 @@ def main():
                         "cores 1 and 0 with taskset")
     p.add_argument("--json", default="",
                    help="also write every round's raw figures here")
+    p.add_argument("--twist", default="echo", choices=["echo", "coro"],
+                   help="the server measured: examples/echo_server (echo, "
+                        "default) or examples/coro_echo_server (coro)")
+    p.add_argument("--baseline", default="epoll", choices=["epoll", "echo"],
+                   help="what it is measured against: the hand-written epoll "
+                        "loop (epoll, default) or twist's echo_server (echo)")
     p.add_argument("--smoke", action="store_true",
                    help="CI: tiny loads, one round, no pinning; fail on any "
                         "verification error, never on speed")
     args = p.parse_args()
+    if args.twist == args.baseline:
+        fail("--twist and --baseline name the same server")
+    ROLES["twist"] = args.twist
+    ROLES["baseline"] = args.baseline
     if args.smoke:
         args.rounds = 1
         args.duration = min(args.duration, 0.1)

@@ -42,7 +42,10 @@ inline bool IsEndOfStream(const absl::Status& s) { return absl::IsOutOfRange(s);
 ///   }
 ///
 /// One read and one drain at a time (a second concurrent one fails with
-/// FAILED_PRECONDITION). When the connection is lost, a pending read or
+/// FAILED_PRECONDITION). After the peer's half-close (its EOF), reads give
+/// what is buffered and then EndOfStream(), while writes still go: a
+/// StreamProtocol closes the connection when its coroutine is done, so what
+/// came before the EOF is answered. When the connection is lost, a pending read or
 /// drain resumes with the loss reason (EndOfStream() for a clean close once
 /// the input is used up), and every later one fails at once the same way.
 /// Input is buffered up to `max_buffered` bytes; beyond that the stream
@@ -95,7 +98,7 @@ class Stream {
   // For StreamProtocol.
   void attach(Transport* t) { transport_ = t; }
   void received(absl::string_view data) {
-    if (reader_ && want_ == Want::kView && in_.empty() && !loss_.has_value()) {
+    if (reader_ && want_ == Want::kView && in_.empty() && !input_end_.has_value()) {
       // The reader waits for exactly this: handed over without a copy.
       direct_ = data;
       has_direct_ = true;
@@ -105,6 +108,9 @@ class Stream {
     }
     receivedSlow(data);
   }
+  /// The peer shut down its side: reads give what is buffered, then
+  /// EndOfStream(); writes still go until the coroutine is done.
+  void inputEnded();
   void lost(const absl::Status& reason);
   void writePaused(bool paused);
 
@@ -131,7 +137,7 @@ class Stream {
     // Inline, and without a Status until one is needed: this is the
     // coroutine echo's per-message path (bench/echo_instructions.py).
     bool await_ready() const {
-      return refused_ || s_->has_direct_ || !s_->in_.empty() || s_->loss_.has_value();
+      return refused_ || s_->has_direct_ || !s_->in_.empty() || s_->input_end_.has_value();
     }
     void await_suspend(std::coroutine_handle<> h) { s_->reader_ = h; }
     absl::StatusOr<absl::string_view> await_resume() {
@@ -207,6 +213,9 @@ class Stream {
   absl::string_view direct_;   // bytes handed straight from received()
   bool has_direct_ = false;
   std::optional<absl::Status> loss_;   // the connection is gone
+  // What reads give once the input is used up: EndOfStream() after the
+  // peer's half-close, the loss reason once the connection is gone.
+  std::optional<absl::Status> input_end_;
   std::coroutine_handle<> reader_;
   std::coroutine_handle<> drainer_;
   bool write_paused_ = false;
@@ -218,7 +227,7 @@ class Stream {
 /// coroutine's Deferred fires, the connection is closed (cleanly; an error
 /// is printed on stderr first). `Factory::forProtocol<StreamProtocol>(h)`
 /// serves it.
-class StreamProtocol : public Protocol, public Producer {
+class StreamProtocol : public Protocol, public HalfCloseableProtocol, public Producer {
  public:
   using Handler = std::function<Deferred<Unit>(std::shared_ptr<Stream>)>;
   explicit StreamProtocol(Handler handler, size_t max_buffered = 64 * 1024)
@@ -227,6 +236,9 @@ class StreamProtocol : public Protocol, public Producer {
 
   void connectionMade() override;
   void dataReceived(absl::string_view data) override;
+  // Half-closeable, so that what the coroutine has still to read and answer
+  // after the peer's EOF is answered: the connection closes when it is done.
+  void readConnectionLost() override { stream_->inputEnded(); }
   void connectionLost(const absl::Status& reason) override;
   void pauseProducing() override { stream_->writePaused(true); }
   void resumeProducing() override { stream_->writePaused(false); }

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "framework/coro.h"
 #include "framework/endpoints.h"
+#include "framework/clock.h"
 #include "framework/errors.h"
 #include "framework/reactor.h"
 #include "gtest/gtest.h"
@@ -255,6 +256,37 @@ TEST_P(StreamTest, ASecondConcurrentDrainIsRefused) {
   served.client.Reset();
   ASSERT_TRUE(RunUntil(*reactor, [&] { return !absl::IsUnknown(first); }));
   EXPECT_TRUE(IsConnectionLost(first)) << first;
+}
+
+// Answers each line after a pause on the reactor's clock, so that the peer's
+// EOF arrives while lines are still waiting to be read.
+Deferred<Unit> slowEcho(std::shared_ptr<Stream> s, ReactorTime* time) {
+  for (;;) {
+    absl::StatusOr<std::string> line = co_await s->readLine();
+    if (!line.ok()) co_return absl::OkStatus();
+    absl::StatusOr<Unit> slept = co_await sleep(time, absl::Milliseconds(10));
+    if (!slept.ok()) co_return slept.status();
+    s->write(*line + "\n");
+  }
+}
+
+TEST_P(StreamTest, WhatArrivedBeforeThePeersEofIsStillAnswered) {
+  FakeClock clock;
+  std::unique_ptr<Reactor> reactor;
+  auto factory = Factory::forProtocol<StreamProtocol>(StreamProtocol::Handler(
+      [&](std::shared_ptr<Stream> s) { return slowEcho(s, reactor.get()); }));
+  reactor = NewReactor(&clock);
+  BlockingClient c = Connect(Listen(factory.get()));
+  ASSERT_TRUE(c.SendAll("a\nb\nc\n").ok());
+  c.ShutdownWrite();  // at once: b and c are still to be read when EOF comes
+  ASSERT_TRUE(RunUntil(*reactor, [&] { return reactor->connectionCount() == 1; }));
+  ASSERT_TRUE(RunUntil(*reactor, [&] {
+    clock.advance(absl::Milliseconds(5));
+    return reactor->connectionCount() == 0;
+  }));
+  absl::StatusOr<std::string> back = c.ReadUntilClosed();
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, "a\nb\nc\n");
 }
 
 // --- connectStream: the client side as straight-line code ----------------------
