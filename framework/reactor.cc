@@ -337,7 +337,7 @@ void Reactor::runThreadCalls() {
   }
 }
 
-absl::StatusOr<Port*> Reactor::listenTCP(int port, Factory* factory,
+absl::StatusOr<Port*> Reactor::doListenTCP(int port, Factory* factory,
                                          int backlog,
                                          absl::string_view interface,
                                          DualStack dual_stack) {
@@ -376,7 +376,7 @@ absl::StatusOr<Port*> Reactor::listenTCP(int port, Factory* factory,
   return ports_.back().get();
 }
 
-absl::StatusOr<UdpPort*> Reactor::listenUDP(int port, DatagramProtocol* protocol,
+absl::StatusOr<UdpPort*> Reactor::doListenUDP(int port, DatagramProtocol* protocol,
                                             absl::string_view interface,
                                             size_t maxPacketSize,
                                             DualStack dual_stack) {
@@ -390,7 +390,7 @@ absl::StatusOr<UdpPort*> Reactor::listenUDP(int port, DatagramProtocol* protocol
   return udp;
 }
 
-absl::StatusOr<Port*> Reactor::listenUNIX(absl::string_view path, Factory* factory,
+absl::StatusOr<Port*> Reactor::doListenUNIX(absl::string_view path, Factory* factory,
                                           int backlog, int mode, bool want_pid) {
   absl::StatusOr<Address> addr = Address::Unix(path);
   if (!addr.ok()) {
@@ -442,7 +442,7 @@ absl::StatusOr<Port*> Reactor::listenUNIX(absl::string_view path, Factory* facto
   return ports_.back().get();
 }
 
-Connector* Reactor::connectUNIX(absl::string_view path, ClientFactory* factory,
+Connector* Reactor::doConnectUNIX(absl::string_view path, ClientFactory* factory,
                                 absl::Duration timeout) {
   auto owned = std::make_unique<Connector>(this, std::string(path), factory, timeout);
   Connector* c = owned.get();
@@ -504,7 +504,7 @@ absl::StatusOr<StreamConnection*> Reactor::startConnection(
   return c;
 }
 
-Connector* Reactor::connectTCP(absl::string_view host, int port,
+Connector* Reactor::doConnectTCP(absl::string_view host, int port,
                                ClientFactory* factory, absl::Duration timeout,
                                std::optional<Address> bind_address) {
   auto owned = std::make_unique<Connector>(this, std::string(host), port, factory,
