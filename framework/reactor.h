@@ -19,6 +19,7 @@
 #include "absl/time/time.h"
 #include "framework/address.h"
 #include "framework/clock.h"
+#include "framework/connection_host.h"
 #include "framework/delayed_call.h"
 #include "framework/poller.h"
 #include "framework/protocol.h"
@@ -74,7 +75,10 @@ class Reactor : public ReactorTime,
                 public ReactorTCP,
                 public ReactorUNIX,
                 public ReactorUDP,
-                public ReactorThreads {
+                public ReactorThreads,
+                // What its transports, ports and connectors may ask of it:
+                // theirs alone, hence private.
+                private ConnectionHost {
  public:
   static absl::StatusOr<std::unique_ptr<Reactor>> Create(
       ReactorOptions options = {});
@@ -150,10 +154,10 @@ class Reactor : public ReactorTime,
   /// Returns an id for cancelResolve().
   using ResolveCallback =
       absl::AnyInvocable<void(absl::StatusOr<std::vector<Address>>)>;
-  uint64_t resolve(absl::string_view host, int port, ResolveCallback done);
+  uint64_t resolve(absl::string_view host, int port, ResolveCallback done) override;
   /// Forgets a resolution still under way: its `done` will not run, and if
   /// no pool thread has taken it yet, the look-up itself does not either.
-  void cancelResolve(uint64_t id);
+  void cancelResolve(uint64_t id) override;
 
   /// Makes SIGINT and SIGTERM (or `signals`) call stop() on this reactor,
   /// through a signalfd. Blocks those signals in the calling thread: call it
@@ -191,44 +195,32 @@ class Reactor : public ReactorTime,
                                        absl::string_view interface, size_t maxPacketSize,
                                        DualStack dual_stack) override;
 
-  friend class Connector;
-  friend class Port;
-  friend class StreamConnection;
   class Waker;
   class SignalWatcher;
 
   Reactor(std::unique_ptr<Poller> poller, ReactorOptions options);
   absl::Status init();
 
-  // Wraps an accepted or connected socket in a transport and starts its
-  // protocol. Takes ownership of fd; closes it on failure.
-  void adoptConnection(int fd, Factory* factory, const Address& peer);
-  // Called by a transport that wants to be closed once the current callback
-  // returns (never re-entrantly inside a user's call).
-  void enqueueClose(StreamConnection* c);
-  // Wraps a connected socket and its protocol in a transport (TCP or Unix,
-  // after the peer's family) and starts the protocol; `connector` (if any)
-  // hears after its connectionLost. Closes fd on failure.
+  // ConnectionHost (connection_host.h has the contracts).
+  void adoptConnection(int fd, Factory* factory, const Address& peer) override;
   absl::StatusOr<StreamConnection*> startConnection(
       int fd, std::unique_ptr<Protocol> protocol, Factory* factory,
-      const Address& peer, Connector* connector);
-  // A connector that may have nothing left to do: destroyed at the end of
-  // the iteration if it is still idle then.
-  void connectorMaybeIdle(Connector* c);
+      const Address& peer, Connector* connector) override;
+  void enqueueClose(StreamConnection* c) override;
+  void retire(StreamConnection* c) override;
+  void connectorMaybeIdle(Connector* c) override;
+  bool shedOneConnection(int listen_fd) override;
+  bool stopping() const override { return stopping_; }
+  // This reactor as the host its transports, ports and connectors get.
+  ConnectionHost* host() { return this; }
+
   void reapIdleConnectors();
   // Stopping: resolutions under way end (cancelled). True if any did.
   bool abandonResolutions();
   void finishResolve(uint64_t id, absl::StatusOr<std::vector<Address>> result);
   // Stopping: every connector's attempt or pending retry ends (cancelled).
   void abandonConnectors();
-  // Called by a transport once connectionLost has run: it is destroyed at
-  // the end of this loop iteration, when no event can still point to it.
-  void retire(StreamConnection* c);
   void processPendingCloses();
-  // Accept's answer to EMFILE/ENFILE: frees the reserved descriptor, accepts
-  // and closes one pending connection, takes the descriptor back. Returns
-  // false when there is no reserve to spend (the caller backs off).
-  bool shedOneConnection(int listen_fd);
   void runThreadCalls();
   // One turn of the loop (iterate()'s work, for the loop itself).
   void turn(absl::Duration max_wait);
@@ -254,7 +246,6 @@ class Reactor : public ReactorTime,
   absl::flat_hash_map<Connector*, std::unique_ptr<Connector>> connectors_;
   std::vector<Connector*> maybe_idle_;
   std::vector<ReadyEvent> ready_;
-  std::unique_ptr<char[]> read_buffer_;  // shared by every connection
   int reserve_fd_ = -1;
   std::shared_ptr<const NameResolver> resolver_;  // shared with pool tasks
   std::unique_ptr<ThreadPool> thread_pool_;       // made on first use
@@ -300,9 +291,6 @@ class Reactor : public ReactorTime,
   bool stopping_ = false;  // shutting down: no new outgoing connections
   bool shutting_down_ = false;  // from stop() until run() returns
 };
-
-/// Size of the reactor's shared read buffer: the most one read() takes.
-inline constexpr size_t kReadBufferSize = 64 * 1024;
 
 }  // namespace twist
 
