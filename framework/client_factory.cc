@@ -14,7 +14,7 @@ std::unique_ptr<Protocol> ReconnectingClientFactory::buildProtocol(
 
 void ReconnectingClientFactory::startedConnecting(Connector* connector) {
   connector_ = connector;
-  connector_alive_ = connector->alive_;
+  connector_alive_ = connector->liveness();
 }
 
 void ReconnectingClientFactory::clientConnectionFailed(
@@ -47,7 +47,7 @@ void ReconnectingClientFactory::retry(Connector* connector) {
   // Refused while the reactor stops: then nothing is pending on it.
   if (connector->connectLater(d).ok()) {
     connector_ = connector;
-    connector_alive_ = connector->alive_;
+    connector_alive_ = connector->liveness();
   }
 }
 

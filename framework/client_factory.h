@@ -118,7 +118,7 @@ class ReconnectingClientFactory : public ClientFactory {
   // The one a retry or an attempt is pending on, and whether it still
   // exists (the reactor may have destroyed it without us hearing).
   Connector* connector_ = nullptr;
-  std::weak_ptr<char> connector_alive_;
+  std::weak_ptr<const void> connector_alive_;
   std::mt19937_64 random_{std::random_device{}()};
 };
 

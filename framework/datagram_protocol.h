@@ -84,12 +84,24 @@ class DatagramProtocol {
   /// The port while it listens, else null.
   DatagramTransport* transport() const { return transport_; }
 
+  /// Called by the port, not by users (Twisted's makeConnection): attaches
+  /// `transport` and calls startProtocol().
+  void makeConnection(DatagramTransport* transport) {
+    transport_ = transport;
+    startProtocol();
+  }
+  /// Called by the port, not by users (Twisted's doStop): calls
+  /// stopProtocol(), then detaches the transport.
+  void doStop() {
+    stopProtocol();
+    transport_ = nullptr;
+  }
+
   /// Expires when this protocol is destroyed: what the port checks before
   /// calling into it.
   std::weak_ptr<const void> liveness() const { return alive_; }
 
  private:
-  friend class UdpPort;
   DatagramTransport* transport_ = nullptr;
   bool warned_truncated_ = false;
   std::shared_ptr<const int> alive_ = std::make_shared<const int>(0);

@@ -9,18 +9,19 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "framework/defer.h"
-#include "framework/reactor.h"
+#include "framework/reactor_threads.h"
 
 namespace twist {
 
 /// Runs `f` on the reactor's thread pool and fires the returned Deferred
-/// with its result on the reactor's thread (Twisted's deferToThread). `f`
+/// with its result on the reactor's thread (Twisted's deferToThread). Only
+/// the threads role is needed (a Reactor; in tests, a stand-in). `f`
 /// returns U, absl::StatusOr<U>, absl::Status or void (the last two:
 /// Deferred<Unit>); it must not touch the reactor's objects. If the reactor
 /// is destroyed before `f` returns, the Deferred never fires. If the pool
 /// cannot run `f`, the Deferred fails with RESOURCE_EXHAUSTED.
 template <class F>
-auto deferToThread(Reactor* reactor, F f) {
+auto deferToThread(ReactorThreads* reactor, F f) {
   using R = std::invoke_result_t<F&>;
   using U = typename defer_internal::ValueOf<std::decay_t<R>>::type;
   // Written by the pool thread before its hand-off to the reactor's queue

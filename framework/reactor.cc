@@ -109,11 +109,11 @@ absl::StatusOr<std::unique_ptr<Reactor>> Reactor::Create(
 }
 
 Reactor::Reactor(std::unique_ptr<Poller> poller, ReactorOptions options)
-    : options_(std::move(options)),
+    : ConnectionHost(poller.get(), this),
+      options_(std::move(options)),
       poller_(std::move(poller)),
       clock_(options_.clock != nullptr ? options_.clock : &monotonic_),
       timers_(clock_),
-      read_buffer_(new char[kReadBufferSize]),
       resolver_(std::make_shared<const NameResolver>(
           options_.resolver ? options_.resolver : NameResolver(&Address::ResolveAll))) {}
 
@@ -337,7 +337,7 @@ void Reactor::runThreadCalls() {
   }
 }
 
-absl::StatusOr<Port*> Reactor::listenTCP(int port, Factory* factory,
+absl::StatusOr<Port*> Reactor::doListenTCP(int port, Factory* factory,
                                          int backlog,
                                          absl::string_view interface,
                                          DualStack dual_stack) {
@@ -365,10 +365,8 @@ absl::StatusOr<Port*> Reactor::listenTCP(int port, Factory* factory,
     return s;
   }
   absl::StatusOr<Address> bound = Address::LocalOf(fd);
-  std::unique_ptr<Port> p(new Port(this, factory, fd, bound.ok() ? *bound : *addr));
-  if (absl::Status s = poller_->add(fd, kReadable, p.get()); !s.ok()) {
-    ::close(fd);
-    p->fd_ = -1;
+  auto p = std::make_unique<Port>(host(), factory, fd, bound.ok() ? *bound : *addr);
+  if (absl::Status s = p->startListening(); !s.ok()) {
     return absl::Status(s.code(), absl::StrCat(where, ": ", s.message()));
   }
   factory->doStart();
@@ -376,12 +374,12 @@ absl::StatusOr<Port*> Reactor::listenTCP(int port, Factory* factory,
   return ports_.back().get();
 }
 
-absl::StatusOr<UdpPort*> Reactor::listenUDP(int port, DatagramProtocol* protocol,
+absl::StatusOr<UdpPort*> Reactor::doListenUDP(int port, DatagramProtocol* protocol,
                                             absl::string_view interface,
                                             size_t maxPacketSize,
                                             DualStack dual_stack) {
   absl::StatusOr<std::unique_ptr<UdpPort>> p = UdpPort::Listen(
-      this, port, protocol, interface, maxPacketSize, dual_stack == DualStack::kOn);
+      host(), port, protocol, interface, maxPacketSize, dual_stack == DualStack::kOn);
   if (!p.ok()) return p.status();
   udp_ports_.push_back(*std::move(p));
   UdpPort* udp = udp_ports_.back().get();
@@ -390,7 +388,7 @@ absl::StatusOr<UdpPort*> Reactor::listenUDP(int port, DatagramProtocol* protocol
   return udp;
 }
 
-absl::StatusOr<Port*> Reactor::listenUNIX(absl::string_view path, Factory* factory,
+absl::StatusOr<Port*> Reactor::doListenUNIX(absl::string_view path, Factory* factory,
                                           int backlog, int mode, bool want_pid) {
   absl::StatusOr<Address> addr = Address::Unix(path);
   if (!addr.ok()) {
@@ -426,25 +424,22 @@ absl::StatusOr<Port*> Reactor::listenUNIX(absl::string_view path, Factory* facto
     }
   }
   if (s.ok() && ::listen(fd, backlog) != 0) s = absl::ErrnoToStatus(errno, "listen");
-  std::unique_ptr<Port> p;
-  if (s.ok()) {
-    p.reset(new Port(this, factory, fd, *addr));
-    s = poller_->add(fd, kReadable, p.get());
-  }
   if (!s.ok()) {
-    if (p != nullptr) p->fd_ = -1;
     ::close(fd);
     return fail(s);  // `file`, bound or not, removes what it made
   }
-  p->unix_file_ = std::move(file);
+  // The port takes the socket and the file; if it cannot start, it closes
+  // the one and the file removes what it made, as above.
+  auto p = std::make_unique<Port>(host(), factory, fd, *addr, std::move(file));
+  if (s = p->startListening(); !s.ok()) return fail(s);
   factory->doStart();
   ports_.push_back(std::move(p));
   return ports_.back().get();
 }
 
-Connector* Reactor::connectUNIX(absl::string_view path, ClientFactory* factory,
+Connector* Reactor::doConnectUNIX(absl::string_view path, ClientFactory* factory,
                                 absl::Duration timeout) {
-  auto owned = std::make_unique<Connector>(this, std::string(path), factory, timeout);
+  auto owned = std::make_unique<Connector>(host(), std::string(path), factory, timeout);
   Connector* c = owned.get();
   connectors_.emplace(c, std::move(owned));
   c->start();
@@ -486,14 +481,14 @@ absl::StatusOr<StreamConnection*> Reactor::startConnection(
   if (protocol->factory() == nullptr) protocol->setFactory(factory);
   std::unique_ptr<StreamConnection> conn;
   if (peer.isUnix()) {
-    conn = std::make_unique<UnixConnection>(this, fd, std::move(protocol), peer);
+    conn = std::make_unique<UnixConnection>(host(), fd, std::move(protocol), peer);
   } else {
-    conn = std::make_unique<TcpConnection>(this, fd, std::move(protocol), peer);
+    conn = std::make_unique<TcpConnection>(host(), fd, std::move(protocol), peer);
   }
   StreamConnection* c = conn.get();
   c->setConnector(connector);
   // Known to its connector before connectionMade() asks for it.
-  if (connector != nullptr) connector->connection_ = c;
+  if (connector != nullptr) connector->attachConnection(c);
   connections_.emplace(c, std::move(conn));
   if (absl::Status s = c->start(); !s.ok()) {
     // The poller cannot watch this descriptor (select's FD_SETSIZE): the
@@ -504,10 +499,10 @@ absl::StatusOr<StreamConnection*> Reactor::startConnection(
   return c;
 }
 
-Connector* Reactor::connectTCP(absl::string_view host, int port,
+Connector* Reactor::doConnectTCP(absl::string_view host, int port,
                                ClientFactory* factory, absl::Duration timeout,
                                std::optional<Address> bind_address) {
-  auto owned = std::make_unique<Connector>(this, std::string(host), port, factory,
+  auto owned = std::make_unique<Connector>(this->host(), std::string(host), port, factory,
                                            timeout, std::move(bind_address));
   Connector* c = owned.get();
   connectors_.emplace(c, std::move(owned));
@@ -605,7 +600,7 @@ void Reactor::processPendingCloses() {
   while (!pending_closes_.empty()) {
     std::vector<StreamConnection*> closes;
     closes.swap(pending_closes_);
-    for (StreamConnection* c : closes) c->closeNow(c->close_reason_);
+    for (StreamConnection* c : closes) c->closeQueued();
   }
 }
 

@@ -19,10 +19,15 @@
 #include "absl/time/time.h"
 #include "framework/address.h"
 #include "framework/clock.h"
+#include "framework/connection_host.h"
 #include "framework/delayed_call.h"
 #include "framework/poller.h"
 #include "framework/protocol.h"
+#include "framework/reactor_tcp.h"
+#include "framework/reactor_threads.h"
 #include "framework/reactor_time.h"
+#include "framework/reactor_udp.h"
+#include "framework/reactor_unix.h"
 #include "framework/system_event.h"
 #include "framework/tcp_connector.h"
 #include "framework/thread_pool.h"
@@ -35,11 +40,6 @@ class Port;
 class TcpConnection;
 class UdpPort;
 
-/// Whether a port bound to "::" (every IPv6 interface) also serves IPv4
-/// peers, which then appear as plain IPv4 addresses (IPV6_V6ONLY off). On
-/// by default, as in most servers; kOff leaves IPv4 to a port of its own.
-/// Any other address serves its own family only.
-enum class DualStack { kOn, kOff };
 class StreamConnection;
 
 struct ReactorOptions {
@@ -65,7 +65,20 @@ struct ReactorOptions {
 ///
 /// Everything except callFromThread() must be called on the reactor's
 /// thread (or before run() starts).
-class Reactor : public ReactorTime {
+///
+/// Its roles are interfaces of their own, after Twisted's: ReactorTime
+/// (callLater, seconds), ReactorTCP (listenTCP, connectTCP), ReactorUNIX,
+/// ReactorUDP and ReactorThreads (callFromThread, callInThread). Code that
+/// needs one role takes that interface; their headers hold the contracts,
+/// and this class says only what it adds to them.
+class Reactor : public ReactorTime,
+                public ReactorTCP,
+                public ReactorUNIX,
+                public ReactorUDP,
+                public ReactorThreads,
+                // What its transports, ports and connectors may ask of it:
+                // theirs alone, hence private.
+                private ConnectionHost {
  public:
   static absl::StatusOr<std::unique_ptr<Reactor>> Create(
       ReactorOptions options = {});
@@ -121,77 +134,17 @@ class Reactor : public ReactorTime {
   void fireSystemEvent(absl::string_view event) {
     events_->fire(event, [] {});
   }
-  /// Thread-safe: runs `fn` on the reactor's thread soon, waking it up.
-  void callFromThread(absl::AnyInvocable<void()> fn);
+  /// Thread-safe: runs `fn` on the reactor's thread soon, waking it up
+  /// (ReactorThreads).
+  void callFromThread(absl::AnyInvocable<void()> fn) override;
   /// The reactor's current time (Twisted's reactor.seconds()).
   absl::Time seconds() const override { return clock_->now(); }
 
-  /// Listens on `interface`:`port` (port 0 = any free port; interface ""
-  /// = every IPv4 interface, "::" = every interface, IPv4 included unless
-  /// `dual_stack` is kOff) and builds a protocol with `factory` for each
-  /// connection. The port is owned by the reactor; the pointer stays valid
-  /// for the reactor's lifetime.
-  absl::StatusOr<Port*> listenTCP(int port, Factory* factory,
-                                  int backlog = 50,
-                                  absl::string_view interface = "",
-                                  DualStack dual_stack = DualStack::kOn);
-
-  /// Binds a UDP socket to `interface`:`port` (Twisted's listenUDP) and
-  /// calls `protocol`'s startProtocol().
-  ///  - `port`: 0..65535, 0 = any free port (UdpPort::getHost() says which).
-  ///  - `interface`: a numeric address, as in Twisted: "" = every IPv4
-  ///    interface, "::" = every interface, IPv4 included unless `dual_stack`
-  ///    is kOff; "127.0.0.1", "::1", "[::1]" ...
-  ///  - `maxPacketSize`: 1..65535; a longer datagram goes to
-  ///    datagramTruncated(), never cut silently into datagramReceived().
-  /// Errors: INVALID_ARGUMENT for a bad argument (a host name is one),
-  /// FAILED_PRECONDITION if `protocol` already serves a port, the errno of
-  /// socket/bind otherwise ("cannot listen on udp:[::1]:9000: Address
-  /// already in use"). The port is owned by the reactor; the pointer stays
-  /// valid for the reactor's lifetime. `protocol` is not owned (see
-  /// DatagramProtocol for the callback order).
-  absl::StatusOr<UdpPort*> listenUDP(int port, DatagramProtocol* protocol,
-                                     absl::string_view interface = "",
-                                     size_t maxPacketSize = 8192,
-                                     DualStack dual_stack = DualStack::kOn);
-
-  /// Listens on the Unix-domain stream socket `path` (Twisted's listenUNIX)
-  /// and builds a protocol with `factory` for each connection, as
-  /// listenTCP does; the same protocols work over both.
-  ///  - `path`: a file path (at most 107 bytes), or "@name" for Linux's
-  ///    abstract namespace (no file: mode and want_pid do not apply).
-  ///  - `backlog`: as for listenTCP.
-  ///  - `mode`: the socket file's permissions (connecting needs write
-  ///    permission), set before the socket listens. Twisted's default 0666.
-  ///  - `want_pid`: guard the path with the lock file PATH.lock, holding
-  ///    this process's pid, for the port's life (Twisted's wantPID).
-  /// A stale socket file (nobody listens on it) is replaced; a live server's
-  /// path is never taken, nor a path that is not a socket. With want_pid,
-  /// two servers never replace each other's socket even when they start at
-  /// the same moment (framework/unix_socket_file.h has the rules).
-  /// stopListening() (and so stop(), SIGTERM after installSignalHandlers(),
-  /// and the reactor's destruction) removes the socket file this port
-  /// created and its lock file, and nothing else.
-  /// Errors, each "cannot listen on unix:PATH: ...": INVALID_ARGUMENT for a
-  /// bad path; the errno status of EADDRINUSE (as listenTCP's port in use)
-  /// for a path held by a live server ("a server is listening there",
-  /// "locked by process 1234 (PATH.lock)") or that is not a socket; the
-  /// errno of socket/bind/listen otherwise. The port is owned by the
-  /// reactor; the pointer stays valid for the reactor's lifetime.
-  absl::StatusOr<Port*> listenUNIX(absl::string_view path, Factory* factory,
-                                   int backlog = 50, int mode = 0666,
-                                   bool want_pid = false);
-
-  /// Connects to host:port (Twisted's connectTCP). A numeric IPv4 or IPv6
-  /// address is connected at once; a name is resolved on the reactor's
-  /// thread pool first, so the loop never blocks, and each address it
-  /// resolves to is tried in turn. The attempt fails after `timeout`
-  /// (resolution included; InfiniteDuration: never). `bind_address` picks
-  /// the local address. Always returns a Connector; how the attempt goes
-  /// reaches `factory` (which must outlive it) on this reactor's thread.
-  Connector* connectTCP(absl::string_view host, int port, ClientFactory* factory,
-                        absl::Duration timeout = absl::Seconds(30),
-                        std::optional<Address> bind_address = std::nullopt);
+  // listenTCP and connectTCP (ReactorTCP), listenUNIX and connectUNIX
+  // (ReactorUNIX), listenUDP (ReactorUDP) are the roles' calls. Here:
+  // connectTCP resolves a name on the reactor's thread pool, through
+  // ReactorOptions::resolver, and every port and connector is owned by the
+  // reactor (the pointers stay valid while it lives, as the roles promise).
 
   /// Resolves `host` to its addresses (Twisted's reactor.resolve, through
   /// the pluggable resolver: ReactorOptions::resolver) on the reactor's
@@ -201,20 +154,10 @@ class Reactor : public ReactorTime {
   /// Returns an id for cancelResolve().
   using ResolveCallback =
       absl::AnyInvocable<void(absl::StatusOr<std::vector<Address>>)>;
-  uint64_t resolve(absl::string_view host, int port, ResolveCallback done);
+  uint64_t resolve(absl::string_view host, int port, ResolveCallback done) override;
   /// Forgets a resolution still under way: its `done` will not run, and if
   /// no pool thread has taken it yet, the look-up itself does not either.
-  void cancelResolve(uint64_t id);
-
-  /// Connects to the Unix-domain stream socket `path` (a file path or
-  /// "@name", as for listenUNIX; Twisted's connectUNIX), with the same
-  /// Connector and ClientFactory callbacks as connectTCP. No file, or one
-  /// nobody listens on, fails as "connection refused by unix:PATH: ..."
-  /// (IsConnectionRefused); a bad path as INVALID_ARGUMENT. A listener whose
-  /// backlog is full is tried again (a Unix connect does not wait for room
-  /// when non-blocking) until `timeout` (DEADLINE_EXCEEDED).
-  Connector* connectUNIX(absl::string_view path, ClientFactory* factory,
-                         absl::Duration timeout = absl::Seconds(30));
+  void cancelResolve(uint64_t id) override;
 
   /// Makes SIGINT and SIGTERM (or `signals`) call stop() on this reactor,
   /// through a signalfd. Blocks those signals in the calling thread: call it
@@ -230,53 +173,54 @@ class Reactor : public ReactorTime {
   /// The reactor's thread pool (Twisted's getThreadPool()): a few threads,
   /// started on first use, for blocking work such as name resolution.
   ThreadPool& threadPool();
-  /// Runs `work` on the thread pool, then `done` on the reactor's thread
-  /// (Twisted's callInThread followed by callFromThread; what
-  /// deferToThread is made of). `done` never leaves the reactor's thread:
-  /// if the reactor is destroyed first, it is dropped there, not run.
-  /// ResourceExhausted (nothing runs) if the pool cannot take `work`.
+  /// Runs `work` on threadPool(), then `done` on the reactor's thread
+  /// (ReactorThreads, which has the contract; what deferToThread is made
+  /// of).
   absl::Status callInThread(absl::AnyInvocable<void()> work,
-                            absl::AnyInvocable<void()> done);
+                            absl::AnyInvocable<void()> done) override;
 
  private:
-  friend class Connector;
-  friend class Port;
-  friend class StreamConnection;
+  // The roles' calls (see ReactorTCP, ReactorUNIX, ReactorUDP).
+  absl::StatusOr<Port*> doListenTCP(int port, Factory* factory, int backlog,
+                                    absl::string_view interface,
+                                    DualStack dual_stack) override;
+  Connector* doConnectTCP(absl::string_view host, int port, ClientFactory* factory,
+                          absl::Duration timeout,
+                          std::optional<Address> bind_address) override;
+  absl::StatusOr<Port*> doListenUNIX(absl::string_view path, Factory* factory,
+                                     int backlog, int mode, bool want_pid) override;
+  Connector* doConnectUNIX(absl::string_view path, ClientFactory* factory,
+                           absl::Duration timeout) override;
+  absl::StatusOr<UdpPort*> doListenUDP(int port, DatagramProtocol* protocol,
+                                       absl::string_view interface, size_t maxPacketSize,
+                                       DualStack dual_stack) override;
+
   class Waker;
   class SignalWatcher;
 
   Reactor(std::unique_ptr<Poller> poller, ReactorOptions options);
   absl::Status init();
 
-  // Wraps an accepted or connected socket in a transport and starts its
-  // protocol. Takes ownership of fd; closes it on failure.
-  void adoptConnection(int fd, Factory* factory, const Address& peer);
-  // Called by a transport that wants to be closed once the current callback
-  // returns (never re-entrantly inside a user's call).
-  void enqueueClose(StreamConnection* c);
-  // Wraps a connected socket and its protocol in a transport (TCP or Unix,
-  // after the peer's family) and starts the protocol; `connector` (if any)
-  // hears after its connectionLost. Closes fd on failure.
+  // ConnectionHost (connection_host.h has the contracts).
+  void adoptConnection(int fd, Factory* factory, const Address& peer) override;
   absl::StatusOr<StreamConnection*> startConnection(
       int fd, std::unique_ptr<Protocol> protocol, Factory* factory,
-      const Address& peer, Connector* connector);
-  // A connector that may have nothing left to do: destroyed at the end of
-  // the iteration if it is still idle then.
-  void connectorMaybeIdle(Connector* c);
+      const Address& peer, Connector* connector) override;
+  void enqueueClose(StreamConnection* c) override;
+  void retire(StreamConnection* c) override;
+  void connectorMaybeIdle(Connector* c) override;
+  bool shedOneConnection(int listen_fd) override;
+  bool stopping() const override { return stopping_; }
+  // This reactor as the host its transports, ports and connectors get.
+  ConnectionHost* host() { return this; }
+
   void reapIdleConnectors();
   // Stopping: resolutions under way end (cancelled). True if any did.
   bool abandonResolutions();
   void finishResolve(uint64_t id, absl::StatusOr<std::vector<Address>> result);
   // Stopping: every connector's attempt or pending retry ends (cancelled).
   void abandonConnectors();
-  // Called by a transport once connectionLost has run: it is destroyed at
-  // the end of this loop iteration, when no event can still point to it.
-  void retire(StreamConnection* c);
   void processPendingCloses();
-  // Accept's answer to EMFILE/ENFILE: frees the reserved descriptor, accepts
-  // and closes one pending connection, takes the descriptor back. Returns
-  // false when there is no reserve to spend (the caller backs off).
-  bool shedOneConnection(int listen_fd);
   void runThreadCalls();
   // One turn of the loop (iterate()'s work, for the loop itself).
   void turn(absl::Duration max_wait);
@@ -302,7 +246,6 @@ class Reactor : public ReactorTime {
   absl::flat_hash_map<Connector*, std::unique_ptr<Connector>> connectors_;
   std::vector<Connector*> maybe_idle_;
   std::vector<ReadyEvent> ready_;
-  std::unique_ptr<char[]> read_buffer_;  // shared by every connection
   int reserve_fd_ = -1;
   std::shared_ptr<const NameResolver> resolver_;  // shared with pool tasks
   std::unique_ptr<ThreadPool> thread_pool_;       // made on first use
@@ -348,9 +291,6 @@ class Reactor : public ReactorTime {
   bool stopping_ = false;  // shutting down: no new outgoing connections
   bool shutting_down_ = false;  // from stop() until run() returns
 };
-
-/// Size of the reactor's shared read buffer: the most one read() takes.
-inline constexpr size_t kReadBufferSize = 64 * 1024;
 
 }  // namespace twist
 

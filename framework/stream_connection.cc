@@ -8,7 +8,7 @@
 #include <utility>
 
 #include "framework/errors.h"
-#include "framework/reactor.h"
+#include "framework/connection_host.h"
 #include "framework/tcp_connector.h"
 
 namespace twist {
@@ -18,7 +18,7 @@ namespace {
 constexpr int kMaxIov = 64;
 }  // namespace
 
-StreamConnection::StreamConnection(Reactor* reactor, int fd,
+StreamConnection::StreamConnection(ConnectionHost* reactor, int fd,
                                    std::unique_ptr<Protocol> protocol)
     : reactor_(reactor), protocol_(std::move(protocol)), fd_(fd) {}
 
@@ -174,7 +174,7 @@ void StreamConnection::failWrite(int error_number) {
 // ---- Reading ---------------------------------------------------------------
 
 void StreamConnection::doRead() {
-  char* buf = reactor_->read_buffer_.get();
+  char* buf = reactor_->readBuffer();
   ssize_t n;
   do {
     n = ::read(fd_, buf, kReadBufferSize);
@@ -387,7 +387,7 @@ void StreamConnection::closeNow(absl::Status reason) {
   if (IsConnectionDone(reason)) {
     // Input left unread turns close() into a reset, which can destroy the
     // last bytes we sent before the peer reads them. Drain a bounded amount.
-    char* buf = reactor_->read_buffer_.get();
+    char* buf = reactor_->readBuffer();
     for (int i = 0; i < 16; ++i) {
       ssize_t n = ::read(fd_, buf, kReadBufferSize);
       if (n <= 0 && !(n < 0 && errno == EINTR)) break;

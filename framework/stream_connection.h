@@ -14,8 +14,8 @@
 
 namespace twist {
 
+class ConnectionHost;
 class Connector;
-class Reactor;
 
 /// The transport of one connected stream socket, TCP or Unix (Twisted's
 /// abstract.FileDescriptor + tcp.Connection): everything but the addresses
@@ -30,9 +30,6 @@ class Reactor;
 class StreamConnection : public Transport, private Selectable {
  public:
   ~StreamConnection() override;
-
-  /// Registers with the poller and calls the protocol's makeConnection().
-  absl::Status start();
 
   // Transport, but for the addresses. `final`: calls between them are
   // direct, as the hot path wants.
@@ -55,18 +52,29 @@ class StreamConnection : public Transport, private Selectable {
   /// The socket; -1 once the connection is closed.
   int fd() const { return fd_; }
 
+  // ---- For the ConnectionHost that owns it (framework-internal) ----------
+  // (What the connection asks of the host is in connection_host.h.)
+  /// Registers with the poller and calls the protocol's makeConnection().
+  /// Once, right after construction; on failure the protocol has heard
+  /// nothing, and destroying the connection closes the socket.
+  absl::Status start();
+  /// The connector of an outgoing connection, told right after the
+  /// protocol's connectionLost so that it can tell its ClientFactory. Set
+  /// before start(), or never (an accepted connection).
+  void setConnector(Connector* connector) { connector_ = connector; }
+  /// Runs the close this connection asked for with the host's
+  /// enqueueClose(): the host calls it once per enqueueClose, outside any
+  /// callback of the connection's protocol. May close the connection (its
+  /// last act is then the host's retire()) or, when a loseConnection()
+  /// found more to flush, leave it open until the flush.
+  void closeQueued() { closeNow(close_reason_); }
+
  protected:
-  StreamConnection(Reactor* reactor, int fd, std::unique_ptr<Protocol> protocol);
+  StreamConnection(ConnectionHost* reactor, int fd, std::unique_ptr<Protocol> protocol);
   // For the families' socket options: FAILED_PRECONDITION once closed.
   absl::Status checkOpen() const;
 
  private:
-  friend class Reactor;
-
-  // The connector of an outgoing connection (Reactor::startConnection): told
-  // right after the protocol's connectionLost, so that it can tell its
-  // ClientFactory.
-  void setConnector(Connector* connector) { connector_ = connector; }
   void handleEvents(uint32_t ready) override;
   void doRead();
   void doWrite();
@@ -84,7 +92,8 @@ class StreamConnection : public Transport, private Selectable {
   // Asks the reactor to close us once the current callback returns.
   void scheduleClose(absl::Status reason);
   // Closes the socket, runs connectionLost and hands us to the reactor for
-  // destruction. Only the reactor's dispatch calls this.
+  // destruction (retire). Never inside a protocol's callback of our own but
+  // from the dispatch: readiness events, and closeQueued().
   void closeNow(absl::Status reason);
 
   // The connection's state is three small machines and two facts, each
@@ -102,7 +111,7 @@ class StreamConnection : public Transport, private Selectable {
   // asked again once the queue drains.
   enum class ProducerMode : uint8_t { kNone, kPushing, kPushPaused, kPullAsked, kPullWrote };
 
-  Reactor* reactor_;
+  ConnectionHost* reactor_;  // the reactor that owns this connection
   std::unique_ptr<Protocol> protocol_;
   OutputBuffer out_;
   Producer* producer_ = nullptr;

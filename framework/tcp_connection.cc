@@ -21,7 +21,7 @@ absl::Status SetIntOption(int fd, int level, int name, bool enabled,
 }
 }  // namespace
 
-TcpConnection::TcpConnection(Reactor* reactor, int fd,
+TcpConnection::TcpConnection(ConnectionHost* reactor, int fd,
                              std::unique_ptr<Protocol> protocol,
                              const Address& peer)
     : StreamConnection(reactor, fd, std::move(protocol)) {

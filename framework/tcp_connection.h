@@ -13,14 +13,14 @@
 
 namespace twist {
 
-class Reactor;
+class ConnectionHost;
 
 /// The transport of one TCP connection (Twisted's tcp.Connection): a
 /// StreamConnection with IP addresses and TCP's options. Created and owned
 /// by the reactor.
 class TcpConnection final : public StreamConnection, public TcpTransport {
  public:
-  TcpConnection(Reactor* reactor, int fd, std::unique_ptr<Protocol> protocol,
+  TcpConnection(ConnectionHost* reactor, int fd, std::unique_ptr<Protocol> protocol,
                 const Address& peer);
 
   Address getPeer() const override;

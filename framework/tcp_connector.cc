@@ -10,12 +10,12 @@
 #include "absl/strings/str_cat.h"
 #include "framework/client_factory.h"
 #include "framework/errors.h"
-#include "framework/reactor.h"
+#include "framework/connection_host.h"
 #include "framework/stream_connection.h"
 
 namespace twist {
 
-Connector::Connector(Reactor* reactor, std::string host, int port,
+Connector::Connector(ConnectionHost* reactor, std::string host, int port,
                      ClientFactory* factory, absl::Duration timeout,
                      std::optional<Address> bind_address)
     : reactor_(reactor),
@@ -25,7 +25,7 @@ Connector::Connector(Reactor* reactor, std::string host, int port,
       timeout_(timeout),
       bind_(std::move(bind_address)) {}
 
-Connector::Connector(Reactor* reactor, std::string path, ClientFactory* factory,
+Connector::Connector(ConnectionHost* reactor, std::string path, ClientFactory* factory,
                      absl::Duration timeout)
     : Connector(reactor, "", 0, factory, timeout, std::nullopt) {
   unix_path_ = std::move(path);
@@ -61,7 +61,7 @@ absl::Status Connector::connect() {
         absl::StrCat("connector to ", getDestination(), " is already in use"));
   }
   reconnect_call_.cancel().IgnoreError();
-  if (reactor_->stopping_) {
+  if (reactor_->stopping()) {
     return absl::FailedPreconditionError("the reactor is stopping");
   }
   state_ = State::kConnecting;
@@ -74,7 +74,7 @@ absl::Status Connector::connect() {
     factory_->doStart();
   }
   if (timeout_ > absl::ZeroDuration() && timeout_ != absl::InfiniteDuration()) {
-    timeout_call_ = reactor_->callLater(timeout_, [this] {
+    timeout_call_ = reactor_->time().callLater(timeout_, [this] {
       fail(ConnectTimeoutError(getDestination(), timeout_), /*deferred=*/false);
     });
   }
@@ -111,7 +111,7 @@ absl::Status Connector::connect() {
 
 void Connector::resolve() {
   // getaddrinfo blocks, so it runs on the reactor's pool (a few threads,
-  // however many connectors): Reactor::resolve.
+  // however many connectors): the host's resolve (Reactor::resolve).
   resolution_ = reactor_->resolve(
       host_, port_, [this](absl::StatusOr<std::vector<Address>> addresses) {
         resolution_ = 0;
@@ -132,10 +132,10 @@ void Connector::start() {
 
 absl::Status Connector::connectLater(absl::Duration delay) {
   reconnect_call_.cancel().IgnoreError();
-  if (reactor_->stopping_) {
+  if (reactor_->stopping()) {
     return absl::FailedPreconditionError("the reactor is stopping");
   }
-  reconnect_call_ = reactor_->callLater(delay, [this] {
+  reconnect_call_ = reactor_->time().callLater(delay, [this] {
     // Failing here (reactor stopping, already connecting) just ends it.
     connect().IgnoreError();
     if (idle()) reactor_->connectorMaybeIdle(this);
@@ -195,7 +195,7 @@ absl::Status Connector::beginConnect(const Address& address) {
     // timeout ends the attempt.
     closeSocket();
     --next_address_;
-    backlog_retry_ = reactor_->callLater(backlog_wait_, [this] { tryNextAddress(false); });
+    backlog_retry_ = reactor_->time().callLater(backlog_wait_, [this] { tryNextAddress(false); });
     backlog_wait_ = std::min(backlog_wait_ * 2, absl::Milliseconds(100));
     return absl::OkStatus();
   }
@@ -321,7 +321,7 @@ void Connector::fail(absl::Status reason, bool deferred) {
   }
   failing_ = true;
   pending_failure_ = std::move(reason);
-  failure_call_ = reactor_->callLater(absl::ZeroDuration(),
+  failure_call_ = reactor_->time().callLater(absl::ZeroDuration(),
                                       [this] { deliverPendingFailure(); });
 }
 

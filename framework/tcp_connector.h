@@ -16,8 +16,7 @@
 namespace twist {
 
 class ClientFactory;
-class Reactor;
-class ReconnectingClientFactory;
+class ConnectionHost;
 class StreamConnection;
 class Transport;
 
@@ -42,12 +41,6 @@ class Connector final : private Selectable {
  public:
   enum class State { kDisconnected, kConnecting, kConnected };
 
-  Connector(Reactor* reactor, std::string host, int port,
-            ClientFactory* factory, absl::Duration timeout,
-            std::optional<Address> bind_address);
-  /// To the Unix socket `path` (connectUNIX).
-  Connector(Reactor* reactor, std::string path, ClientFactory* factory,
-            absl::Duration timeout);
   ~Connector() override;
   Connector(const Connector&) = delete;
   Connector& operator=(const Connector&) = delete;
@@ -72,25 +65,42 @@ class Connector final : private Selectable {
   /// The connection's transport while connected (from the protocol's
   /// connectionMade() on, until its connectionLost()), else nullptr.
   Transport* transport() const;
-  /// Expires when the reactor destroys this connector: what keeps a
-  /// Connector* past the callbacks checks before using it.
+  /// Expires when this connector is destroyed: lets whoever keeps a
+  /// Connector* past the callbacks (ReconnectingClientFactory, an endpoint's
+  /// ConnectingAttempt) tell whether it still exists.
   std::weak_ptr<const void> liveness() const { return alive_; }
 
- private:
-  friend class Reactor;
-  friend class StreamConnection;  // connectionLost()
-  friend class ReconnectingClientFactory;  // alive_
-
-  void handleEvents(uint32_t ready) override;
-  // The first connect(), from connectTCP: if it cannot even begin (the
-  // reactor is stopping) the factory still hears, on the next turn.
+  // ---- For the ConnectionHost that owns it (framework-internal) ----------
+  // (What the connector asks of the host is in connection_host.h.)
+  /// Made by the host's connectTCP, to host:port.
+  Connector(ConnectionHost* reactor, std::string host, int port,
+            ClientFactory* factory, absl::Duration timeout,
+            std::optional<Address> bind_address);
+  /// Made by the host's connectUNIX, to the Unix socket `path`.
+  Connector(ConnectionHost* reactor, std::string path, ClientFactory* factory,
+            absl::Duration timeout);
+  /// The first connect(), right after construction: if it cannot even
+  /// begin (the host is stopping) the factory still hears, on the next turn.
   void start();
-  // Whether abandon() has something to end.
+  /// Whether abandon() has something to end.
   bool abandonable() const;
-  // The reactor is stopping: an attempt in progress, or a pending
-  // connectLater(), ends now with a cancelled clientConnectionFailed; a
-  // failure waiting for the next turn is delivered now.
+  /// The host is stopping: an attempt in progress, or a pending
+  /// connectLater(), ends now with a cancelled clientConnectionFailed; a
+  /// failure waiting for the next turn is delivered now.
   void abandon();
+  /// Whether it has nothing left to do (not connecting, not connected, no
+  /// connectLater pending, no failure to deliver): the host may destroy it.
+  bool idle() const;
+  /// The host's startConnection made `connection` from this connector's
+  /// socket; called before the protocol's connectionMade, so transport()
+  /// answers there.
+  void attachConnection(StreamConnection* connection) { connection_ = connection; }
+  /// The connection attached above lost: called by it right after its
+  /// protocol's connectionLost, with the same reason.
+  void connectionLost(const absl::Status& reason);
+
+ private:
+  void handleEvents(uint32_t ready) override;
   // Resolves host_ through Reactor::resolve; resolved() gets the answer.
   void resolve();
   void resolved(absl::StatusOr<std::vector<Address>> addresses);
@@ -107,16 +117,14 @@ class Connector final : private Selectable {
   void fail(absl::Status reason, bool deferred);
   void reportFailure(const absl::Status& reason);
   void deliverPendingFailure();
-  void connectionLost(const absl::Status& reason);
   // After the factory heard how an attempt ended: stops the factory and
   // lets the reactor reap this connector, unless it connects again.
   void afterAttempt();
   void closeSocket();
   // Stops watching the socket and hands it over (-1 if there is none).
   int releaseSocket();
-  bool idle() const;
 
-  Reactor* reactor_;
+  ConnectionHost* reactor_;  // the reactor that owns this connector
   std::string host_;
   int port_;
   ClientFactory* factory_;
@@ -142,9 +150,8 @@ class Connector final : private Selectable {
   std::optional<std::string> unix_path_;
   absl::Duration backlog_wait_;
   DelayedCall backlog_retry_;
-  // Expires with this connector: lets a factory that keeps a Connector*
-  // tell whether it still exists.
-  std::shared_ptr<char> alive_ = std::make_shared<char>();
+  // Expires with this connector (liveness()).
+  std::shared_ptr<const char> alive_ = std::make_shared<const char>();
 };
 
 }  // namespace twist

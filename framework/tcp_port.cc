@@ -6,8 +6,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <utility>
 
-#include "framework/reactor.h"
+#include "framework/connection_host.h"
 
 namespace twist {
 namespace {
@@ -17,12 +18,23 @@ constexpr int kMaxAcceptsPerEvent = 64;
 constexpr absl::Duration kBackOff = absl::Milliseconds(100);
 }  // namespace
 
-Port::Port(Reactor* reactor, Factory* factory, int fd, const Address& host)
+Port::Port(ConnectionHost* reactor, Factory* factory, int fd, const Address& host,
+           std::unique_ptr<UnixSocketFile> unix_file)
     : reactor_(reactor),
       factory_(factory),
       factory_alive_(factory->liveness()),
       fd_(fd),
-      host_(host) {}
+      host_(host),
+      unix_file_(std::move(unix_file)) {}
+
+absl::Status Port::startListening() {
+  absl::Status s = reactor_->poller().add(fd_, kReadable, this);
+  if (!s.ok()) {
+    ::close(fd_);
+    fd_ = -1;  // so stopListening() neither removes nor stops the factory
+  }
+  return s;
+}
 
 Port::~Port() { stopListening(); }
 
@@ -43,7 +55,7 @@ void Port::setAcceptRateLimit(double per_second, int burst) {
   rate_ = per_second > 0 ? per_second : 0;
   burst_ = burst < 1 ? 1 : burst;
   tokens_ = burst_;
-  refilled_ = reactor_->seconds();
+  refilled_ = reactor_->time().seconds();
 }
 
 void Port::handleEvents(uint32_t ready) {
@@ -57,7 +69,7 @@ void Port::handleEvents(uint32_t ready) {
   }
   for (int i = 0; i < kMaxAcceptsPerEvent && fd_ >= 0; ++i) {
     if (rate_ > 0) {
-      absl::Time now = reactor_->seconds();
+      absl::Time now = reactor_->time().seconds();
       tokens_ = std::min(burst_, tokens_ + absl::ToDoubleSeconds(now - refilled_) * rate_);
       refilled_ = now;
       if (tokens_ < 1) {
@@ -104,7 +116,7 @@ void Port::handleEvents(uint32_t ready) {
 
 void Port::backOff(absl::Duration pause) {
   reactor_->poller().remove(fd_);
-  resume_ = reactor_->callLater(pause, [this] {
+  resume_ = reactor_->time().callLater(pause, [this] {
     if (fd_ >= 0) reactor_->poller().add(fd_, kReadable, this).IgnoreError();
   });
 }

@@ -13,7 +13,7 @@
 
 namespace twist {
 
-class Reactor;
+class ConnectionHost;
 
 /// A listening stream socket, TCP or Unix (Twisted's tcp.Port / unix.Port,
 /// IListeningPort), returned by Reactor::listenTCP and listenUNIX and owned
@@ -41,16 +41,25 @@ class Port final : private Selectable {
   void setAcceptRateLimit(double per_second, int burst = 1);
   Factory* factory() const { return factory_; }
 
+  // ---- For the ConnectionHost that owns it (framework-internal) ----------
+  /// Made by the host's listenTCP or listenUNIX around a socket `fd` that is
+  /// bound and listening, which the port takes, with `unix_file` (the socket
+  /// file of a Unix port bound to a path; removed with the port).
+  Port(ConnectionHost* reactor, Factory* factory, int fd, const Address& host,
+       std::unique_ptr<UnixSocketFile> unix_file = nullptr);
+  /// Starts watching for connections; the host calls the factory's
+  /// doStart() after this succeeds. On failure the socket is closed and the
+  /// port is done: it is not listening, and its factory is not stopped.
+  absl::Status startListening();
+
  private:
-  friend class Reactor;
-  Port(Reactor* reactor, Factory* factory, int fd, const Address& host);
 
   void handleEvents(uint32_t ready) override;
   // Stops accepting for `pause` (out of descriptors or kernel memory):
   // retrying at once would spin the loop.
   void backOff(absl::Duration pause);
 
-  Reactor* reactor_;
+  ConnectionHost* reactor_;  // the reactor that owns this port
   Factory* factory_;
   std::weak_ptr<const void> factory_alive_;  // factory_ is not owned
   int fd_;

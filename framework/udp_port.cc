@@ -14,7 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "framework/errors.h"
-#include "framework/reactor.h"
+#include "framework/connection_host.h"
 
 namespace twist {
 namespace {
@@ -26,7 +26,7 @@ constexpr size_t kLargestDatagram = 65535;
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<UdpPort>> UdpPort::Listen(
-    Reactor* reactor, int port, DatagramProtocol* protocol,
+    ConnectionHost* reactor, int port, DatagramProtocol* protocol,
     absl::string_view interface, size_t max_packet_size, bool dual_stack_if_any) {
   if (protocol == nullptr) {
     return absl::InvalidArgumentError("listenUDP: the protocol is null");
@@ -75,7 +75,7 @@ absl::StatusOr<std::unique_ptr<UdpPort>> UdpPort::Listen(
   return p;
 }
 
-UdpPort::UdpPort(Reactor* reactor, DatagramProtocol* protocol, int fd,
+UdpPort::UdpPort(ConnectionHost* reactor, DatagramProtocol* protocol, int fd,
                  const Address& host, size_t max_packet_size, bool dual_stack)
     : reactor_(reactor),
       protocol_(protocol),
@@ -93,9 +93,8 @@ UdpPort::~UdpPort() {
 }
 
 void UdpPort::start() {
-  protocol_->transport_ = this;
   ++in_callback_;
-  protocol_->startProtocol();
+  protocol_->makeConnection(this);
   --in_callback_;
   if (in_callback_ == 0) finishStop();
 }
@@ -118,9 +117,8 @@ void UdpPort::finishStop() {
   // A protocol destroyed first (declared after the reactor) is not called.
   if (!protocolAlive()) return;
   ++in_callback_;
-  protocol_->stopProtocol();
+  protocol_->doStop();
   --in_callback_;
-  protocol_->transport_ = nullptr;
 }
 
 absl::StatusOr<Address> UdpPort::destination(const Address& addr) const {
@@ -205,7 +203,7 @@ void UdpPort::refused() {
   // Deferred: write() may be called from inside one of the protocol's own
   // callbacks, and connectionRefused() must not run nested in it.
   if (refused_call_.active()) return;  // one report per pending refusal is enough
-  refused_call_ = reactor_->callLater(absl::ZeroDuration(), [this] {
+  refused_call_ = reactor_->time().callLater(absl::ZeroDuration(), [this] {
     if (fd_ < 0 || !protocolAlive()) return;
     ++in_callback_;
     protocol_->connectionRefused();

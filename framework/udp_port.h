@@ -16,7 +16,7 @@
 
 namespace twist {
 
-class Reactor;
+class ConnectionHost;
 
 /// A bound UDP socket and its DatagramProtocol (Twisted's udp.Port),
 /// returned by Reactor::listenUDP and owned by the reactor: the pointer
@@ -51,18 +51,20 @@ class UdpPort final : public DatagramTransport, private Selectable {
   uint64_t truncatedDatagrams() const { return truncated_; }
   DatagramProtocol* protocol() const { return protocol_; }
 
- private:
-  friend class Reactor;
-  UdpPort(Reactor* reactor, DatagramProtocol* protocol, int fd,
-          const Address& host, size_t max_packet_size, bool dual_stack);
-
-  // Binds the socket and registers it (Reactor::listenUDP's work); the
-  // protocol is not started yet.
+  // ---- For the ConnectionHost that owns it (framework-internal) ----------
+  /// Binds the socket and registers it with the host's poller (the host's
+  /// listenUDP's work, errors as listenUDP's); the protocol is not started
+  /// yet. The host owns the port from then on.
   static absl::StatusOr<std::unique_ptr<UdpPort>> Listen(
-      Reactor* reactor, int port, DatagramProtocol* protocol,
+      ConnectionHost* reactor, int port, DatagramProtocol* protocol,
       absl::string_view interface, size_t max_packet_size, bool dual_stack_if_any);
-  // Attaches the transport and calls startProtocol().
+  /// Attaches the transport and calls startProtocol(), once, right after
+  /// Listen(), inside the host's dispatch (it is a callback).
   void start();
+
+ private:
+  UdpPort(ConnectionHost* reactor, DatagramProtocol* protocol, int fd,
+          const Address& host, size_t max_packet_size, bool dual_stack);
 
   void handleEvents(uint32_t ready) override;
   // The address a datagram to `addr` is sent to: an IPv4 one mapped into
@@ -76,7 +78,7 @@ class UdpPort final : public DatagramTransport, private Selectable {
   void finishStop();
   bool protocolAlive() const { return !protocol_alive_.expired(); }
 
-  Reactor* reactor_;
+  ConnectionHost* reactor_;  // the reactor that owns this port
   DatagramProtocol* protocol_;
   std::weak_ptr<const void> protocol_alive_;  // protocol_ is not owned
   int fd_;

@@ -7,7 +7,7 @@
 
 namespace twist {
 
-UnixConnection::UnixConnection(Reactor* reactor, int fd,
+UnixConnection::UnixConnection(ConnectionHost* reactor, int fd,
                                std::unique_ptr<Protocol> protocol,
                                const Address& peer)
     : StreamConnection(reactor, fd, std::move(protocol)) {

@@ -11,7 +11,7 @@
 
 namespace twist {
 
-class Reactor;
+class ConnectionHost;
 
 /// The transport of one Unix-domain stream connection (Twisted's
 /// unix.Server / unix.Client): a StreamConnection with Unix names and the
@@ -20,7 +20,7 @@ class UnixConnection final : public StreamConnection, public UnixTransport {
  public:
   /// `peer`: the client's name on the server side (unnamed unless the
   /// client bound one), the path connected to on the client side.
-  UnixConnection(Reactor* reactor, int fd, std::unique_ptr<Protocol> protocol,
+  UnixConnection(ConnectionHost* reactor, int fd, std::unique_ptr<Protocol> protocol,
                  const Address& peer);
 
   Address getPeer() const override;

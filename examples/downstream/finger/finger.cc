@@ -11,7 +11,7 @@
 
 namespace tutorial {
 
-FingerProtocol::FingerProtocol(twist::Reactor* reactor)
+FingerProtocol::FingerProtocol(twist::ReactorTime* reactor)
     : TimeoutMixin(reactor) {
   setMaxLength(kMaxLine);
   // RFC 1288 ends the request with CRLF; `echo NAME | nc` sends a bare LF.

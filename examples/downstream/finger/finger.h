@@ -16,7 +16,7 @@
 #include "absl/time/time.h"
 #include "framework/address.h"
 #include "framework/protocol.h"
-#include "framework/reactor.h"
+#include "framework/reactor_time.h"
 #include "protocols/basic.h"
 #include "protocols/policies.h"
 
@@ -30,7 +30,9 @@ class FingerProtocol : public twist::LineReceiver, public twist::TimeoutMixin {
   /// A request line is a user name; longer lines close the connection.
   static constexpr size_t kMaxLine = 256;
 
-  explicit FingerProtocol(twist::Reactor* reactor);
+  /// Only the reactor's time is needed (TimeoutMixin): a Reactor, or a
+  /// task::Clock in a test.
+  explicit FingerProtocol(twist::ReactorTime* reactor);
   void connectionMade() override;
   void lineReceived(absl::string_view line) override;
   void connectionLost(const absl::Status& reason) override;
@@ -41,7 +43,7 @@ class FingerProtocol : public twist::LineReceiver, public twist::TimeoutMixin {
 /// FingerFactory, whose protocols call self.factory.getUser()).
 class FingerFactory : public twist::Factory {
  public:
-  FingerFactory(twist::Reactor* reactor, UserTable users,
+  FingerFactory(twist::ReactorTime* reactor, UserTable users,
                 absl::Duration timeout)
       : reactor_(reactor), users_(std::move(users)), timeout_(timeout) {}
   std::unique_ptr<twist::Protocol> buildProtocol(
@@ -52,7 +54,7 @@ class FingerFactory : public twist::Factory {
   absl::Duration timeout() const { return timeout_; }
 
  private:
-  twist::Reactor* reactor_;
+  twist::ReactorTime* reactor_;
   UserTable users_;
   absl::Duration timeout_;
 };

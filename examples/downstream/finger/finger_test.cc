@@ -1,5 +1,6 @@
-// The finger protocol on StringTransport (time on a FakeClock), then the
-// whole server over loopback through a real reactor.
+// The finger protocol on StringTransport, its time on task::Clock (the
+// factory needs only ReactorTime), then the whole server over loopback
+// through a real reactor.
 
 #include "finger/finger.h"
 
@@ -11,9 +12,9 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "framework/client_factory.h"
-#include "framework/clock.h"
 #include "framework/reactor.h"
 #include "framework/string_transport.h"
+#include "framework/task_clock.h"
 #include "framework/tcp_port.h"
 #include "gtest/gtest.h"
 
@@ -24,15 +25,11 @@ constexpr absl::Duration kTimeout = absl::Seconds(10);
 
 class FingerTest : public ::testing::Test {
  protected:
+  // FingerFactory needs only the reactor's time: task::Clock stands in for
+  // the reactor, with no poller and no sockets.
   void SetUp() override {
-    twist::ReactorOptions options;
-    options.clock = &clock_;
-    absl::StatusOr<std::unique_ptr<twist::Reactor>> r =
-        twist::Reactor::Create(options);
-    ASSERT_TRUE(r.ok()) << r.status();
-    reactor_ = *std::move(r);
     factory_ = std::make_unique<FingerFactory>(
-        reactor_.get(), UserTable{{"moshez", "Happy and well"}}, kTimeout);
+        &clock_, UserTable{{"moshez", "Happy and well"}}, kTimeout);
   }
 
   // What the reactor does for a connection: build, set factory(), attach.
@@ -43,14 +40,10 @@ class FingerTest : public ::testing::Test {
     t_.connect(protocol_.get());
   }
 
-  // Moves the fake time and runs the calls that became due.
-  void Advance(absl::Duration d) {
-    clock_.advance(d);
-    reactor_->runUntilCurrent();
-  }
+  // Moves the fake time, running the calls that become due.
+  void Advance(absl::Duration d) { clock_.advance(d); }
 
-  twist::FakeClock clock_;
-  std::unique_ptr<twist::Reactor> reactor_;
+  twist::task::Clock clock_;
   std::unique_ptr<FingerFactory> factory_;
   twist::StringTransport t_;
   std::unique_ptr<twist::Protocol> protocol_;

@@ -1,0 +1,32 @@
+#ifndef TWIST_FRAMEWORK_REACTOR_THREADS_H_
+#define TWIST_FRAMEWORK_REACTOR_THREADS_H_
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+
+namespace twist {
+
+/// Threads meeting the loop (Twisted's IReactorThreads): what
+/// deferToThread (framework/defer_to_thread.h) needs of a reactor, and all
+/// it needs. Reactor implements it with its thread pool and an eventfd; a
+/// test can hand deferToThread a stand-in that runs the work when it says.
+class ReactorThreads {
+ public:
+  virtual ~ReactorThreads() = default;
+
+  /// Thread-safe, the one call that is: runs `fn` on the reactor's thread
+  /// soon, waking the loop up.
+  virtual void callFromThread(absl::AnyInvocable<void()> fn) = 0;
+
+  /// Runs `work` on a pool thread, then `done` on the reactor's thread
+  /// (Twisted's callInThread followed by callFromThread). `done` never
+  /// leaves the reactor's thread: if the reactor is destroyed first, it is
+  /// dropped there, not run. RESOURCE_EXHAUSTED (nothing runs) if the pool
+  /// cannot take `work`. Called on the reactor's thread.
+  virtual absl::Status callInThread(absl::AnyInvocable<void()> work,
+                                    absl::AnyInvocable<void()> done) = 0;
+};
+
+}  // namespace twist
+
+#endif  // TWIST_FRAMEWORK_REACTOR_THREADS_H_
