@@ -148,6 +148,9 @@ enum class StreamTransport { kTcp, kTcp6, kUnix, kAbstract };
 
 /// "tcp", "tcp6", "unix", "abstract": the suffix of the test names.
 std::string TransportName(StreamTransport transport);
+inline void PrintTo(StreamTransport transport, std::ostream* os) {
+  *os << TransportName(transport);
+}
 /// The address family its ports have: AF_INET, AF_INET6 or AF_UNIX.
 int FamilyOf(StreamTransport transport);
 
