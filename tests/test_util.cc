@@ -379,6 +379,15 @@ std::string PollerTransportName(const ::testing::TestParamInfo<PollerTransport>&
   return absl::StrCat(info.param.poller, "_", TransportName(info.param.transport));
 }
 
+bool IsOver(const Address& host, StreamTransport transport, absl::string_view unix_name) {
+  if (host.family() != FamilyOf(transport)) return false;
+  if (host.isUnix()) {
+    return host.path() == unix_name &&
+           host.isAbstract() == (transport == StreamTransport::kAbstract);
+  }
+  return host.host() == (host.isIPv6() ? "::1" : "127.0.0.1") && host.port() != 0;
+}
+
 Port* ListenOn(Reactor& reactor, StreamTransport transport, Factory* factory,
                const SocketDir* dir, absl::string_view name, int backlog) {
   absl::StatusOr<Port*> port;
@@ -409,12 +418,7 @@ Port* ListenOn(Reactor& reactor, StreamTransport transport, Factory* factory,
     return nullptr;
   }
   const Address host = (*port)->getHost();
-  const bool right =
-      host.family() == FamilyOf(transport) &&
-      (host.isUnix() ? host.path() == want && host.isAbstract() == (transport ==
-                                                                    StreamTransport::kAbstract)
-                     : host.host() == (host.isIPv6() ? "::1" : "127.0.0.1") && host.port() != 0);
-  if (!right) {
+  if (!IsOver(host, transport, want)) {
     ADD_FAILURE() << "listening over " << TransportName(transport) << " gave "
                   << host.ToString();
     return nullptr;

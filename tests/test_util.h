@@ -154,6 +154,11 @@ inline void PrintTo(StreamTransport transport, std::ostream* os) {
 /// The address family its ports have: AF_INET, AF_INET6 or AF_UNIX.
 int FamilyOf(StreamTransport transport);
 
+/// Whether a listening port's address is on `transport`: its family, the
+/// loopback address and a real port for TCP; for Unix, the name
+/// `unix_name` ("@name" for an abstract one).
+bool IsOver(const Address& host, StreamTransport transport, absl::string_view unix_name);
+
 /// A poller and a transport: the parameter of TransportTest.
 struct PollerTransport {
   std::string poller;
