@@ -32,9 +32,13 @@ std::string Read(BlockingClient& c, absl::string_view want) {
   return got.ok() ? *got : std::string(got.status().message());
 }
 
-TEST(ChatServerTest, ConversationMaxLineAndCleanExit) {
+// Over each stream transport the server can listen on: --listen on tcp
+// (127.0.0.1), tcp6 (::1), a unix socket file and an abstract name.
+using ChatServerTransportTest = testing::ServerProgramTest;
+
+TEST_P(ChatServerTransportTest, ConversationMaxLineAndCleanExit) {
   absl::StatusOr<testing::ServerProgram> server =
-      testing::StartServerProgram("examples/chat_server", {"--max_line=20"});
+      StartServer("examples/chat_server", {"--max_line=20"});
   ASSERT_TRUE(server.ok()) << server.status();
   Subprocess& p = server->process;
   const Address addr = server->address;
@@ -69,7 +73,16 @@ TEST(ChatServerTest, ConversationMaxLineAndCleanExit) {
   ASSERT_TRUE(WIFEXITED(*status)) << "killed by signal " << WTERMSIG(*status);
   EXPECT_EQ(WEXITSTATUS(*status), 0);
   EXPECT_EQ(p.err(), "");
+  if (transport() == testing::StreamTransport::kUnix) {
+    EXPECT_NE(::access(addr.path().c_str(), F_OK), 0) << "SIGTERM removes the socket file";
+  }
 }
+
+INSTANTIATE_TEST_SUITE_P(AllTransports, ChatServerTransportTest,
+                         ::testing::ValuesIn(testing::AllStreamTransports()),
+                         testing::TransportParamName);
+
+// TCP-only below: errors about flags and ports.
 
 void ExpectOneLineError(const std::vector<std::string>& args, const std::string& expected) {
   testing::ExpectOneLineFailure("examples/chat_server", args, expected);

@@ -1,6 +1,6 @@
 // The chat server: every line of its conversation, through the real reactor
-// and real loopback clients on every poller, plus a few unit tests on
-// StringTransport.
+// and real clients on every poller over TCP (127.0.0.1 and ::1) and Unix
+// sockets, plus a few unit tests on StringTransport.
 
 #include "protocols/chat.h"
 
@@ -26,7 +26,6 @@
 #include "absl/strings/strip.h"
 #include "framework/reactor.h"
 #include "framework/string_transport.h"
-#include "framework/tcp_port.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/test_util.h"
@@ -177,9 +176,9 @@ TEST(ChatUnitTest, ControlBytesAndBadUtf8AreNeutralisedInRelayedText) {
 // reactor, so every wait turns the loop (RunUntil) and pumps the clients.
 class LineClient {
  public:
-  explicit LineClient(BlockingClient c) : c_(std::move(c)) {
+  LineClient(BlockingClient c, bool tcp) : c_(std::move(c)) {
     int one = 1;
-    setsockopt(c_.fd(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (tcp) setsockopt(c_.fd(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   }
 
   void send(absl::string_view data) {
@@ -224,39 +223,18 @@ class LineClient {
   bool eof_ = false;
 };
 
-// Each chat test runs on every poller, over TCP and over a Unix socket.
-struct ChatParam {
-  std::string poller;
-  bool unix_socket;
-};
-
-std::vector<ChatParam> ChatParams() {
-  std::vector<ChatParam> params;
-  for (const std::string& poller : PollerNames()) {
-    params.push_back({poller, false});
-    params.push_back({poller, true});
-  }
-  return params;
-}
-
-class ChatTest : public ::testing::TestWithParam<ChatParam> {
+// Each chat test runs on every poller over each stream transport (tcp,
+// tcp6, unix; abstract once): testing::TransportTest.
+class ChatTest : public testing::TransportTest {
  protected:
   // Makes the room and the reactor, the room first: the reactor's
   // destructor still calls into the protocols, which use the room.
-  // `pinned_buffers` > 0 pins the accepted sockets' buffers
-  // (testing::PinSocketBuffers). Over a Unix socket it does not: accepted
-  // Unix sockets do not inherit the listener's buffer sizes; but neither do
-  // they autotune, so the kernel's default (net.core.wmem_default) holds.
+  // `pinned_buffers` > 0 pins the accepted sockets' buffers where the
+  // transport lets it (TransportTest::ListenPort).
   void Start(ChatOptions options = {}, int pinned_buffers = 0) {
     room_ = std::make_unique<ChatFactory>(options);
-    reactor_ = testing::MakeReactor(GetParam().poller);
-    absl::StatusOr<Port*> port =
-        GetParam().unix_socket
-            ? reactor_->listenUNIX(socket_dir_.path("chat.sock"), room_.get(), 1024)
-            : reactor_->listenTCP(0, room_.get(), 1024, "127.0.0.1");
-    ASSERT_TRUE(port.ok()) << port.status();
-    if (pinned_buffers > 0) testing::PinSocketBuffers((*port)->fileno(), pinned_buffers);
-    addr_ = (*port)->getHost();
+    reactor_ = NewReactor();
+    addr_ = Listen(room_.get(), pinned_buffers);
   }
   void TearDown() override {
     clients_.clear();
@@ -267,7 +245,7 @@ class ChatTest : public ::testing::TestWithParam<ChatParam> {
   LineClient& Connect(int pinned_buffers = 0) {
     absl::StatusOr<BlockingClient> c = BlockingClient::Connect(addr_, pinned_buffers);
     EXPECT_TRUE(c.ok()) << c.status();
-    clients_.push_back(std::make_unique<LineClient>(*std::move(c)));
+    clients_.push_back(std::make_unique<LineClient>(*std::move(c), isTcp()));
     return *clients_.back();
   }
 
@@ -308,7 +286,6 @@ class ChatTest : public ::testing::TestWithParam<ChatParam> {
     return got;
   }
 
-  testing::SocketDir socket_dir_;  // outlives the reactor, which removes the socket
   std::unique_ptr<ChatFactory> room_;
   std::unique_ptr<Reactor> reactor_;
   Address addr_;
@@ -667,10 +644,9 @@ TEST_P(ChatTest, ClientThatNeverReadsDoesNotStallOrBloat) {
   ExpectNothingMore(talker);
 }
 
-INSTANTIATE_TEST_SUITE_P(AllPollers, ChatTest, ::testing::ValuesIn(ChatParams()),
-                         [](const auto& info) {
-                           return info.param.poller + (info.param.unix_socket ? "_unix" : "");
-                         });
+INSTANTIATE_TEST_SUITE_P(AllTransports, ChatTest,
+                         ::testing::ValuesIn(testing::PollersAndTransports()),
+                         testing::PollerTransportName);
 
 }  // namespace
 }  // namespace twist

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -57,56 +58,81 @@ void ExpectOneLineError(const std::vector<std::string>& args,
   testing::ExpectOneLineFailure(kServer, args, expected);
 }
 
-class EchoServerTest : public ::testing::TestWithParam<int> {};
+// Each case over each stream transport the server can listen on: --listen
+// on tcp (127.0.0.1), tcp6 (::1), a unix socket file and an abstract name.
+using EchoServerTest = testing::ServerProgramTest;
 
 TEST_P(EchoServerTest, EchoesThenExitsCleanlyOnSignal) {
-  const int sig = GetParam();
-  Subprocess p = StartServer({"--port=0"});
-  absl::StatusOr<std::string> line = p.ReadStdoutLine(kWait);
-  ASSERT_TRUE(line.ok()) << line.status();
-  int port = PortOf(*line, "127.0.0.1");
-  absl::StatusOr<BlockingClient> c =
-      BlockingClient::Connect(*Address::Parse("127.0.0.1", port));
-  ASSERT_TRUE(c.ok()) << c.status();
-  ASSERT_TRUE(c->SendAll("ping\r\n").ok());
-  EXPECT_EQ(*c->ReadExactly(6), "ping\r\n");
-  p.Signal(sig);
-  // The server closes our connection as it shuts down...
-  absl::StatusOr<std::string> rest = c->ReadToEof();
-  ASSERT_TRUE(rest.ok()) << rest.status();
-  EXPECT_EQ(*rest, "");
-  // ...and exits 0, having printed nothing else.
-  absl::StatusOr<int> status = p.Wait(kWait);
-  ASSERT_TRUE(status.ok()) << status.status();
-  ASSERT_TRUE(WIFEXITED(*status)) << "killed by signal " << WTERMSIG(*status);
-  EXPECT_EQ(WEXITSTATUS(*status), 0);
-  EXPECT_EQ(p.out(), "");
-  EXPECT_EQ(p.err(), "");
+  for (int sig : {SIGTERM, SIGINT}) {
+    SCOPED_TRACE(sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    absl::StatusOr<testing::ServerProgram> server = StartServer(kServer, {});
+    ASSERT_TRUE(server.ok()) << server.status();
+    Subprocess& p = server->process;
+    absl::StatusOr<BlockingClient> c = BlockingClient::Connect(server->address);
+    ASSERT_TRUE(c.ok()) << c.status();
+    ASSERT_TRUE(c->SendAll("ping\r\n").ok());
+    EXPECT_EQ(*c->ReadExactly(6), "ping\r\n");
+    p.Signal(sig);
+    // The server closes our connection as it shuts down...
+    absl::StatusOr<std::string> rest = c->ReadToEof();
+    ASSERT_TRUE(rest.ok()) << rest.status();
+    EXPECT_EQ(*rest, "");
+    // ...and exits 0, having printed nothing else.
+    absl::StatusOr<int> status = p.Wait(kWait);
+    ASSERT_TRUE(status.ok()) << status.status();
+    ASSERT_TRUE(WIFEXITED(*status)) << "killed by signal " << WTERMSIG(*status);
+    EXPECT_EQ(WEXITSTATUS(*status), 0);
+    EXPECT_EQ(p.out(), "");
+    EXPECT_EQ(p.err(), "");
+    if (transport() == testing::StreamTransport::kUnix) {
+      // ...removing its socket file and lock file.
+      const std::string path = server->address.path();
+      EXPECT_NE(::access(path.c_str(), F_OK), 0) << path;
+      EXPECT_NE(::access((path + ".lock").c_str(), F_OK), 0) << path;
+    }
+  }
 }
 
-INSTANTIATE_TEST_SUITE_P(Signals, EchoServerTest,
-                         ::testing::Values(SIGTERM, SIGINT),
-                         [](const auto& info) {
-                           return info.param == SIGTERM ? "SIGTERM" : "SIGINT";
-                         });
+TEST_P(EchoServerTest, EchoesAMegabyteToAHalfClosedClientThenCloses) {
+  absl::StatusOr<testing::ServerProgram> server = StartServer(kServer, {});
+  ASSERT_TRUE(server.ok()) << server.status();
+  absl::StatusOr<BlockingClient> c = BlockingClient::Connect(server->address);
+  ASSERT_TRUE(c.ok()) << c.status();
+  const std::string data = testing::Pattern(1 << 20, 12);
+  // Written beside the reads: neither side's buffers hold a megabyte.
+  std::thread writer([&] {
+    EXPECT_TRUE(c->SendAll(data).ok());
+    c->ShutdownWrite();
+  });
+  absl::StatusOr<std::string> got = c->ReadToEof();
+  writer.join();
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->size(), data.size());
+  EXPECT_TRUE(*got == data) << "bytes lost, repeated or reordered";
+}
 
-TEST(EchoServerFlags, EveryReactorServes) {
+TEST_P(EchoServerTest, EveryReactorServes) {
   for (const char* reactor : {"epoll", "poll", "select"}) {
-    Subprocess p = StartServer({"--port=0", absl::StrCat("--reactor=", reactor)});
-    absl::StatusOr<std::string> line = p.ReadStdoutLine(kWait);
-    ASSERT_TRUE(line.ok()) << reactor << ": " << line.status();
-    int port = PortOf(*line, "127.0.0.1");
-    absl::StatusOr<BlockingClient> c =
-        BlockingClient::Connect(*Address::Parse("127.0.0.1", port));
+    absl::StatusOr<testing::ServerProgram> server =
+        StartServer(kServer, {absl::StrCat("--reactor=", reactor)});
+    ASSERT_TRUE(server.ok()) << reactor << ": " << server.status();
+    absl::StatusOr<BlockingClient> c = BlockingClient::Connect(server->address);
     ASSERT_TRUE(c.ok()) << c.status();
     ASSERT_TRUE(c->SendAll(reactor).ok());
     EXPECT_EQ(*c->ReadExactly(strlen(reactor)), reactor);
-    p.Signal(SIGTERM);
-    absl::StatusOr<int> status = p.Wait(kWait);
+    server->process.Signal(SIGTERM);
+    absl::StatusOr<int> status = server->process.Wait(kWait);
     ASSERT_TRUE(status.ok());
     EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << reactor;
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(AllTransports, EchoServerTest,
+                         ::testing::ValuesIn(testing::AllStreamTransports()),
+                         testing::TransportParamName);
+
+// TCP-only below: the flags' forms (--listen, --host/--port), IPv6's
+// dual-stack, and errors about ports and host names.
 
 TEST(EchoServerFlags, ListenFlagsNameWhereItListens) {
   // Both forms of --listen, each its own port, in the order given (a server

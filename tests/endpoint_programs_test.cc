@@ -31,15 +31,6 @@ using testing::Subprocess;
 
 constexpr absl::Duration kWait = absl::Seconds(20);
 
-bool HaveIPv6Loopback() {
-  int fd = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  Address a = *Address::Parse("::1", 0);
-  const bool ok = ::bind(fd, a.sockaddr_ptr(), a.length()) == 0;
-  ::close(fd);
-  return ok;
-}
-
 Subprocess Start(const std::string& program, const std::vector<std::string>& args) {
   absl::StatusOr<Subprocess> p = Subprocess::Start(testing::RunfilePath(program), args);
   EXPECT_TRUE(p.ok()) << p.status();
@@ -66,11 +57,7 @@ std::vector<std::string> ListeningLines(Subprocess& p, size_t n) {
 // "127.0.0.1:8000", "[::1]:8000", "udp:127.0.0.1:9000" -> the address.
 Address AddressOf(absl::string_view where) {
   absl::ConsumePrefix(&where, "udp:");
-  const size_t colon = where.rfind(':');
-  int port = 0;
-  EXPECT_TRUE(colon != absl::string_view::npos && absl::SimpleAtoi(where.substr(colon + 1), &port))
-      << where;
-  absl::StatusOr<Address> a = Address::Parse(where.substr(0, colon), port);
+  absl::StatusOr<Address> a = testing::ParseListening(where);
   EXPECT_TRUE(a.ok()) << where << ": " << a.status();
   return a.ok() ? *a : Address();
 }
@@ -92,7 +79,7 @@ void ExpectCleanExit(Subprocess& p) {
 }
 
 TEST(EchoServerListen, OneLinePerEndpointInOrderAndEchoOnEach) {
-  const bool v6 = HaveIPv6Loopback();
+  const bool v6 = testing::HasIPv6Loopback();
   std::vector<std::string> args = {"--listen=tcp:0:interface=127.0.0.1"};
   if (v6) args.push_back("--listen=tcp6:0:interface=\\:\\:1");
   args.push_back("--listen");  // the separate form: --listen ENDPOINT
@@ -200,7 +187,7 @@ absl::StatusOr<std::string> UdpRoundTrip(const Address& to, const std::string& t
 }
 
 TEST(UdpEchoServerListen, OneLinePerUdpEndpointAndEchoOnEach) {
-  const bool v6 = HaveIPv6Loopback();
+  const bool v6 = testing::HasIPv6Loopback();
   std::vector<std::string> args = {"--listen=udp:0:interface=127.0.0.1"};
   if (v6) args.push_back("--listen=udp:0:interface=\\:\\:1");
   Subprocess p = Start("examples/udp_echo_server", args);

@@ -14,6 +14,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
 #include "framework/clock.h"
 #include "gtest/gtest.h"
@@ -167,10 +168,21 @@ std::string RunfilePath(const std::string& relative) {
   return absl::StrCat(dir ? dir : ".", "/", ws ? ws : "twist", "/", relative);
 }
 
-absl::StatusOr<ServerProgram> StartServerProgram(const std::string& program,
-                                                 std::vector<std::string> args,
-                                                 int max_open_files) {
-  args.push_back("--port=0");
+absl::StatusOr<Address> ParseListening(absl::string_view where) {
+  if (absl::ConsumePrefix(&where, "unix:")) return Address::Unix(where);
+  const size_t colon = where.rfind(':');
+  int port = 0;
+  if (colon == absl::string_view::npos || !absl::SimpleAtoi(where.substr(colon + 1), &port)) {
+    return absl::InvalidArgumentError(absl::StrCat("no HOST:PORT in '", where, "'"));
+  }
+  return Address::Parse(where.substr(0, colon), port);
+}
+
+namespace {
+// Starts `program` and reads its first line, "listening on WHERE".
+absl::StatusOr<ServerProgram> StartListening(const std::string& program,
+                                             const std::vector<std::string>& args,
+                                             int max_open_files) {
   absl::StatusOr<Subprocess> p =
       Subprocess::Start(RunfilePath(program), args, max_open_files);
   if (!p.ok()) return p.status();
@@ -180,17 +192,72 @@ absl::StatusOr<ServerProgram> StartServerProgram(const std::string& program,
                         absl::StrCat(program, ": ", line.status().message(),
                                      "; stderr: ", p->err()));
   }
-  absl::string_view rest = *line;
-  const size_t colon = rest.rfind(':');
-  int port = 0;
-  if (!absl::ConsumePrefix(&rest, "listening on ") || colon == absl::string_view::npos ||
-      !absl::SimpleAtoi(line->substr(colon + 1), &port)) {
+  absl::string_view where = *line;
+  if (!absl::ConsumePrefix(&where, "listening on ")) {
     return absl::InternalError(absl::StrCat(program, " said: ", *line));
   }
-  absl::StatusOr<Address> address =
-      Address::Parse(rest.substr(0, rest.rfind(':')), port);
-  if (!address.ok()) return address.status();
+  absl::StatusOr<Address> address = ParseListening(where);
+  if (!address.ok()) {
+    return absl::InternalError(
+        absl::StrCat(program, " said: ", *line, ": ", address.status().message()));
+  }
   return ServerProgram{*std::move(p), *address};
+}
+}  // namespace
+
+absl::StatusOr<ServerProgram> StartServerProgram(const std::string& program,
+                                                 std::vector<std::string> args,
+                                                 int max_open_files) {
+  args.push_back("--port=0");
+  return StartListening(program, args, max_open_files);
+}
+
+std::string ListenFlag(StreamTransport transport, const SocketDir* dir) {
+  switch (transport) {
+    case StreamTransport::kTcp:
+      return "--listen=tcp:0:interface=127.0.0.1";
+    case StreamTransport::kTcp6:
+      return "--listen=tcp6:0:interface=\\:\\:1";
+    case StreamTransport::kUnix:
+      // A colon in the path would end it: \: escapes one, as in Twisted.
+      return absl::StrCat("--listen=unix:",
+                          absl::StrReplaceAll(dir->path("server.sock"), {{":", "\\:"}}));
+    case StreamTransport::kAbstract:
+      return absl::StrCat("--listen=unix:", SocketDir::AbstractName("server"));
+  }
+  return "";
+}
+
+std::vector<StreamTransport> AllStreamTransports() {
+  return {StreamTransport::kTcp, StreamTransport::kTcp6, StreamTransport::kUnix,
+          StreamTransport::kAbstract};
+}
+
+std::string TransportParamName(const ::testing::TestParamInfo<StreamTransport>& info) {
+  return TransportName(info.param);
+}
+
+void ServerProgramTest::SetUp() {
+  if (transport() == StreamTransport::kTcp6 && !HasIPv6Loopback()) {
+    GTEST_SKIP() << kNoIPv6Loopback;
+  }
+}
+
+absl::StatusOr<ServerProgram> ServerProgramTest::StartServer(const std::string& program,
+                                                             std::vector<std::string> args) {
+  const std::string flag = ListenFlag(transport(), &dir_);
+  args.push_back(flag);
+  absl::StatusOr<ServerProgram> server = StartListening(program, args, 0);
+  if (!server.ok()) return server.status();
+  const Address& a = server->address;
+  // The name the flag gave, without its escapes.
+  const std::string unix_name = absl::StrReplaceAll(
+      absl::StripPrefix(flag, "--listen=unix:"), {{"\\:", ":"}});
+  if (!IsOver(a, transport(), unix_name)) {
+    return absl::InternalError(absl::StrCat(program, " ", flag, " listens on ", a.ToString(),
+                                            ", not over ", TransportName(transport())));
+  }
+  return server;
 }
 
 void ExpectOneLineFailure(const std::string& program,

@@ -7,9 +7,11 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "framework/address.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "framework/address.h"
+#include "gtest/gtest.h"
+#include "tests/test_util.h"
 
 namespace twist {
 namespace testing {
@@ -61,6 +63,39 @@ struct ServerProgram {
 absl::StatusOr<ServerProgram> StartServerProgram(const std::string& program,
                                                  std::vector<std::string> args,
                                                  int max_open_files = 0);
+
+/// What a "listening on WHERE" line names: "127.0.0.1:8000", "[::1]:8000",
+/// "unix:/run/echo.sock" or "unix:@name".
+absl::StatusOr<Address> ParseListening(absl::string_view where);
+
+/// The --listen flag that puts a server program on `transport`:
+/// tcp:0:interface=127.0.0.1, tcp6:0:interface=\:\:1, unix:PATH (PATH in
+/// `dir`, needed only there) or unix:@NAME (a fresh abstract name).
+std::string ListenFlag(StreamTransport transport, const SocketDir* dir);
+
+/// Every stream transport a server program's tests run over: tcp, tcp6,
+/// unix and abstract (a program run is cheap).
+std::vector<StreamTransport> AllStreamTransports();
+/// "tcp6": the name INSTANTIATE_TEST_SUITE_P gives each instance.
+std::string TransportParamName(const ::testing::TestParamInfo<StreamTransport>& info);
+
+/// Base of a server program's tests that run once per stream transport
+/// (TEST_P with AllStreamTransports() and TransportParamName). Skips tcp6
+/// when ::1 cannot be bound here.
+class ServerProgramTest : public ::testing::TestWithParam<StreamTransport> {
+ protected:
+  void SetUp() override;
+  /// Starts `program` (a runfile path) with `args` and --listen on the
+  /// transport under test (ListenFlag), and waits for its first line,
+  /// "listening on WHERE". Fails unless WHERE has the transport's family
+  /// (and, over Unix, the name asked for): each case really runs over it.
+  absl::StatusOr<ServerProgram> StartServer(const std::string& program,
+                                            std::vector<std::string> args);
+  StreamTransport transport() const { return GetParam(); }
+
+ private:
+  SocketDir dir_;
+};
 
 /// Runs `program` (a runfile path) with `args` and expects it to fail the
 /// way every twist program fails on bad input: a non-zero exit, nothing on

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -43,6 +44,17 @@ bool RunUntil(Reactor& reactor, absl::FunctionRef<bool()> pred,
     reactor.iterate(std::min(left, absl::Milliseconds(50)));
   }
   return true;
+}
+
+bool RunBeside(Reactor& reactor, absl::FunctionRef<void()> io, absl::Duration timeout) {
+  std::atomic<bool> done{false};
+  std::thread t([&] {
+    io();
+    done = true;
+  });
+  const bool finished = RunUntil(reactor, [&] { return done.load(); }, timeout);
+  t.join();
+  return finished;
 }
 
 namespace {
@@ -232,23 +244,15 @@ std::string Pattern(size_t n, uint32_t seed) {
   return s;
 }
 
-std::unique_ptr<Reactor> PollerTest::NewReactor(Clock* clock) {
-  std::unique_ptr<Reactor> r = MakeReactor(GetParam(), clock);
-  current_ = r.get();
-  return r;
+Port* MustListen(Reactor& reactor, StreamTransport transport, Factory* factory,
+                 const SocketDir* dir, absl::string_view name, int pinned_buffers) {
+  Port* port = ListenOn(reactor, transport, factory, dir, name);
+  if (port == nullptr) abort();
+  if (pinned_buffers > 0) PinSocketBuffers(port->fileno(), pinned_buffers);
+  return port;
 }
 
-Port* PollerTest::ListenPort(Factory* factory, int pinned_buffers) {
-  absl::StatusOr<Port*> port = current_->listenTCP(0, factory, 1024, "127.0.0.1");
-  if (!port.ok()) {
-    ADD_FAILURE() << port.status();
-    abort();  // every caller uses the port at once
-  }
-  if (pinned_buffers > 0) PinSocketBuffers((*port)->fileno(), pinned_buffers);
-  return *port;
-}
-
-BlockingClient PollerTest::Connect(const Address& to, int pinned_buffers) {
+BlockingClient MustConnect(const Address& to, int pinned_buffers) {
   absl::StatusOr<BlockingClient> c = BlockingClient::Connect(to, pinned_buffers);
   if (!c.ok()) {
     ADD_FAILURE() << c.status();
@@ -257,7 +261,7 @@ BlockingClient PollerTest::Connect(const Address& to, int pinned_buffers) {
   return *std::move(c);
 }
 
-void PollerTest::Spin(Reactor& reactor, int turns) {
+void Spin(Reactor& reactor, int turns) {
   for (int i = 0; i < turns; ++i) reactor.iterate(absl::Milliseconds(1));
 }
 
@@ -315,14 +319,111 @@ int OpenDescriptors(pid_t pid) {
 }
 
 bool HasIPv6Loopback() {
-  const int fd = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  sockaddr_in6 a{};
-  a.sin6_family = AF_INET6;
-  a.sin6_addr = in6addr_loopback;
-  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  ::close(fd);
-  return ok;
+  static const bool has = [] {
+    const int fd = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return false;
+    sockaddr_in6 a{};
+    a.sin6_family = AF_INET6;
+    a.sin6_addr = in6addr_loopback;
+    const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    ::close(fd);
+    return ok;
+  }();
+  return has;
+}
+
+std::string TransportName(StreamTransport transport) {
+  switch (transport) {
+    case StreamTransport::kTcp:
+      return "tcp";
+    case StreamTransport::kTcp6:
+      return "tcp6";
+    case StreamTransport::kUnix:
+      return "unix";
+    case StreamTransport::kAbstract:
+      return "abstract";
+  }
+  return "?";
+}
+
+int FamilyOf(StreamTransport transport) {
+  switch (transport) {
+    case StreamTransport::kTcp:
+      return AF_INET;
+    case StreamTransport::kTcp6:
+      return AF_INET6;
+    case StreamTransport::kUnix:
+    case StreamTransport::kAbstract:
+      return AF_UNIX;
+  }
+  return AF_UNSPEC;
+}
+
+void PrintTo(const PollerTransport& p, std::ostream* os) {
+  *os << p.poller << "_" << TransportName(p.transport);
+}
+
+std::vector<PollerTransport> PollersAndTransports() {
+  std::vector<PollerTransport> params;
+  for (const std::string& poller : PollerNames()) {
+    for (StreamTransport t :
+         {StreamTransport::kTcp, StreamTransport::kTcp6, StreamTransport::kUnix}) {
+      params.push_back({poller, t});
+    }
+  }
+  params.push_back({PollerNames().front(), StreamTransport::kAbstract});
+  return params;
+}
+
+std::string PollerTransportName(const ::testing::TestParamInfo<PollerTransport>& info) {
+  return absl::StrCat(info.param.poller, "_", TransportName(info.param.transport));
+}
+
+bool IsOver(const Address& host, StreamTransport transport, absl::string_view unix_name) {
+  if (host.family() != FamilyOf(transport)) return false;
+  if (host.isUnix()) {
+    return host.path() == unix_name &&
+           host.isAbstract() == (transport == StreamTransport::kAbstract);
+  }
+  return host.host() == (host.isIPv6() ? "::1" : "127.0.0.1") && host.port() != 0;
+}
+
+Port* ListenOn(Reactor& reactor, StreamTransport transport, Factory* factory,
+               const SocketDir* dir, absl::string_view name, int backlog) {
+  absl::StatusOr<Port*> port;
+  std::string want;  // a Unix port's name
+  switch (transport) {
+    case StreamTransport::kTcp:
+      port = reactor.listenTCP(0, factory, backlog, "127.0.0.1");
+      break;
+    case StreamTransport::kTcp6:
+      port = reactor.listenTCP(0, factory, backlog, "::1");
+      break;
+    case StreamTransport::kUnix:
+      if (dir == nullptr) {
+        ADD_FAILURE() << "ListenOn(unix) needs a SocketDir";
+        return nullptr;
+      }
+      want = dir->path(absl::StrCat(name, ".sock"));
+      port = reactor.listenUNIX(want, factory, backlog);
+      break;
+    case StreamTransport::kAbstract:
+      want = SocketDir::AbstractName(name);
+      port = reactor.listenUNIX(want, factory, backlog);
+      break;
+  }
+  if (!port.ok()) {
+    ADD_FAILURE() << "cannot listen over " << TransportName(transport) << ": "
+                  << port.status();
+    return nullptr;
+  }
+  const Address host = (*port)->getHost();
+  if (!IsOver(host, transport, want)) {
+    ADD_FAILURE() << "listening over " << TransportName(transport) << " gave "
+                  << host.ToString();
+    return nullptr;
+  }
+  return *port;
 }
 
 }  // namespace testing

@@ -1,7 +1,8 @@
 // Unix-domain stream sockets through the real reactor, on every poller:
 // listenUNIX and connectUNIX, the socket file's life (stale files, live
 // servers, lock files, removal on close), abstract names, addresses, peer
-// credentials, connect failures, and echo over a Unix socket.
+// credentials and connect failures. Echo over Unix sockets is in tcp_test.cc
+// (StreamTransportTest, over every stream transport).
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,12 +16,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <fstream>
 #include <memory>
 #include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -43,7 +42,6 @@ namespace {
 
 using ::testing::HasSubstr;
 using testing::BlockingClient;
-using testing::Pattern;
 using testing::RunUntil;
 using testing::SocketDir;
 
@@ -85,6 +83,16 @@ void LeaveStaleSocket(const std::string& path) {
   ASSERT_EQ(::listen(fd, 1), 0);
   ::close(fd);
   ASSERT_TRUE(IsSocket(path));
+}
+
+// Sends `text` on `c` and expects it back from the echo server `reactor`
+// runs.
+void ExpectEcho(Reactor& reactor, BlockingClient& c, const std::string& text) {
+  ASSERT_TRUE(c.SendAll(text).ok());
+  absl::StatusOr<std::string> got;
+  ASSERT_TRUE(testing::RunBeside(reactor, [&] { got = c.ReadExactly(text.size()); }));
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, text);
 }
 
 // A raw listening socket on `path` that accepts only when told: another
@@ -217,87 +225,9 @@ class AttemptFactory : public ClientFactory {
 
 using UnixTest = testing::PollerTest;
 
-TEST_P(UnixTest, EchoesOverAUnixSocketAndTheFileIsASocket) {
-  SocketDir dir;
-  const std::string path = dir.path("echo.sock");
-  auto factory = Factory::forProtocol<Echo>();
-  auto reactor = NewReactor();
-  absl::StatusOr<Port*> port = reactor->listenUNIX(path, factory.get());
-  ASSERT_TRUE(port.ok()) << port.status();
-  EXPECT_EQ((*port)->getHost().ToString(), "unix:" + path);
-  EXPECT_EQ((*port)->getHost().path(), path);
-  EXPECT_TRUE(IsSocket(path));
-  EXPECT_FALSE(Exists(path + ".lock"));  // no lock unless asked
-
-  BlockingClient c = Connect(UnixAddress(path));
-  const std::string data = Pattern(100000, 7);
-  std::atomic<bool> done{false};
-  absl::StatusOr<std::string> got;
-  std::thread t([&] {
-    EXPECT_TRUE(c.SendAll(data).ok());
-    got = c.ReadExactly(data.size());
-    done = true;
-  });
-  bool finished = RunUntil(*reactor, [&] { return done.load(); });
-  t.join();
-  ASSERT_TRUE(finished);
-  ASSERT_TRUE(got.ok()) << got.status();
-  EXPECT_TRUE(*got == data);
-}
-
-TEST_P(UnixTest, EchoesEightMegabytesByteExact) {
-  SocketDir dir;
-  auto factory = Factory::forProtocol<Echo>();
-  auto reactor = NewReactor();
-  ASSERT_TRUE(reactor->listenUNIX(dir.path("big.sock"), factory.get()).ok());
-  const std::string data = Pattern(8 << 20, 4);
-  BlockingClient c = Connect(UnixAddress(dir.path("big.sock")));
-  absl::StatusOr<std::string> got;
-  std::atomic<bool> done{false};
-  std::thread writer([&] { EXPECT_TRUE(c.SendAll(data).ok()); });
-  std::thread reader([&] {
-    got = c.ReadExactly(data.size());
-    done = true;
-  });
-  bool finished = RunUntil(*reactor, [&] { return done.load(); });
-  writer.join();
-  reader.join();
-  ASSERT_TRUE(finished);
-  ASSERT_TRUE(got.ok()) << got.status();
-  EXPECT_TRUE(*got == data);
-}
-
-TEST_P(UnixTest, EchoServesManyClientsAndAnswersAHalfClosedPeerInFull) {
-  SocketDir dir;
-  const std::string path = dir.path("many.sock");
-  auto factory = Factory::forProtocol<Echo>();
-  auto reactor = NewReactor();
-  ASSERT_TRUE(reactor->listenUNIX(path, factory.get(), 1024).ok());
-  constexpr int kClients = 100;
-  std::atomic<bool> done{false};
-  std::atomic<int> good{0};
-  std::thread clients([&] {
-    std::vector<BlockingClient> cs;
-    for (int i = 0; i < kClients; ++i) {
-      absl::StatusOr<BlockingClient> c = BlockingClient::Connect(UnixAddress(path));
-      if (!c.ok()) break;
-      cs.push_back(*std::move(c));
-    }
-    for (int i = 0; i < static_cast<int>(cs.size()); ++i) {
-      cs[i].SendAll(absl::StrCat("client ", i, " ", Pattern(64, i))).IgnoreError();
-      cs[i].ShutdownWrite();  // half-closed: the echo still comes, then EOF
-    }
-    for (int i = 0; i < static_cast<int>(cs.size()); ++i) {
-      absl::StatusOr<std::string> got = cs[i].ReadToEof();
-      if (got.ok() && *got == absl::StrCat("client ", i, " ", Pattern(64, i))) ++good;
-    }
-    done = true;
-  });
-  bool finished = RunUntil(*reactor, [&] { return done.load(); });
-  clients.join();
-  ASSERT_TRUE(finished);
-  EXPECT_EQ(good.load(), kClients);
-}
+// Echo over a Unix socket (byte-exact, many clients, half-close...) is in
+// tcp_test.cc's StreamTransportTest, which runs over every stream
+// transport; these cases are what only a Unix socket has.
 
 TEST_P(UnixTest, HostAndPeerAreThePathOrUnnamed) {
   SocketDir dir;
@@ -443,14 +373,7 @@ TEST_P(UnixTest, AStaleSocketFileIsReplaced) {
   absl::StatusOr<Port*> port = reactor->listenUNIX(path, factory.get());
   ASSERT_TRUE(port.ok()) << port.status();
   BlockingClient c = Connect(UnixAddress(path));
-  ASSERT_TRUE(c.SendAll("x").ok());
-  std::atomic<bool> done{false};
-  std::thread t([&] {
-    EXPECT_EQ(c.ReadExactly(1).value_or(""), "x");
-    done = true;
-  });
-  EXPECT_TRUE(RunUntil(*reactor, [&] { return done.load(); }));
-  t.join();
+  ExpectEcho(*reactor, c, "x");
 }
 
 TEST_P(UnixTest, ALiveServersPathIsNeverTaken) {
@@ -460,6 +383,10 @@ TEST_P(UnixTest, ALiveServersPathIsNeverTaken) {
   auto reactor = NewReactor();
   absl::StatusOr<Port*> first = reactor->listenUNIX(path, factory.get());
   ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ((*first)->getHost().ToString(), "unix:" + path);
+  EXPECT_EQ((*first)->getHost().path(), path);
+  EXPECT_TRUE(IsSocket(path));
+  EXPECT_FALSE(Exists(path + ".lock"));  // no lock unless asked
   const ino_t mine = Inode(path);
   absl::StatusOr<Port*> second = reactor->listenUNIX(path, factory.get());
   ASSERT_FALSE(second.ok());
@@ -477,14 +404,7 @@ TEST_P(UnixTest, ALiveServersPathIsNeverTaken) {
   EXPECT_FALSE(Exists(other + ".lock")) << "a failed listen leaves no lock file";
   // The first port still serves.
   BlockingClient c = Connect(UnixAddress(path));
-  ASSERT_TRUE(c.SendAll("y").ok());
-  std::atomic<bool> done{false};
-  std::thread t([&] {
-    EXPECT_EQ(c.ReadExactly(1).value_or(""), "y");
-    done = true;
-  });
-  EXPECT_TRUE(RunUntil(*reactor, [&] { return done.load(); }));
-  t.join();
+  ExpectEcho(*reactor, c, "y");
 }
 
 TEST_P(UnixTest, APathThatIsNotASocketIsLeftAlone) {
