@@ -26,7 +26,7 @@
 #include <string>
 #include <vector>
 
-#include "bench/plain_listener.h"
+#include "bench/plain_server.h"
 #include "gflags/gflags.h"
 
 namespace {

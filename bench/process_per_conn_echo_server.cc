@@ -15,7 +15,6 @@
 //   ./tools/bazel run -c opt //bench:process_per_conn_echo_server -- --port=0
 
 #include <errno.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -27,7 +26,7 @@
 #include <string>
 #include <unordered_set>
 
-#include "bench/plain_listener.h"
+#include "bench/plain_server.h"
 #include "gflags/gflags.h"
 
 namespace {
@@ -43,19 +42,7 @@ void OnChild(int) {}
 // The child's whole life: echo fd until the peer closes, then exit.
 [[noreturn]] void Echo(int fd) {
   static char buf[kReadBufferSize];
-  while (true) {
-    ssize_t r = read(fd, buf, sizeof(buf));
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) break;
-    ssize_t off = 0;
-    while (off < r) {
-      ssize_t w = send(fd, buf + off, static_cast<size_t>(r - off), MSG_NOSIGNAL);
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) break;
-      off += w;
-    }
-    if (off < r) break;
-  }
+  PlainEcho(fd, buf, sizeof(buf));
   close(fd);
   _exit(0);
 }
@@ -99,25 +86,15 @@ int main(int argc, char** argv) {
   if (lfd < 0) return bad_usage ? 2 : 1;
 
   std::unordered_set<pid_t> children;
-  bool warned = false;
+  int status = 0;
   while (!g_stop) {
-    pollfd p = {lfd, POLLIN, 0};
-    const int ready = ppoll(&p, 1, nullptr, &waiting);
-    const int ppoll_errno = errno;
+    const int fd = PlainAccept(kProgram, lfd, waiting);
     Reap(&children);
-    if (ready < 0) {
-      if (ppoll_errno == EINTR) continue;
-      return PlainFail(kProgram, std::string("ppoll: ") + strerror(ppoll_errno));
+    if (fd == -2) {  // cannot wait: stop as if told to, but say so
+      status = 1;
+      break;
     }
-    const int fd = accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) {
-      if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED &&
-          !warned) {
-        PlainFail(kProgram, std::string("accept: ") + strerror(errno));
-        warned = true;
-      }
-      continue;
-    }
+    if (fd < 0) continue;
     const pid_t pid = fork();
     if (pid == 0) {
       // The child: default signal handling, unblocked, and gone with the
@@ -131,10 +108,12 @@ int main(int argc, char** argv) {
       close(lfd);
       Echo(fd);
     }
+    const int fork_errno = errno;
     close(fd);  // the child has its own copy
     if (pid < 0) {
+      static bool warned = false;
       if (!warned) {
-        PlainFail(kProgram, std::string("fork: ") + strerror(errno) +
+        PlainFail(kProgram, std::string("fork: ") + strerror(fork_errno) +
                                 ": closing the connection");
         warned = true;
       }
@@ -148,5 +127,5 @@ int main(int argc, char** argv) {
     while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
     }
   }
-  return 0;
+  return status;
 }

@@ -87,9 +87,9 @@ def fail(message):
     sys.exit(1)
 
 
-def build():
-    targets = ["//examples:echo_server", "//bench:baseline_echo_server",
-               "//bench:loadgen"]
+def build(targets=("//examples:echo_server", "//bench:baseline_echo_server",
+                   "//bench:loadgen")):
+    targets = list(targets)
     bazel = os.path.join(ROOT, "tools", "bazel")
     r = subprocess.run([bazel, "build", "-c", "opt"] + targets, cwd=ROOT)
     if r.returncode != 0:
@@ -151,11 +151,17 @@ def parse(line):
 
 
 class Server:
-    def __init__(self, name, bin_dir, pin):
+    """A fresh server on core 1 that printed "listening on 127.0.0.1:PORT".
+    binary (a path under bin_dir) and flags default to SERVERS[name] alone;
+    stderr, if given, is where the server's stderr goes."""
+
+    def __init__(self, name, bin_dir, pin, binary=None, flags=(),
+                 stderr=None):
         self.name = name
-        argv = pinned(1, [os.path.join(bin_dir, SERVERS[name]), "--port=0"],
-                      pin)
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+        argv = pinned(1, [os.path.join(bin_dir, binary or SERVERS[name]),
+                          "--port=0"] + list(flags), pin)
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True,
+                                     stderr=stderr)
         line = read_line(self.proc.stdout, 20, name)
         prefix = "listening on 127.0.0.1:"
         if not line.startswith(prefix):

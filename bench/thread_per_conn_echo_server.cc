@@ -11,12 +11,9 @@
 //
 //   ./tools/bazel run -c opt //bench:thread_per_conn_echo_server -- --port=0
 
-#include <errno.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
-#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -29,7 +26,7 @@
 #include <utility>
 #include <vector>
 
-#include "bench/plain_listener.h"
+#include "bench/plain_server.h"
 #include "gflags/gflags.h"
 
 namespace {
@@ -79,20 +76,7 @@ class Connections {
  private:
   void Echo(int fd) {
     char buf[kReadBufferSize];
-    while (true) {
-      ssize_t r = read(fd, buf, sizeof(buf));
-      if (r < 0 && errno == EINTR) continue;
-      if (r <= 0) break;  // EOF, reset, or shut down by StopAll
-      ssize_t off = 0;
-      while (off < r) {
-        ssize_t w = send(fd, buf + off, static_cast<size_t>(r - off),
-                         MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) break;
-        off += w;
-      }
-      if (off < r) break;
-    }
+    PlainEcho(fd, buf, sizeof(buf));
     std::lock_guard<std::mutex> lock(mu_);
     close(fd);
     auto it = live_.find(fd);
@@ -135,26 +119,17 @@ int main(int argc, char** argv) {
   if (lfd < 0) return bad_usage ? 2 : 1;
 
   Connections connections;
-  bool warned = false;
+  int status = 0;
   while (!g_stop) {
-    pollfd p = {lfd, POLLIN, 0};
-    if (ppoll(&p, 1, nullptr, &waiting) < 0) {
-      if (errno == EINTR) continue;
-      return PlainFail(kProgram, std::string("ppoll: ") + strerror(errno));
-    }
+    const int fd = PlainAccept(kProgram, lfd, waiting);
     connections.Reap();
-    const int fd = accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) {
-      // EAGAIN (the client left first), or out of descriptors: the client
-      // waits in the backlog until a connection ends.
-      if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED &&
-          !warned) {
-        PlainFail(kProgram, std::string("accept: ") + strerror(errno));
-        warned = true;
-      }
-      continue;
+    if (fd == -2) {  // cannot wait: stop as if told to, but say so
+      status = 1;
+      break;
     }
+    if (fd < 0) continue;
     if (!connections.Serve(fd)) {
+      static bool warned = false;
       if (!warned) {
         PlainFail(kProgram, "cannot start a thread: closing the connection");
         warned = true;
@@ -164,5 +139,5 @@ int main(int argc, char** argv) {
   }
   close(lfd);
   connections.StopAll();
-  return 0;
+  return status;
 }

@@ -1,8 +1,9 @@
-#include "bench/plain_listener.h"
+#include "bench/plain_server.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -70,4 +71,38 @@ int PlainListen(const char* program, bool nonblocking, bool* bad_usage) {
   printf("listening on %s:%d\n", FLAGS_host.c_str(), ntohs(addr.sin_port));
   fflush(stdout);
   return lfd;
+}
+
+int PlainAccept(const char* program, int lfd, const sigset_t& waiting) {
+  pollfd p = {lfd, POLLIN, 0};
+  if (ppoll(&p, 1, nullptr, &waiting) < 0) {
+    if (errno == EINTR) return -1;
+    PlainFail(program, std::string("ppoll: ") + strerror(errno));
+    return -2;
+  }
+  const int fd = accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
+  if (fd < 0) {
+    static bool warned = false;
+    if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED &&
+        !warned) {
+      PlainFail(program, std::string("accept: ") + strerror(errno));
+      warned = true;
+    }
+  }
+  return fd;
+}
+
+void PlainEcho(int fd, char* buf, size_t size) {
+  while (true) {
+    ssize_t r = read(fd, buf, size);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return;  // EOF, reset, or shut down
+    ssize_t off = 0;
+    while (off < r) {
+      ssize_t w = send(fd, buf + off, static_cast<size_t>(r - off), MSG_NOSIGNAL);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) return;
+      off += w;
+    }
+  }
 }
