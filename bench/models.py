@@ -22,7 +22,7 @@ select cannot watch descriptor 1024 or above (FD_SETSIZE).
 
 Writes bench/models.json (every round's figures) and, with Debian's
 python3-matplotlib, bench/models_throughput.png, models_p99.png,
-models_rss.png and the idle-connections plot of bench/pollers.md
+models_cpu.png, models_rss.png and the idle-connections plot of bench/pollers.md
 (bench/pollers_idle_latency.png). --replot redraws them from the JSON
 without measuring. --smoke is CI's check: tiny loads, one round, no pinning,
 no files written; it fails on any verification error or a lost connection,
@@ -53,13 +53,21 @@ TWIST = "examples/echo_server"
 
 class Model:
     def __init__(self, key, title, binary, flags=(), per_conn=None,
-                 needs_flag=None):
+                 needs_flag=None, threads=1):
         self.key = key
         self.title = title
         self.binary = binary
         self.flags = list(flags)
         self.per_conn = per_conn  # "thread" or "process": a task per conn
         self.needs_flag = needs_flag  # a flag the binary must know
+        self.threads = threads  # reactor threads: the cores it is given
+
+    def cores(self):
+        """The server's cores: 1..threads, leaving core 0 to the loadgen; on
+        a machine with fewer, all but core 0 (on 2 cores --threads=2 shares
+        core 1: what it costs, not how it scales)."""
+        last = max(1, min(self.threads, (os.cpu_count() or 2) - 1))
+        return "1" if last == 1 else f"1-{last}"
 
 
 def models(twist_threads):
@@ -67,10 +75,13 @@ def models(twist_threads):
            for r in ("select", "poll", "epoll")]
     # The hook for issue 13's reactor pool: rows for --threads=N that are
     # measured as soon as echo_server knows the flag, "not yet" until then.
+    # --twist_threads=1,2 gives the issue's 1-against-2 comparison (server
+    # CPU per message, throughput); on a larger machine 1,2,4,8 shows the
+    # scaling, each server on cores 1..N.
     for n in twist_threads:
         out.append(Model(f"twist_epoll_t{n}", f"twist, epoll, --threads={n}",
                          TWIST, ["--reactor=epoll", f"--threads={n}"],
-                         needs_flag="threads"))
+                         needs_flag="threads", threads=n))
     out.append(Model("thread", "thread per connection",
                      "bench/thread_per_conn_echo_server", per_conn="thread"))
     out.append(Model("process", "process per connection",
@@ -187,7 +198,8 @@ def run_once(model, connections, args, bin_dir):
     """One measurement on a fresh server: loadgen figures plus samples."""
     err = tempfile.TemporaryFile(mode="w+")
     server = run.Server(model.key, bin_dir, args.pin, binary=model.binary,
-                        flags=model.flags + ["--backlog=4096"], stderr=err)
+                        flags=model.flags + ["--backlog=4096"], stderr=err,
+                        cores=model.cores())
     loadgen = run.pinned(0, [
         os.path.join(bin_dir, run.LOADGEN), f"--port={server.port}",
         "--mode=pingpong", f"--connections={connections}", "--size=64",
@@ -276,23 +288,29 @@ def failure(result, connections):
 # ---------------------------------------------------------------- output
 
 def summarize(all_models, sizes, results, notes):
-    """{(size, key): {figure: median or None, "note": str}}."""
+    """{(size, key): {figure: median or None, ...}}: medians over the rounds
+    that served every connection; latency and CPU per message only over
+    those that echoed something within the window."""
     rows = {}
     for c in sizes:
-        base = results.get((c, "twist_epoll"), [])
+        base = {r["round"]: r for r in results.get((c, "twist_epoll"), [])}
         for m in all_models:
             rs = results.get((c, m.key), [])
-            note = notes.get((c, m.key))
-            row = {"note": note}
-            if rs and not note:
-                for k in ("msgs_per_s", "p99_us", "rss_kib", "pss_kib",
-                          "cpu_ns_per_msg", "server_cpu_ns_per_s",
-                          "threads", "processes"):
-                    vals = [r[k] for r in rs if k in r]
-                    row[k] = statistics.median(vals) if vals else None
-                if base and len(base) == len(rs):
-                    row["vs_epoll"] = statistics.median(
-                        run.paired_ratios(rs, base, "msgs_per_s"))
+            ok = [r for r in rs if failure(r, c) is None]
+            echoed = [r for r in ok if r.get("msgs_per_s", 0) > 0]
+            row = {"note": notes.get((c, m.key)), "rounds": len(rs),
+                   "ok": len(ok), "rates": [r.get("msgs_per_s", 0)
+                                            for r in ok]}
+            for k, among in (("msgs_per_s", ok), ("p99_us", echoed),
+                             ("cpu_ns_per_msg", echoed), ("rss_kib", ok),
+                             ("pss_kib", ok), ("server_cpu_ns_per_s", ok),
+                             ("threads", ok), ("processes", ok)):
+                vals = [r[k] for r in among if k in r]
+                row[k] = statistics.median(vals) if vals else None
+            ratios = [run.ratio(r.get("msgs_per_s", 0),
+                                base[r["round"]].get("msgs_per_s", 0))
+                      for r in ok if r["round"] in base]
+            row["vs_epoll"] = statistics.median(ratios) if ratios else None
             rows[(c, m.key)] = row
     return rows
 
@@ -309,18 +327,27 @@ def table(all_models, sizes, rows, window):
     for c in sizes:
         for m in all_models:
             row = rows[(c, m.key)]
-            if row.get("note") or row.get("msgs_per_s") is None:
+            if not row["ok"]:
                 out.append(f"| {c} | {m.title} | n/a: "
                            f"{row.get('note') or 'not run'} | | | | | | | | |")
                 continue
-            if row["msgs_per_s"] == 0:  # nothing echoed in time
-                rate = (f"0: no echo came back within the {window:g} s of "
-                        "warm-up and measuring (all did later, every byte "
-                        "right)")
-                p99 = f"> {window * 1000:,.0f}"
+            zeros = row["rates"].count(0)
+            late = (f"no echo came back within the {window:g} s of warm-up "
+                    "and measuring (all did later, every byte right)")
+            if row["msgs_per_s"] == 0:
+                others = [f"{v:,.0f}" for v in row["rates"] if v]
+                rate = (f"0: in {zeros} of {row['ok']} rounds {late}" +
+                        (f"; the others: {', '.join(others)}" if others
+                         else ""))
             else:
-                rate = f"{row['msgs_per_s']:,.0f}"
-                p99 = f"{row['p99_us'] / 1000:,.1f}"
+                rate = f"{row['msgs_per_s']:,.0f}" + (
+                    f" (in {zeros} of {row['ok']} rounds {late})"
+                    if zeros else "")
+            if row.get("note"):
+                rate += (f"; figures from {row['ok']} of {row['rounds']} "
+                         f"rounds, then n/a: {row['note']}")
+            p99 = (f"> {window * 1000:,.0f}" if row["p99_us"] is None
+                   else f"{row['p99_us'] / 1000:,.1f}")
             out.append(
                 f"| {c} | {m.title} | {rate} | "
                 f"{cell(row.get('vs_epoll'), lambda v: f'{v:.2f}')} | "
@@ -351,6 +378,9 @@ def plots(all_models, sizes, rows):
         ("models_throughput.png", "msgs_per_s", 1e3,
          "echoed messages/s (thousands)", False),
         ("models_p99.png", "p99_us", 1e3, "p99 round trip (ms, log)", True),
+        ("models_cpu.png", "cpu_ns_per_msg", 1e3,
+         "server CPU per echoed message (µs, log;\nthe steadiest figure "
+         "on a shared machine)", True),
         ("models_rss.png", "rss_kib", 1024,
          "server RSS (MiB, log; process model: sum over children;\n"
          "black tick: PSS, shared pages counted once)", True),
@@ -370,10 +400,10 @@ def plots(all_models, sizes, rows):
                                 [rows[(c, m.key)]["pss_kib"] / scale] * 2,
                                 color="black", linewidth=1.5)
                 else:
-                    missing.append(x)
+                    missing.append((x, "0" if v == 0 else "n/a"))
             bars = ax.bar(xs, ys, width, label=m.title)
-            for x in missing:
-                ax.text(x, 0.02, "n/a", rotation=90, ha="center",
+            for x, what in missing:
+                ax.text(x, 0.02, what, rotation=90, ha="center",
                         va="bottom", fontsize=7, transform=ax.get_xaxis_transform(),
                         color=bars.patches[0].get_facecolor()
                         if bars.patches else "gray")

@@ -153,12 +153,13 @@ def parse(line):
 class Server:
     """A fresh server on core 1 that printed "listening on 127.0.0.1:PORT".
     binary (a path under bin_dir) and flags default to SERVERS[name] alone;
-    stderr, if given, is where the server's stderr goes."""
+    stderr, if given, is where the server's stderr goes; cores, a taskset
+    list, replaces core 1 (for a server with several threads)."""
 
     def __init__(self, name, bin_dir, pin, binary=None, flags=(),
-                 stderr=None):
+                 stderr=None, cores="1"):
         self.name = name
-        argv = pinned(1, [os.path.join(bin_dir, binary or SERVERS[name]),
+        argv = pinned(cores, [os.path.join(bin_dir, binary or SERVERS[name]),
                           "--port=0"] + list(flags), pin)
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True,
                                      stderr=stderr)
