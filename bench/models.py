@@ -35,7 +35,6 @@ import datetime
 import json
 import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -492,13 +491,7 @@ def report(data, all_models, sizes):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--rounds", type=int, default=3,
-                   help="measurements per model and size; medians are "
-                        "reported (default 3)")
-    p.add_argument("--duration", type=float, default=1.5,
-                   help="seconds measured per run (default 1.5)")
-    p.add_argument("--warmup", type=float, default=0.3,
-                   help="seconds of load before measuring (default 0.3)")
+    run.add_run_flags(p, rounds=3)
     p.add_argument("--connections", default="100,1000,10000",
                    help="comma-separated sizes (default 100,1000,10000)")
     p.add_argument("--setup_timeout", type=float, default=120,
@@ -511,11 +504,6 @@ def main():
                    help="comma-separated N for rows of twist with "
                         "--threads=N, measured once echo_server has the "
                         "flag (default 2; '' for none)")
-    p.add_argument("--bin_dir", default="",
-                   help="where the built binaries are (bazel-bin layout); "
-                        "skips the build")
-    p.add_argument("--no_pin", dest="pin", action="store_false",
-                   help="do not pin server and loadgen to cores 1 and 0")
     p.add_argument("--json", default=JSON_PATH,
                    help="where every round's figures go (default "
                         "bench/models.json)")
@@ -549,11 +537,7 @@ def main():
         rows = report(data, all_models, sizes)
         return draw(all_models, sizes, rows)
 
-    if args.pin and ((os.cpu_count() or 1) < 2 or
-                     not shutil.which("taskset")):
-        print("models.py: fewer than 2 CPUs or no taskset: not pinning",
-              file=sys.stderr)
-        args.pin = False
+    run.check_pinning(args, "models.py")
     bin_dir = args.bin_dir or run.build([
         "//examples:echo_server", "//bench:thread_per_conn_echo_server",
         "//bench:process_per_conn_echo_server", "//bench:loadgen"])

@@ -335,24 +335,41 @@ def machine():
             f"load average at start {os.getloadavg()[0]:.2f}")
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--rounds", type=int, default=7,
+def add_run_flags(p, rounds):
+    """The flags every runner here has: rounds, duration, warm-up, bin_dir,
+    no_pin (bench/models.py uses them too)."""
+    p.add_argument("--rounds", type=int, default=rounds,
                    help="measurements per scenario and server; medians are "
-                        "reported (default 7)")
+                        f"reported (default {rounds})")
     p.add_argument("--duration", type=float, default=1.5,
                    help="seconds measured per run (default 1.5)")
     p.add_argument("--warmup", type=float, default=0.3,
                    help="seconds of load before measuring (default 0.3)")
-    p.add_argument("--only", default="",
-                   help="comma-separated scenario keys to run (default all: "
-                        + ",".join(s.key for s in scenarios(False)) + ")")
     p.add_argument("--bin_dir", default="",
                    help="where the built binaries are (bazel-bin layout); "
                         "skips the build")
     p.add_argument("--no_pin", dest="pin", action="store_false",
                    help="do not pin the server and the load generator to "
                         "cores 1 and 0 with taskset")
+
+
+def check_pinning(args, program):
+    """Turns pinning off, saying why, where it cannot work."""
+    if args.pin and (os.cpu_count() or 1) < 2:
+        print(f"{program}: fewer than 2 CPUs: not pinning", file=sys.stderr)
+        args.pin = False
+    if args.pin and shutil.which("taskset") is None:
+        print(f"{program}: no taskset (util-linux): not pinning",
+              file=sys.stderr)
+        args.pin = False
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_run_flags(p, rounds=7)
+    p.add_argument("--only", default="",
+                   help="comma-separated scenario keys to run (default all: "
+                        + ",".join(s.key for s in scenarios(False)) + ")")
     p.add_argument("--json", default="",
                    help="also write every round's raw figures here")
     p.add_argument("--smoke", action="store_true",
@@ -364,12 +381,7 @@ def main():
         args.duration = min(args.duration, 0.1)
         args.warmup = min(args.warmup, 0.02)
         args.pin = False
-    if args.pin and (os.cpu_count() or 1) < 2:
-        print("run.py: fewer than 2 CPUs: not pinning", file=sys.stderr)
-        args.pin = False
-    if args.pin and shutil.which("taskset") is None:
-        print("run.py: no taskset (util-linux): not pinning", file=sys.stderr)
-        args.pin = False
+    check_pinning(args, "run.py")
 
     scens = scenarios(args.smoke)
     if args.only:
