@@ -234,20 +234,46 @@ def run_once(model, connections, args, bin_dir):
         if args.smoke:
             check_smoke(model, connections, result, server.proc.pid)
     finally:
-        child_pids = children(server.proc.pid)
         server.stop()
         err.seek(0)
         result["server_stderr"] = err.read().strip().splitlines()[:3]
         err.close()
-    if args.smoke:
-        left = [p for p in child_pids if os.path.exists(f"/proc/{p}")]
-        if left:
-            SMOKE_PROBLEMS.append(f"{model.key}: children {left[:5]} still "
-                                  "there after SIGTERM")
     return result
 
 
 SMOKE_PROBLEMS = []
+
+
+def check_stop_while_serving(model, connections, bin_dir):
+    """--smoke: SIGTERM to a baseline server while it holds connections must
+    end every thread or child and exit 0 (the load runs leave nothing open
+    by the time they stop the server, so they never test this)."""
+    server = run.Server(model.key, bin_dir, False, binary=model.binary)
+    gen = subprocess.Popen(
+        [os.path.join(bin_dir, run.LOADGEN), f"--port={server.port}",
+         "--mode=hold", f"--connections={connections}"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL, text=True)
+    try:
+        held = run.parse(run.read_line(gen.stdout, 60, "loadgen"))
+        kids = children(server.proc.pid)
+        tasks = sample(server.proc.pid)
+        server.stop()
+        if held.get("established") != connections:
+            SMOKE_PROBLEMS.append(f"{model.key}: held {held} connections")
+        if tasks["threads" if model.per_conn == "thread" else
+                 "processes"] != connections + 1:
+            SMOKE_PROBLEMS.append(f"{model.key}: {tasks} while holding "
+                                  f"{connections} connections")
+        if server.proc.returncode != 0:
+            SMOKE_PROBLEMS.append(f"{model.key}: exit status "
+                                  f"{server.proc.returncode} on SIGTERM")
+        left = [p for p in kids if os.path.exists(f"/proc/{p}")]
+        if left:
+            SMOKE_PROBLEMS.append(f"{model.key}: children {left[:5]} still "
+                                  "there after it exited")
+    finally:
+        gen.communicate(timeout=60)  # closes stdin: the loadgen lets go
 
 
 def check_smoke(model, connections, result, pid):
@@ -581,6 +607,9 @@ def main():
             "notes": {f"{c}/{k}": v for (c, k), v in notes.items()}}
     rows = report(data, all_models, sizes)
     if args.smoke:
+        for m in all_models:
+            if m.per_conn:
+                check_stop_while_serving(m, 10, bin_dir)
         print("\n(smoke run: tiny loads, unpinned; the figures mean nothing)")
         for problem in SMOKE_PROBLEMS:
             print(f"models.py: {problem}", file=sys.stderr)
