@@ -26,12 +26,8 @@
 #include <string>
 #include <vector>
 
+#include "bench/plain_server.h"
 #include "gflags/gflags.h"
-
-DEFINE_string(host, "127.0.0.1", "Numeric IPv4 address to listen on.");
-DEFINE_int32(port, 8000, "TCP port to listen on, 0..65535; 0 picks a free one.");
-DEFINE_int32(backlog, 511,
-             "listen(2) backlog; the same default as twist's echo_server.");
 
 namespace {
 
@@ -47,8 +43,7 @@ struct Conn {
 };
 
 int Fail(const std::string& problem) {
-  fprintf(stderr, "baseline_echo_server: %s\n", problem.c_str());
-  return 1;
+  return PlainFail("baseline_echo_server", problem);
 }
 
 }  // namespace
@@ -58,36 +53,16 @@ int main(int argc, char** argv) {
       "Plain epoll echo server, the baseline for twist's benchmarks.\n"
       "Usage: baseline_echo_server [--host=127.0.0.1] [--port=8000]");
   gflags::ParseCommandLineFlags(&argc, &argv, true);
-  const std::string where =
-      "cannot listen on " + FLAGS_host + ":" + std::to_string(FLAGS_port);
-  if (FLAGS_port < 0 || FLAGS_port > 65535) {
-    return Fail("invalid --port " + std::to_string(FLAGS_port) +
-                ": must be 0..65535");
-  }
-  sockaddr_in addr = {};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(FLAGS_port));
-  if (inet_pton(AF_INET, FLAGS_host.c_str(), &addr.sin_addr) != 1) {
-    return Fail(where + ": not a numeric IPv4 address");
-  }
-
   struct sigaction sa = {};
   sa.sa_handler = OnSignal;  // no SA_RESTART: epoll_wait returns EINTR
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  int one = 1;
-  setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  if (bind(lfd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      listen(lfd, FLAGS_backlog) != 0) {
-    return Fail(where + ": " + strerror(errno));
-  }
-  socklen_t len = sizeof(addr);
-  getsockname(lfd, reinterpret_cast<sockaddr*>(&addr), &len);
-  printf("listening on %s:%d\n", FLAGS_host.c_str(), ntohs(addr.sin_port));
-  fflush(stdout);
+  bool bad_usage = false;
+  const int lfd = PlainListen("baseline_echo_server", /*nonblocking=*/true,
+                              &bad_usage);
+  if (lfd < 0) return bad_usage ? 2 : 1;
 
   int ep = epoll_create1(EPOLL_CLOEXEC);
   epoll_event ev = {};

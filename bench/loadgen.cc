@@ -56,6 +56,10 @@ DEFINE_double(hold_seconds, -1,
 DEFINE_int32(connect_batch, 200,
              "Connections being set up at once (keeps the server's accept "
              "queue from overflowing, which would cost 1 s SYN retries).");
+DEFINE_bool(announce, false,
+            "Print a line \"connected established=N\" on stdout once the "
+            "connections are set up, before the load starts, so that a runner "
+            "can sample the server while the load runs.");
 DEFINE_double(timeout, 30,
               "Seconds allowed to set up the connections, and again to "
               "drain the echo at the end, before giving up with an error.");
@@ -483,6 +487,10 @@ int LoadGen::Run() {
   if (established_ == 0) {  // nothing to measure; the errors say why
     Report(0);
     return 1;
+  }
+  if (FLAGS_announce) {
+    printf("connected established=%lld\n", static_cast<long long>(established_));
+    fflush(stdout);
   }
   if (FLAGS_mode == "hold") {
     Hold();

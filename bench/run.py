@@ -93,9 +93,9 @@ def fail(message):
     sys.exit(1)
 
 
-def build():
-    targets = ["//examples:echo_server", "//examples:coro_echo_server",
-               "//bench:baseline_echo_server", "//bench:loadgen"]
+def build(targets=("//examples:echo_server", "//examples:coro_echo_server",
+                   "//bench:baseline_echo_server", "//bench:loadgen")):
+    targets = list(targets)
     bazel = os.path.join(ROOT, "tools", "bazel")
     r = subprocess.run([bazel, "build", "-c", "opt"] + targets, cwd=ROOT)
     if r.returncode != 0:
@@ -157,12 +157,20 @@ def parse(line):
 
 
 class Server:
-    def __init__(self, name, bin_dir, pin):
+    """A fresh server on core 1 that printed "listening on 127.0.0.1:PORT".
+    binary (a path under bin_dir) and flags default to the server the role
+    `name` names (ROLES) alone;
+    stderr, if given, is where the server's stderr goes; cores, a taskset
+    list, replaces core 1 (for a server with several threads)."""
+
+    def __init__(self, name, bin_dir, pin, binary=None, flags=(),
+                 stderr=None, cores="1"):
         self.name = name
-        argv = pinned(1, [os.path.join(bin_dir, SERVERS[ROLES[name]]),
-                          "--port=0"],
-                      pin)
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+        argv = pinned(cores, [os.path.join(
+            bin_dir, binary or SERVERS[ROLES.get(name, name)]), "--port=0"]
+            + list(flags), pin)
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True,
+                                     stderr=stderr)
         line = read_line(self.proc.stdout, 20, name)
         prefix = "listening on 127.0.0.1:"
         if not line.startswith(prefix):
@@ -336,24 +344,41 @@ def machine():
             f"load average at start {os.getloadavg()[0]:.2f}")
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--rounds", type=int, default=7,
+def add_run_flags(p, rounds):
+    """The flags every runner here has: rounds, duration, warm-up, bin_dir,
+    no_pin (bench/models.py uses them too)."""
+    p.add_argument("--rounds", type=int, default=rounds,
                    help="measurements per scenario and server; medians are "
-                        "reported (default 7)")
+                        f"reported (default {rounds})")
     p.add_argument("--duration", type=float, default=1.5,
                    help="seconds measured per run (default 1.5)")
     p.add_argument("--warmup", type=float, default=0.3,
                    help="seconds of load before measuring (default 0.3)")
-    p.add_argument("--only", default="",
-                   help="comma-separated scenario keys to run (default all: "
-                        + ",".join(s.key for s in scenarios(False)) + ")")
     p.add_argument("--bin_dir", default="",
                    help="where the built binaries are (bazel-bin layout); "
                         "skips the build")
     p.add_argument("--no_pin", dest="pin", action="store_false",
                    help="do not pin the server and the load generator to "
                         "cores 1 and 0 with taskset")
+
+
+def check_pinning(args, program):
+    """Turns pinning off, saying why, where it cannot work."""
+    if args.pin and (os.cpu_count() or 1) < 2:
+        print(f"{program}: fewer than 2 CPUs: not pinning", file=sys.stderr)
+        args.pin = False
+    if args.pin and shutil.which("taskset") is None:
+        print(f"{program}: no taskset (util-linux): not pinning",
+              file=sys.stderr)
+        args.pin = False
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_run_flags(p, rounds=7)
+    p.add_argument("--only", default="",
+                   help="comma-separated scenario keys to run (default all: "
+                        + ",".join(s.key for s in scenarios(False)) + ")")
     p.add_argument("--json", default="",
                    help="also write every round's raw figures here")
     p.add_argument("--twist", default="echo", choices=["echo", "coro"],
@@ -375,12 +400,7 @@ def main():
         args.duration = min(args.duration, 0.1)
         args.warmup = min(args.warmup, 0.02)
         args.pin = False
-    if args.pin and (os.cpu_count() or 1) < 2:
-        print("run.py: fewer than 2 CPUs: not pinning", file=sys.stderr)
-        args.pin = False
-    if args.pin and shutil.which("taskset") is None:
-        print("run.py: no taskset (util-linux): not pinning", file=sys.stderr)
-        args.pin = False
+    check_pinning(args, "run.py")
 
     scens = scenarios(args.smoke)
     if args.only:

@@ -16,6 +16,7 @@ packages=(
   netcat-openbsd
   python3
   python3-twisted
+  python3-matplotlib  # bench/models.py draws its plots with it
   clang
   libfuzzer-14-dev
 )
