@@ -25,6 +25,7 @@
 #include "framework/coro.h"
 #include "framework/defer_to_thread.h"
 #include "framework/endpoints.h"
+#include "framework/errors.h"
 #include "framework/hostname_endpoint.h"
 #include "framework/reactor.h"
 #include "framework/stream.h"
@@ -159,7 +160,9 @@ int Main() {
     (*reactor)->stop();
   });
   (*reactor)->run();
-  if (!outcome.has_value()) return 0;  // stopped by a signal
+  // Stopped by a signal: before the session ended, or while connecting
+  // (stopping the reactor cancels the attempt; nothing else cancels it).
+  if (!outcome.has_value() || IsConnectCancelled(*outcome)) return 0;
   if (!outcome->ok()) return Fail(kProgram, outcome->message());
   return 0;
 }

@@ -62,6 +62,7 @@ class DeferredConnect final : public ClientFactory,
  public:
   DeferredConnect(Factory* user, std::unique_ptr<Factory> owned, std::string destination)
       : user_(user),
+        user_alive_(user->liveness()),
         owned_(std::move(owned)),
         destination_(std::move(destination)),
         deferred_([this](Deferred<Protocol*>& d) { cancelled(d); }) {}
@@ -85,6 +86,7 @@ class DeferredConnect final : public ClientFactory,
 
   std::unique_ptr<Protocol> buildProtocol(const Address& addr) override {
     if (deferred_.called()) return nullptr;  // cancelled: refused
+    if (user_alive_.expired()) return nullptr;  // gone before the reactor
     std::unique_ptr<Protocol> p = user_->buildProtocol(addr);
     if (p == nullptr) {
       refused_ = true;
@@ -97,20 +99,17 @@ class DeferredConnect final : public ClientFactory,
   }
   void startFactory() override {
     started_ = true;
-    user_->doStart();
+    if (!user_alive_.expired()) user_->doStart();
   }
   void stopFactory() override {
     started_ = false;
-    user_->doStop();
+    if (!user_alive_.expired()) user_->doStop();
     maybeRelease();  // Factory::doStop touches nothing after this
   }
   void clientConnectionFailed(Connector*, const absl::Status& reason) override {
     // Twisted's NoProtocol when the factory refused.
     deferred_
-        .errback(refused_ ? absl::CancelledError(absl::StrCat(
-                                "connecting to ", destination_,
-                                ": the factory built no protocol"))
-                          : reason)
+        .errback(refused_ ? NoProtocol(destination_) : reason)
         .IgnoreError();  // ignored if cancelled already
     ended_ = true;
     maybeRelease();
@@ -133,6 +132,9 @@ class DeferredConnect final : public ClientFactory,
   }
 
   Factory* user_;
+  // The user's factory may go before the reactor (declared after it): it is
+  // not called then, as a port does for its factory.
+  std::weak_ptr<const void> user_alive_;
   std::unique_ptr<Factory> owned_;  // connectProtocol's: ours to keep
   std::string destination_;
   Deferred<Protocol*> deferred_;

@@ -163,9 +163,12 @@ class ConnectingAttempt {
 ///   resolve): retry through the endpoint, not the connector. The returned
 ///   ConnectingAttempt stops it.
 ///
-/// A factory that is a ClientFactory picks the second. Either way the
-/// factory must outlive the attempt. An endpoint implements
-/// startConnecting() (the callback style); the Deferred style is built on it.
+/// Which style is picked by overload resolution on the pointer's declared
+/// type: a `ClientFactory*` gets the callbacks, a `Factory*` (even to a
+/// ClientFactory) the Deferred. Either way a factory destroyed before the
+/// attempt is over (declared after the reactor, say) is not called again.
+/// An endpoint implements startConnecting() (the callback style); the
+/// Deferred style is built on it.
 class ClientEndpoint {
  public:
   virtual ~ClientEndpoint() = default;

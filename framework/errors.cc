@@ -63,6 +63,11 @@ absl::Status ConnectCancelled(absl::string_view destination) {
       absl::StrCat("connecting to ", destination, " was cancelled"));
 }
 
+absl::Status NoProtocol(absl::string_view destination) {
+  return absl::FailedPreconditionError(
+      absl::StrCat("connected to ", destination, " but the factory built no protocol"));
+}
+
 bool IsConnectionRefused(const absl::Status& s) {
   return absl::IsUnavailable(s) && absl::StartsWith(s.message(), kRefused);
 }

@@ -35,6 +35,7 @@ inline bool IsConnectionAborted(const absl::Status& s) {
 //   TimeoutError            no answer within the timeout   -> DEADLINE_EXCEEDED
 //   DNSLookupError          the name did not resolve       -> NOT_FOUND
 //   UserError               stopConnecting()               -> CANCELLED
+//   NoProtocol              the factory built no protocol  -> FAILED_PRECONDITION
 // The Is...() tests below tell them apart by code and, for the UNAVAILABLE
 // ones, by how the message starts: the status carries no payload, so
 // printing it (ToString(), operator<<) shows just the code and the message.
@@ -45,6 +46,7 @@ absl::Status ConnectTimeoutError(absl::string_view destination,
                                  absl::Duration timeout);
 absl::Status DNSLookupError(absl::string_view host, absl::string_view why);
 absl::Status ConnectCancelled(absl::string_view destination);
+absl::Status NoProtocol(absl::string_view destination);
 
 bool IsConnectionRefused(const absl::Status& s);
 bool IsNoRoute(const absl::Status& s);
@@ -56,6 +58,9 @@ inline bool IsDNSLookupError(const absl::Status& s) {
 }
 inline bool IsConnectCancelled(const absl::Status& s) {
   return absl::IsCancelled(s);
+}
+inline bool IsNoProtocol(const absl::Status& s) {
+  return absl::IsFailedPrecondition(s);
 }
 
 }  // namespace twist

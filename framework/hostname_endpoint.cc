@@ -126,6 +126,7 @@ class HostnameEndpoint::Attempt final : public ClientFactory {
         bind_(endpoint->bind_address_),
         destination_(endpoint->describe()),
         user_(user),
+        user_alive_(user->liveness()),
         race_(reactor_, endpoint->attempt_delay_,
               HappyEyeballs::Hooks{
                   [this](size_t i, const Address& a) { startLeg(i, a); },
@@ -134,7 +135,7 @@ class HostnameEndpoint::Attempt final : public ClientFactory {
               }) {}
 
   void begin() {
-    user_->doStart();
+    if (ClientFactory* u = liveUser()) u->doStart();
     absl::StatusOr<Address> numeric = Address::Parse(host_, port_);
     if (numeric.ok()) {
       race_.start({*numeric});
@@ -199,7 +200,8 @@ class HostnameEndpoint::Attempt final : public ClientFactory {
       if (legs_[i] != nullptr && race_.order()[i] == peer) index = i;
     }
     if (index == legs_.size() || !race_.succeeded(index)) return nullptr;
-    std::unique_ptr<Protocol> p = user_->buildProtocol(peer);
+    ClientFactory* u = liveUser();
+    std::unique_ptr<Protocol> p = u != nullptr ? u->buildProtocol(peer) : nullptr;
     if (p == nullptr) {
       refused_ = true;  // that connector fails; the user hears why
     } else if (p->factory() == nullptr) {
@@ -211,7 +213,7 @@ class HostnameEndpoint::Attempt final : public ClientFactory {
   void startedConnecting(Connector* c) override {
     if (!told_started_) {
       told_started_ = true;
-      user_->startedConnecting(c);
+      if (ClientFactory* u = liveUser()) u->startedConnecting(c);
     }
   }
 
@@ -224,10 +226,7 @@ class HostnameEndpoint::Attempt final : public ClientFactory {
     if (index == winner_) {
       // The winner failed after all: its protocol was refused, or no
       // transport could be made for it.
-      tellFailed(c, refused_ ? absl::CancelledError(absl::StrCat(
-                                   "connection to ", destination_,
-                                   " refused by the factory (it built no protocol)"))
-                             : reason);
+      tellFailed(c, refused_ ? NoProtocol(destination_) : reason);
     } else if (index < cancelled_.size() && cancelled_[index]) {
       // A loser we stopped: nothing to say, unless the whole attempt was
       // cancelled and the user is still to hear.
@@ -247,7 +246,7 @@ class HostnameEndpoint::Attempt final : public ClientFactory {
 
   void clientConnectionLost(Connector* c, const absl::Status& reason) override {
     leg_of_.erase(c);
-    user_->clientConnectionLost(c, reason);
+    if (ClientFactory* u = liveUser()) u->clientConnectionLost(c, reason);
     maybeFinish();
   }
 
@@ -287,7 +286,7 @@ class HostnameEndpoint::Attempt final : public ClientFactory {
       });
       return;
     }
-    user_->clientConnectionFailed(c, reason);
+    if (ClientFactory* u = liveUser()) u->clientConnectionFailed(c, reason);
   }
 
   // cancel()'s report, by whichever way comes first; the resolution it
@@ -301,7 +300,7 @@ class HostnameEndpoint::Attempt final : public ClientFactory {
       resolving_ = false;
       resolve_timeout_.cancel().IgnoreError();
     }
-    user_->clientConnectionFailed(nullptr, pending_reason_);
+    if (ClientFactory* u = liveUser()) u->clientConnectionFailed(nullptr, pending_reason_);
   }
 
   // The attempt ended before any connector was started: the name did not
@@ -314,7 +313,7 @@ class HostnameEndpoint::Attempt final : public ClientFactory {
   void maybeFinish() {
     if (finishing_ || !race_.finished() || resolving_ || !leg_of_.empty() || pending_tell_) return;
     finishing_ = true;
-    user_->doStop();
+    if (ClientFactory* u = liveUser()) u->doStop();
     reactor_->callLater(absl::ZeroDuration(), [owned = std::unique_ptr<Attempt>(this)] {});
   }
 
@@ -325,6 +324,9 @@ class HostnameEndpoint::Attempt final : public ClientFactory {
   std::optional<Address> bind_;
   std::string destination_;
   ClientFactory* user_;
+  // The user's factory may go before the reactor; it is not called then.
+  std::weak_ptr<const void> user_alive_;
+  ClientFactory* liveUser() const { return user_alive_.expired() ? nullptr : user_; }
   HappyEyeballs race_;
   std::vector<Connector*> legs_;    // by index in race_.order(); null once over
   std::vector<bool> cancelled_;     // by index: losers we stopped

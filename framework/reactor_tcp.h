@@ -49,8 +49,9 @@ class ReactorTCP {
   /// without blocking the loop, and each address it resolves to is tried in
   /// turn; the attempt fails after `timeout` (resolution included;
   /// InfiniteDuration: never). `bind_address` picks the local address.
-  /// Returns the attempt's Connector; how it goes reaches `factory` (which
-  /// must outlive it) on the reactor's thread.
+  /// Returns the attempt's Connector; how it goes reaches `factory` on the
+  /// reactor's thread. A factory destroyed first (declared after the
+  /// reactor, say) is not called again; its connections still close.
   Connector* connectTCP(absl::string_view host, int port, ClientFactory* factory,
                         absl::Duration timeout = absl::Seconds(30),
                         std::optional<Address> bind_address = std::nullopt) {

@@ -22,6 +22,7 @@ Connector::Connector(ConnectionHost* reactor, std::string host, int port,
       host_(std::move(host)),
       port_(port),
       factory_(factory),
+      factory_alive_(factory->liveness()),
       timeout_(timeout),
       bind_(std::move(bind_address)) {}
 
@@ -71,14 +72,14 @@ absl::Status Connector::connect() {
   first_error_ = absl::OkStatus();
   if (!factory_started_) {
     factory_started_ = true;
-    factory_->doStart();
+    if (ClientFactory* f = liveFactory()) f->doStart();
   }
   if (timeout_ > absl::ZeroDuration() && timeout_ != absl::InfiniteDuration()) {
     timeout_call_ = reactor_->time().callLater(timeout_, [this] {
       fail(ConnectTimeoutError(getDestination(), timeout_), /*deferred=*/false);
     });
   }
-  factory_->startedConnecting(this);
+  if (ClientFactory* f = liveFactory()) f->startedConnecting(this);
   if (state_ != State::kConnecting || attempt != attempt_ || failing_) {
     return absl::OkStatus();  // stopped from inside startedConnecting
   }
@@ -235,10 +236,11 @@ void Connector::connected() {
     fail(ConnectError(ECONNRESET, getDestination()), /*deferred=*/true);
     return;
   }
-  std::unique_ptr<Protocol> protocol = factory_->buildProtocol(*peer);
+  ClientFactory* live = liveFactory();
+  std::unique_ptr<Protocol> protocol = live != nullptr ? live->buildProtocol(*peer) : nullptr;
   if (protocol == nullptr) {
     ::close(fd);
-    fail(absl::CancelledError("the factory built no protocol"), /*deferred=*/true);
+    fail(NoProtocol(getDestination()), /*deferred=*/true);
     return;
   }
   // Connected before the protocol's connectionMade() runs, which may ask
@@ -332,7 +334,7 @@ void Connector::deliverPendingFailure() {
 
 void Connector::reportFailure(const absl::Status& reason) {
   state_ = State::kDisconnected;
-  factory_->clientConnectionFailed(this, reason);
+  if (ClientFactory* f = liveFactory()) f->clientConnectionFailed(this, reason);
   afterAttempt();
 }
 
@@ -340,7 +342,7 @@ void Connector::afterAttempt() {
   // Unless the factory's callback connected again (Twisted's rule).
   if (state_ == State::kDisconnected && factory_started_) {
     factory_started_ = false;
-    factory_->doStop();
+    if (ClientFactory* f = liveFactory()) f->doStop();
   }
   if (idle()) reactor_->connectorMaybeIdle(this);
 }
@@ -348,7 +350,7 @@ void Connector::afterAttempt() {
 void Connector::connectionLost(const absl::Status& reason) {
   connection_ = nullptr;
   state_ = State::kDisconnected;
-  factory_->clientConnectionLost(this, reason);
+  if (ClientFactory* f = liveFactory()) f->clientConnectionLost(this, reason);
   afterAttempt();
 }
 

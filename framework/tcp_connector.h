@@ -128,6 +128,10 @@ class Connector final : private Selectable {
   std::string host_;
   int port_;
   ClientFactory* factory_;
+  // A factory destroyed before the reactor (declared after it, say) is not
+  // called again, as a port does for its factory.
+  std::weak_ptr<const void> factory_alive_;
+  ClientFactory* liveFactory() const { return factory_alive_.expired() ? nullptr : factory_; }
   absl::Duration timeout_;
   std::optional<Address> bind_;
   State state_ = State::kDisconnected;

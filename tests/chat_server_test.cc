@@ -26,11 +26,6 @@ using testing::Subprocess;
 
 constexpr absl::Duration kWait = absl::Seconds(20);
 
-// Reads exactly the bytes of `want` and returns them.
-std::string Read(BlockingClient& c, absl::string_view want) {
-  absl::StatusOr<std::string> got = c.ReadExactly(want.size());
-  return got.ok() ? *got : std::string(got.status().message());
-}
 
 // Over each stream transport the server can listen on: --listen on tcp
 // (127.0.0.1), tcp6 (::1), a unix socket file and an abstract name.
@@ -45,21 +40,21 @@ TEST_P(ChatServerTransportTest, ConversationMaxLineAndCleanExit) {
 
   absl::StatusOr<BlockingClient> a = BlockingClient::Connect(addr);
   ASSERT_TRUE(a.ok()) << a.status();
-  EXPECT_EQ(Read(*a, "What's your name?\r\n"), "What's your name?\r\n");
+  EXPECT_EQ(a->ReadExpected("What's your name?\r\n"), "What's your name?\r\n");
   ASSERT_TRUE(a->SendAll("alice\n").ok());
-  EXPECT_EQ(Read(*a, "Welcome, alice!\r\n"), "Welcome, alice!\r\n");
+  EXPECT_EQ(a->ReadExpected("Welcome, alice!\r\n"), "Welcome, alice!\r\n");
 
   absl::StatusOr<BlockingClient> b = BlockingClient::Connect(addr);
   ASSERT_TRUE(b.ok()) << b.status();
   ASSERT_TRUE(b->SendAll("bob\r\nhi\r\n").ok());
-  EXPECT_EQ(Read(*b, "What's your name?\r\nWelcome, bob!\r\n"),
+  EXPECT_EQ(b->ReadExpected("What's your name?\r\nWelcome, bob!\r\n"),
             "What's your name?\r\nWelcome, bob!\r\n");
-  EXPECT_EQ(Read(*a, "* bob has joined\r\n<bob> hi\r\n"),
+  EXPECT_EQ(a->ReadExpected("* bob has joined\r\n<bob> hi\r\n"),
             "* bob has joined\r\n<bob> hi\r\n");
 
   // --max_line=20: 20 bytes pass, 21 do not.
   ASSERT_TRUE(b->SendAll(std::string(20, 'x') + "\r\n" + std::string(21, 'y')).ok());
-  EXPECT_EQ(Read(*a, "<bob> xxxxxxxxxxxxxxxxxxxx\r\n* bob has left\r\n"),
+  EXPECT_EQ(a->ReadExpected("<bob> xxxxxxxxxxxxxxxxxxxx\r\n* bob has left\r\n"),
             "<bob> xxxxxxxxxxxxxxxxxxxx\r\n* bob has left\r\n");
   absl::StatusOr<std::string> rest = b->ReadToEof();
   ASSERT_TRUE(rest.ok()) << rest.status();

@@ -25,10 +25,6 @@ using testing::Subprocess;
 
 constexpr absl::Duration kWait = absl::Seconds(20);
 
-std::string Read(BlockingClient& c, absl::string_view want) {
-  absl::StatusOr<std::string> got = c.ReadExactly(want.size());
-  return got.ok() ? *got : std::string(got.status().message());
-}
 
 std::string Line(Subprocess& p) {
   absl::StatusOr<std::string> line = p.ReadStdoutLine(kWait);
@@ -46,7 +42,7 @@ TEST_P(CoroChatClientTest, ChatsPrintsWhatOthersSayAndLeavesAtEndOfInput) {
   absl::StatusOr<BlockingClient> bob = BlockingClient::Connect(server->address);
   ASSERT_TRUE(bob.ok()) << bob.status();
   ASSERT_TRUE(bob->SendAll("bob\n").ok());
-  EXPECT_EQ(Read(*bob, "What's your name?\r\nWelcome, bob!\r\n"),
+  EXPECT_EQ(bob->ReadExpected("What's your name?\r\nWelcome, bob!\r\n"),
             "What's your name?\r\nWelcome, bob!\r\n");
 
   absl::StatusOr<Subprocess> alice = Subprocess::Start(
@@ -56,10 +52,10 @@ TEST_P(CoroChatClientTest, ChatsPrintsWhatOthersSayAndLeavesAtEndOfInput) {
   ASSERT_TRUE(alice.ok()) << alice.status();
   EXPECT_EQ(Line(*alice), "What's your name?");  // "\r\n" printed as "\n"
   EXPECT_EQ(Line(*alice), "Welcome, alice!");
-  EXPECT_EQ(Read(*bob, "* alice has joined\r\n"), "* alice has joined\r\n");
+  EXPECT_EQ(bob->ReadExpected("* alice has joined\r\n"), "* alice has joined\r\n");
 
   ASSERT_TRUE(alice->WriteStdin("hello\n").ok());
-  EXPECT_EQ(Read(*bob, "<alice> hello\r\n"), "<alice> hello\r\n");
+  EXPECT_EQ(bob->ReadExpected("<alice> hello\r\n"), "<alice> hello\r\n");
   ASSERT_TRUE(bob->SendAll("hi alice\n").ok());
   EXPECT_EQ(Line(*alice), "<bob> hi alice");
   ASSERT_TRUE(alice->WriteStdin("/who\n").ok());
@@ -71,7 +67,7 @@ TEST_P(CoroChatClientTest, ChatsPrintsWhatOthersSayAndLeavesAtEndOfInput) {
   ASSERT_TRUE(status.ok()) << status.status();
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << *status << alice->err();
   EXPECT_EQ(alice->err(), "");
-  EXPECT_EQ(Read(*bob, "* alice has left\r\n"), "* alice has left\r\n");
+  EXPECT_EQ(bob->ReadExpected("* alice has left\r\n"), "* alice has left\r\n");
 }
 
 TEST_P(CoroChatClientTest, NobodyListeningIsOneLineAndExitOne) {

@@ -715,6 +715,7 @@ TEST_P(HostnameEndpointTest, AFactoryThatBuildsNothingFailsTheDeferred) {
   ASSERT_FALSE(d.result()->ok());
   EXPECT_THAT(std::string(d.result()->status().message()),
               ::testing::HasSubstr("the factory built no protocol"));
+  EXPECT_TRUE(IsNoProtocol(d.result()->status())) << d.result()->status();
   d.addErrback([](const absl::Status&) -> absl::StatusOr<Protocol*> { return nullptr; });
 }
 
@@ -834,6 +835,53 @@ TEST_P(HostnameEndpointTest, DestroyingTheReactorRightAfterACancelTellsOnce) {
     EXPECT_EQ(h->built, 0);
   }
   EXPECT_TRUE(IsConnectCancelled(deferred_failure)) << deferred_failure;
+}
+
+// A client factory that records its callbacks and builds protocols that
+// keep their connection open.
+class Holding : public ClientFactory {
+ public:
+  explicit Holding(Heard* h) : h_(h) {}
+  std::unique_ptr<Protocol> buildProtocol(const Address&) override {
+    ++h_->built;
+    return std::make_unique<Protocol>();
+  }
+  void clientConnectionLost(Connector*, const absl::Status&) override {
+    h_->events.push_back("lost");
+  }
+  void stopFactory() override { ++h_->stops; }
+
+ private:
+  Heard* h_;
+};
+
+// Declared after the reactor (the natural order in main()), the factories
+// go first; closing their connections then calls none of them, as a port
+// does not call a factory that is gone (ASan: no use after free).
+TEST_P(HostnameEndpointTest, AClientFactoryGoneBeforeTheReactorIsNotCalled) {
+  auto reactor = NewReactor();
+  Address server = ListenEcho(*reactor);
+  Heard tcp, callbacks, deferred;
+  {
+    Holding by_connect_tcp(&tcp), by_callbacks(&callbacks);
+    Factory plain([&] {
+      ++deferred.built;
+      return std::make_unique<Protocol>();
+    });
+    HostnameEndpoint endpoint(reactor.get(), "127.0.0.1", server.port());
+    reactor->connectTCP("127.0.0.1", server.port(), &by_connect_tcp);
+    ASSERT_TRUE(endpoint.connect(&by_callbacks).ok());
+    Deferred<Protocol*> d = endpoint.connect(&plain);
+    ASSERT_TRUE(testing::RunUntil(
+        *reactor, [&] { return d.called() && tcp.built == 1 && callbacks.built == 1; }));
+    ASSERT_EQ(reactor->connectionCount(), 6u);  // three clients, three served
+  }
+  reactor.reset();  // aborts the connections
+  for (Heard* h : {&tcp, &callbacks}) {
+    EXPECT_TRUE(h->events.empty()) << absl::StrJoin(h->events, ",");
+    EXPECT_EQ(h->stops, 0);
+  }
+  EXPECT_EQ(deferred.built, 1);
 }
 
 TEST_P(HostnameEndpointTest, ConnectProtocolConnectsTheGivenProtocol) {

@@ -290,6 +290,7 @@ TEST_P(FlowTest, APullProducerThatWritesNothingIsNotAskedOnEveryTurn) {
 struct ProxyPair {
   Transport* side[2] = {nullptr, nullptr};
   int lost = 0;
+  size_t other_queued_at_first_loss = 0;  // what the other side still had to send
 };
 
 class ProxySide : public Protocol {
@@ -307,7 +308,9 @@ class ProxySide : public Protocol {
   }
   void connectionLost(const absl::Status&) override {
     pair_->side[index_] = nullptr;
-    ++pair_->lost;
+    if (++pair_->lost == 1 && pair_->side[1 - index_] != nullptr) {
+      pair_->other_queued_at_first_loss = pair_->side[1 - index_]->bufferedBytes();
+    }
     if (Transport* other = pair_->side[1 - index_]) other->loseConnection();
   }
 
@@ -329,16 +332,22 @@ TEST_P(FlowTest, AProxySideClosingWhileTheOtherStillFlushesIsSafe) {
   BlockingClient b = Connect(addr, kSmallBuffers);
   ASSERT_TRUE(RunUntil(*reactor_, [&] { return pair.side[1] != nullptr; }));
   // a sends more than b (not reading) can take: the server's side for b
-  // fills and pauses the side for a.
+  // fills. Its high mark is raised to 1 MiB, so that what it queues is far
+  // more than the kernel can still take once b's buffers fill (their room
+  // grows a little after the first EAGAIN, as the send queue moves to b's
+  // receive queue): when a's side goes, b's side surely has data left.
+  pair.side[1]->setWriteBufferWaterMarks(64 * 1024, 1 << 20);
   const std::string data = Pattern(4 << 20, 11);
   auto sending = std::async(std::launch::async, [&] { return a.SendAll(data); });
   ASSERT_TRUE(RunUntil(*reactor_, [&] {
-    return pair.side[1] != nullptr && pair.side[1]->bufferedBytes() > 64 * 1024;
+    return pair.side[1] != nullptr && pair.side[1]->bufferedBytes() > 512 * 1024;
   }));
   // The server drops a's side (as an idle timeout would) while b's side
   // still has data queued from it; b's side then flushes and closes.
   pair.side[0]->loseConnection();
-  ASSERT_TRUE(RunUntil(*reactor_, [&] { return pair.lost == 1; }));
+  ASSERT_TRUE(RunUntil(*reactor_, [&] { return pair.lost >= 1; }));
+  EXPECT_EQ(pair.side[0], nullptr) << "a's side went first";
+  EXPECT_GT(pair.other_queued_at_first_loss, 256u * 1024) << "b's side had little left to flush";
   auto reading = std::async(std::launch::async, [&] { return b.ReadToEof(); });
   ASSERT_TRUE(RunUntil(*reactor_, [&] {
     return pair.lost == 2 &&
@@ -346,7 +355,7 @@ TEST_P(FlowTest, AProxySideClosingWhileTheOtherStillFlushesIsSafe) {
   }));
   absl::StatusOr<std::string> got = reading.get();
   ASSERT_TRUE(got.ok()) << got.status();
-  EXPECT_GT(got->size(), 64u * 1024);
+  EXPECT_GT(got->size(), 512u * 1024);
   EXPECT_TRUE(*got == data.substr(0, got->size())) << "forwarded bytes differ";
   sending.wait();  // done, or failed: a's side was closed under it
   EXPECT_EQ(reactor_->connectionCount(), 0u);

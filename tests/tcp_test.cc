@@ -517,11 +517,19 @@ TEST_P(TcpTest, DualStackPortAcceptsAnIPv4Client) {
 TEST_P(TcpTest, DualStackOffLeavesIPv4ToAnotherPort) {
   auto factory = Factory::forProtocol<Echo>();
   auto reactor_ = NewReactor();
-  absl::StatusOr<Port*> port =
-      reactor_->listenTCP(0, factory.get(), 50, "::", DualStack::kOff);
-  if (!port.ok()) GTEST_SKIP() << "no IPv6 here (listening on '::' failed): " << port.status();
-  // IPv4's side of the port number is free for an IPv4 socket.
-  EXPECT_EQ(BindIPv4((*port)->getHost().port()), 0);
+  // IPv4's side of the port number is free for an IPv4 socket. Another
+  // process on the machine may hold that number for IPv4 by chance, so a
+  // few ports are tried: a v6-only port that took IPv4 too fails every time.
+  int errors[5];
+  for (int& error : errors) {
+    absl::StatusOr<Port*> port =
+        reactor_->listenTCP(0, factory.get(), 50, "::", DualStack::kOff);
+    if (!port.ok()) GTEST_SKIP() << "no IPv6 here (listening on '::' failed): " << port.status();
+    error = BindIPv4((*port)->getHost().port());
+    if (error == 0) return;
+  }
+  ADD_FAILURE() << "the IPv4 side of 5 v6-only ports was taken (errno " << errors[0] << ", "
+                << errors[4] << ")";
 }
 
 TEST_P(StreamTransportTest, EchoAnswersAHalfClosedPeerInFullThenCloses) {

@@ -69,6 +69,13 @@ class BlockingClient {
   absl::Status SendAll(absl::string_view data);
   /// Reads exactly n bytes, or fails (EOF, reset, timeout).
   absl::StatusOr<std::string> ReadExactly(size_t n);
+  /// As many bytes as `want` has, or why not, as text: for
+  /// `EXPECT_EQ(c.ReadExpected("Bye!\r\n"), "Bye!\r\n")`, which then shows
+  /// the failure in place of the bytes.
+  std::string ReadExpected(absl::string_view want) {
+    absl::StatusOr<std::string> got = ReadExactly(want.size());
+    return got.ok() ? *got : std::string(got.status().message());
+  }
   /// Reads until EOF; fails on reset or timeout. Stops at `max` bytes.
   absl::StatusOr<std::string> ReadToEof(size_t max = 1 << 30);
   /// Reads until EOF or reset, whichever comes first; returns what arrived.
