@@ -175,7 +175,9 @@ int main(int argc, char** argv) {
       "Chat client (coroutines): prints what the chat server says, sends what you type.\n"
       "Usage: coro_chat_client [--host=127.0.0.1] [--port=8000] [--name=NAME]\n"
       "       coro_chat_client --connect=ENDPOINT [--name=NAME]");
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  if (absl::Status s = twist::ParseFlags(&argc, &argv); !s.ok()) {
+    return twist::BadUsage("coro_chat_client", s.message());
+  }
   if (argc > 1) return twist::BadUsage("coro_chat_client", absl::StrCat("unexpected argument '", argv[1], "'"));
   return twist::Main();
 }

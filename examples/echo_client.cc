@@ -282,6 +282,8 @@ int main(int argc, char** argv) {
       "Usage: echo_client [--host=127.0.0.1] --port=8000 [--connections=N]\n"
       "                   [--messages=M] [--size=S] [--reactor=epoll] [--timeout=10]\n"
       "       echo_client --connect=ENDPOINT [...] (tcp:host=H:port=P, unix:path=P)");
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  if (absl::Status s = twist::ParseFlags(&argc, &argv); !s.ok()) {
+    return twist::BadUsage("echo_client", s.message());
+  }
   return twist::Main();
 }

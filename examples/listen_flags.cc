@@ -9,6 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "examples/usage.h"
 #include "gflags/gflags.h"
 
 DEFINE_string(listen, "",
@@ -58,7 +59,7 @@ absl::Status ParseServerFlags(int* argc, char*** argv) {
   for (size_t j = 0; j < rest.size(); ++j) (*argv)[j] = rest[j];
   *argc = static_cast<int>(rest.size());
   (*argv)[*argc] = nullptr;
-  gflags::ParseCommandLineFlags(argc, argv, true);
+  if (absl::Status s = ParseFlags(argc, argv); !s.ok()) return s;
   if (*argc > 1) {
     return absl::InvalidArgumentError(absl::StrCat("unexpected argument '", (*argv)[1], "'"));
   }

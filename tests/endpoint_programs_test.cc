@@ -238,6 +238,26 @@ void ExpectBadUsage(const std::string& program, const std::vector<std::string>& 
   EXPECT_EQ(p.err(), expected + "\n") << args[0];
 }
 
+// gflags would exit 1 with its own message; the programs say it their way.
+TEST(BadFlags, AreOneLineAndExit2AndHelpExits0) {
+  ExpectBadUsage("examples/echo_server", {"--bogus"}, "echo_server: unknown flag --bogus");
+  ExpectBadUsage("examples/echo_server", {"--port=abc"},
+                 "echo_server: --port=abc: not a valid int32");
+  ExpectBadUsage("examples/echo_server", {"--port"}, "echo_server: --port needs a value");
+  ExpectBadUsage("examples/chat_server", {"--nomax_line"}, "chat_server: unknown flag --nomax_line");
+  ExpectBadUsage("examples/echo_client", {"--connections", "many"},
+                 "echo_client: --connections=many: not a valid int32");
+  ExpectBadUsage("examples/udp_echo_server", {"-reactor"}, "udp_echo_server: --reactor needs a value");
+  Subprocess help = Start("examples/echo_server", {"--help"});
+  absl::StatusOr<int> status = help.Wait(kWait);
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << *status;
+  // The program's own flags, not gflags' internal ones.
+  EXPECT_NE(help.out().find("--listen=ENDPOINT"), std::string::npos) << help.out();
+  EXPECT_NE(help.out().find("-idle_timeout"), std::string::npos) << help.out();
+  EXPECT_EQ(help.out().find("flagfile"), std::string::npos) << help.out();
+}
+
 TEST(BadEndpoints, AreOneLineAndExit2) {
   ExpectBadUsage("examples/echo_server", {"--listen=tpc:8000"},
                  "echo_server: --listen=tpc:8000: unknown endpoint type 'tpc' (a server "
