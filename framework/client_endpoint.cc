@@ -147,8 +147,8 @@ class DeferredConnect final : public ClientFactory,
 
 void ConnectedNotifier::connectionMade() {
   wrapped_->makeConnection(transport());
-  // Not if connectionMade() already closed: it still counts as connected
-  // (the close waits for this callback to return), as in Twisted.
+  // Fired even if connectionMade() asked to close: the close waits for this
+  // callback to return, and Twisted fires it too.
   if (std::shared_ptr<DeferredConnect> o = owner_.lock()) o->connected(wrapped_.get());
 }
 

@@ -522,6 +522,10 @@ class HostnameEndpointTest : public testing::PollerTest {
     EXPECT_TRUE(port.ok()) << port.status();
     return (*port)->getHost();
   }
+  // An endpoint to a fresh echo server on 127.0.0.1, on `reactor`.
+  HostnameEndpoint EchoEndpoint(Reactor& reactor) {
+    return HostnameEndpoint(&reactor, "127.0.0.1", ListenEcho(reactor).port());
+  }
   std::unique_ptr<Factory> echo_ = Factory::forProtocol<Echo>();
 };
 
@@ -635,8 +639,7 @@ TEST_P(HostnameEndpointTest, StoppingTheReactorWhileConnectingEndsTheAttemptOnce
   Heard heard;
   HelloFactory factory(&heard);
   auto reactor = NewReactor();
-  Address server = ListenEcho(*reactor);
-  HostnameEndpoint endpoint(reactor.get(), "127.0.0.1", server.port());
+  HostnameEndpoint endpoint = EchoEndpoint(*reactor);
   reactor->callWhenRunning([&] {
     ASSERT_TRUE(endpoint.connect(&factory).ok());
     reactor->stop();  // before the handshake is seen
@@ -663,8 +666,7 @@ TEST_P(HostnameEndpointTest, TheDeferredFiresWithTheProtocolOnceConnectionMadeHa
   Heard heard;
   auto plain = PlainHello(&heard);
   auto reactor = NewReactor();
-  Address server = ListenEcho(*reactor);
-  HostnameEndpoint endpoint(reactor.get(), "127.0.0.1", server.port());
+  HostnameEndpoint endpoint = EchoEndpoint(*reactor);
   Deferred<Protocol*> d = endpoint.connect(plain.get());
   EXPECT_FALSE(d.called());  // never inside connect()
   Protocol* got = nullptr;
@@ -769,8 +771,7 @@ TEST_P(HostnameEndpointTest, CancellingWhileConnectingStopsEveryAddress) {
   Heard heard;
   HelloFactory factory(&heard);
   auto reactor = NewReactor();
-  Address server = ListenEcho(*reactor);
-  HostnameEndpoint endpoint(reactor.get(), "127.0.0.1", server.port());
+  HostnameEndpoint endpoint = EchoEndpoint(*reactor);
   absl::StatusOr<ConnectingAttempt> attempt = endpoint.connect(&factory);
   ASSERT_TRUE(attempt.ok());
   ASSERT_EQ(reactor->connectorCount(), 1u) << "the address's attempt is under way";
@@ -788,8 +789,7 @@ TEST_P(HostnameEndpointTest, CancellingOnceConnectedDoesNothing) {
   Heard heard;
   HelloFactory factory(&heard);
   auto reactor = NewReactor();
-  Address server = ListenEcho(*reactor);
-  HostnameEndpoint endpoint(reactor.get(), "127.0.0.1", server.port());
+  HostnameEndpoint endpoint = EchoEndpoint(*reactor);
   absl::StatusOr<ConnectingAttempt> attempt = endpoint.connect(&factory);
   ASSERT_TRUE(attempt.ok());
   ASSERT_TRUE(testing::RunUntil(*reactor, [&] { return heard.built == 1; }));
@@ -887,8 +887,7 @@ TEST_P(HostnameEndpointTest, AClientFactoryGoneBeforeTheReactorIsNotCalled) {
 TEST_P(HostnameEndpointTest, ConnectProtocolConnectsTheGivenProtocol) {
   Heard heard;
   auto reactor = NewReactor();
-  Address server = ListenEcho(*reactor);
-  HostnameEndpoint endpoint(reactor.get(), "127.0.0.1", server.port());
+  HostnameEndpoint endpoint = EchoEndpoint(*reactor);
   auto hello = std::make_unique<Hello>(&heard);
   Hello* expected = hello.get();
   Deferred<Hello*> d = connectProtocol(endpoint, std::move(hello));
