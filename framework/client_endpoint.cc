@@ -25,7 +25,7 @@ class ConnectedNotifier final : public Protocol,
                                 public HalfCloseableProtocol,
                                 public BufferingProtocol {
  public:
-  ConnectedNotifier(std::unique_ptr<Protocol> wrapped, std::weak_ptr<DeferredConnect> owner)
+  ConnectedNotifier(std::unique_ptr<Protocol> wrapped, std::shared_ptr<DeferredConnect> owner)
       : wrapped_(std::move(wrapped)),
         half_closeable_(dynamic_cast<HalfCloseableProtocol*>(wrapped_.get())),
         buffering_(dynamic_cast<BufferingProtocol*>(wrapped_.get())),
@@ -50,7 +50,7 @@ class ConnectedNotifier final : public Protocol,
   std::unique_ptr<Protocol> wrapped_;
   HalfCloseableProtocol* half_closeable_;
   BufferingProtocol* buffering_;
-  std::weak_ptr<DeferredConnect> owner_;
+  std::shared_ptr<DeferredConnect> owner_;
 };
 
 // One attempt of connect(Factory*) (Twisted's _WrappingFactory): the
@@ -62,7 +62,6 @@ class DeferredConnect final : public ClientFactory,
  public:
   DeferredConnect(Factory* user, std::unique_ptr<Factory> owned, std::string destination)
       : user_(user),
-        user_alive_(user->liveness()),
         owned_(std::move(owned)),
         destination_(std::move(destination)),
         deferred_([this](Deferred<Protocol*>& d) { cancelled(d); }) {}
@@ -86,24 +85,24 @@ class DeferredConnect final : public ClientFactory,
 
   std::unique_ptr<Protocol> buildProtocol(const Address& addr) override {
     if (deferred_.called()) return nullptr;  // cancelled: refused
-    if (user_alive_.expired()) return nullptr;  // gone before the reactor
-    std::unique_ptr<Protocol> p = user_->buildProtocol(addr);
+    Factory* user = user_.get();
+    if (user == nullptr) return nullptr;  // gone before the reactor
+    std::unique_ptr<Protocol> p = user->buildProtocol(addr);
     if (p == nullptr) {
       refused_ = true;
       return nullptr;
     }
-    if (owned_ == nullptr && p->factory() == nullptr) p->setFactory(user_);
-    auto notifier = std::make_unique<ConnectedNotifier>(std::move(p), weak_from_this());
-    notifier->setFactory(this);
-    return notifier;
+    if (owned_ == nullptr && p->factory() == nullptr) p->setFactory(user);
+    // The notifier's factory() is this: it keeps this alive as long as it.
+    return std::make_unique<ConnectedNotifier>(std::move(p), shared_from_this());
   }
   void startFactory() override {
     started_ = true;
-    if (!user_alive_.expired()) user_->doStart();
+    if (Factory* user = user_.get()) user->doStart();
   }
   void stopFactory() override {
     started_ = false;
-    if (!user_alive_.expired()) user_->doStop();
+    if (Factory* user = user_.get()) user->doStop();
     maybeRelease();  // Factory::doStop touches nothing after this
   }
   void clientConnectionFailed(Connector*, const absl::Status& reason) override {
@@ -131,10 +130,7 @@ class DeferredConnect final : public ClientFactory,
     if (ended_ && !started_) self_.reset();  // may destroy this
   }
 
-  Factory* user_;
-  // The user's factory may go before the reactor (declared after it): it is
-  // not called then, as a port does for its factory.
-  std::weak_ptr<const void> user_alive_;
+  FactoryRef<Factory> user_;  // may go before the reactor: not called then
   std::unique_ptr<Factory> owned_;  // connectProtocol's: ours to keep
   std::string destination_;
   Deferred<Protocol*> deferred_;
@@ -149,7 +145,7 @@ void ConnectedNotifier::connectionMade() {
   wrapped_->makeConnection(transport());
   // Fired even if connectionMade() asked to close: the close waits for this
   // callback to return, and Twisted fires it too.
-  if (std::shared_ptr<DeferredConnect> o = owner_.lock()) o->connected(wrapped_.get());
+  owner_->connected(wrapped_.get());
 }
 
 Deferred<Protocol*> Connect(ClientEndpoint& endpoint, Factory* user,

@@ -229,9 +229,13 @@ class UnixClientEndpoint final : public ClientEndpoint {
   absl::StatusOr<ConnectingAttempt> startConnecting(ClientFactory* factory) override {
     Connector* c =
         reactor_->connectUNIX(spec_.path, factory, spec_.timeout.value_or(absl::Seconds(30)));
-    // stopConnecting() refuses once connected or over, and defers the
-    // factory's clientConnectionFailed to a later turn.
-    return ConnectingAttempt(c->liveness(), [c] { return c->stopConnecting().ok(); });
+    // Only the attempt begun here, while it is connecting (not a later one
+    // the factory began on the same connector, nor a pending connectLater);
+    // stopConnecting() defers the factory's clientConnectionFailed.
+    return ConnectingAttempt(c->liveness(), [c, attempt = c->attemptNumber()] {
+      return c->state() == Connector::State::kConnecting && c->attemptNumber() == attempt &&
+             c->stopConnecting().ok();
+    });
   }
 
  private:

@@ -63,9 +63,15 @@ absl::Status ConnectCancelled(absl::string_view destination) {
       absl::StrCat("connecting to ", destination, " was cancelled"));
 }
 
+constexpr absl::string_view kNoProtocol = " but the factory built no protocol";
+
 absl::Status NoProtocol(absl::string_view destination) {
-  return absl::FailedPreconditionError(
-      absl::StrCat("connected to ", destination, " but the factory built no protocol"));
+  return absl::FailedPreconditionError(absl::StrCat("connected to ", destination, kNoProtocol));
+}
+
+bool IsNoProtocol(const absl::Status& s) {
+  // Not every FAILED_PRECONDITION ("the reactor is stopping" is one).
+  return absl::IsFailedPrecondition(s) && absl::EndsWith(s.message(), kNoProtocol);
 }
 
 bool IsConnectionRefused(const absl::Status& s) {

@@ -59,9 +59,7 @@ inline bool IsDNSLookupError(const absl::Status& s) {
 inline bool IsConnectCancelled(const absl::Status& s) {
   return absl::IsCancelled(s);
 }
-inline bool IsNoProtocol(const absl::Status& s) {
-  return absl::IsFailedPrecondition(s);
-}
+bool IsNoProtocol(const absl::Status& s);
 
 }  // namespace twist
 

@@ -126,7 +126,6 @@ class HostnameEndpoint::Attempt final : public ClientFactory {
         bind_(endpoint->bind_address_),
         destination_(endpoint->describe()),
         user_(user),
-        user_alive_(user->liveness()),
         race_(reactor_, endpoint->attempt_delay_,
               HappyEyeballs::Hooks{
                   [this](size_t i, const Address& a) { startLeg(i, a); },
@@ -135,7 +134,7 @@ class HostnameEndpoint::Attempt final : public ClientFactory {
               }) {}
 
   void begin() {
-    if (ClientFactory* u = liveUser()) u->doStart();
+    if (ClientFactory* u = user_.get()) u->doStart();
     absl::StatusOr<Address> numeric = Address::Parse(host_, port_);
     if (numeric.ok()) {
       race_.start({*numeric});
@@ -200,12 +199,12 @@ class HostnameEndpoint::Attempt final : public ClientFactory {
       if (legs_[i] != nullptr && race_.order()[i] == peer) index = i;
     }
     if (index == legs_.size() || !race_.succeeded(index)) return nullptr;
-    ClientFactory* u = liveUser();
+    ClientFactory* u = user_.get();
     std::unique_ptr<Protocol> p = u != nullptr ? u->buildProtocol(peer) : nullptr;
     if (p == nullptr) {
       refused_ = true;  // that connector fails; the user hears why
     } else if (p->factory() == nullptr) {
-      p->setFactory(user_);  // not this attempt: the user's own factory
+      p->setFactory(user_.raw());  // not this attempt: the user's own factory
     }
     return p;
   }
@@ -213,7 +212,7 @@ class HostnameEndpoint::Attempt final : public ClientFactory {
   void startedConnecting(Connector* c) override {
     if (!told_started_) {
       told_started_ = true;
-      if (ClientFactory* u = liveUser()) u->startedConnecting(c);
+      if (ClientFactory* u = user_.get()) u->startedConnecting(c);
     }
   }
 
@@ -246,7 +245,7 @@ class HostnameEndpoint::Attempt final : public ClientFactory {
 
   void clientConnectionLost(Connector* c, const absl::Status& reason) override {
     leg_of_.erase(c);
-    if (ClientFactory* u = liveUser()) u->clientConnectionLost(c, reason);
+    if (ClientFactory* u = user_.get()) u->clientConnectionLost(c, reason);
     maybeFinish();
   }
 
@@ -286,7 +285,7 @@ class HostnameEndpoint::Attempt final : public ClientFactory {
       });
       return;
     }
-    if (ClientFactory* u = liveUser()) u->clientConnectionFailed(c, reason);
+    if (ClientFactory* u = user_.get()) u->clientConnectionFailed(c, reason);
   }
 
   // cancel()'s report, by whichever way comes first; the resolution it
@@ -300,7 +299,7 @@ class HostnameEndpoint::Attempt final : public ClientFactory {
       resolving_ = false;
       resolve_timeout_.cancel().IgnoreError();
     }
-    if (ClientFactory* u = liveUser()) u->clientConnectionFailed(nullptr, pending_reason_);
+    if (ClientFactory* u = user_.get()) u->clientConnectionFailed(nullptr, pending_reason_);
   }
 
   // The attempt ended before any connector was started: the name did not
@@ -313,7 +312,7 @@ class HostnameEndpoint::Attempt final : public ClientFactory {
   void maybeFinish() {
     if (finishing_ || !race_.finished() || resolving_ || !leg_of_.empty() || pending_tell_) return;
     finishing_ = true;
-    if (ClientFactory* u = liveUser()) u->doStop();
+    if (ClientFactory* u = user_.get()) u->doStop();
     reactor_->callLater(absl::ZeroDuration(), [owned = std::unique_ptr<Attempt>(this)] {});
   }
 
@@ -323,10 +322,7 @@ class HostnameEndpoint::Attempt final : public ClientFactory {
   absl::Duration timeout_;
   std::optional<Address> bind_;
   std::string destination_;
-  ClientFactory* user_;
-  // The user's factory may go before the reactor; it is not called then.
-  std::weak_ptr<const void> user_alive_;
-  ClientFactory* liveUser() const { return user_alive_.expired() ? nullptr : user_; }
+  FactoryRef<ClientFactory> user_;  // may go before the reactor: not called then
   HappyEyeballs race_;
   std::vector<Connector*> legs_;    // by index in race_.order(); null once over
   std::vector<bool> cancelled_;     // by index: losers we stopped

@@ -120,6 +120,22 @@ class Factory {
   std::shared_ptr<const int> alive_ = std::make_shared<const int>(0);
 };
 
+/// A factory kept by something it does not own, that may be destroyed first
+/// (declared after the reactor, say): get() is nullptr once it is gone, so
+/// ports, connectors and endpoints never call a dead factory.
+template <class F>
+class FactoryRef {
+ public:
+  explicit FactoryRef(F* f) : f_(f), alive_(f->liveness()) {}
+  F* get() const { return alive_.expired() ? nullptr : f_; }
+  /// The pointer whatever its state: to hand on, never to call.
+  F* raw() const { return f_; }
+
+ private:
+  F* f_;
+  std::weak_ptr<const void> alive_;
+};
+
 namespace internal {
 // What Factory::forProtocol<P>(args...) returns: builds P(args...) for each
 // connection, with copies of the arguments it was given.

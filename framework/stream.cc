@@ -31,7 +31,7 @@ absl::StatusOr<absl::string_view> Stream::takeBufferedView() {
     setReading(true);
     return absl::string_view(in_);
   }
-  if (input_end_.has_value()) return *input_end_;
+  if (input_ended_) return readEnd();
   return absl::FailedPreconditionError("nothing to read");
 }
 
@@ -89,7 +89,7 @@ bool Stream::readReady() {
       break;
     }
   }
-  return input_end_.has_value();
+  return input_ended_;
 }
 
 absl::StatusOr<std::string> Stream::take() {
@@ -132,7 +132,7 @@ absl::StatusOr<std::string> Stream::take() {
   }
   setReading(in_.size() < max_buffered_);
   if (!got) {
-    if (input_end_.has_value()) return *input_end_;
+    if (input_ended_) return readEnd();
     return absl::FailedPreconditionError("nothing to read");
   }
   return out;
@@ -143,7 +143,7 @@ void Stream::resumeReader() {
 }
 
 void Stream::receivedSlow(absl::string_view data) {
-  if (input_end_.has_value()) return;
+  if (input_ended_) return;
   dropConsumed();
   in_.append(data.data(), data.size());
   if (in_.size() >= max_buffered_) setReading(false);
@@ -151,15 +151,15 @@ void Stream::receivedSlow(absl::string_view data) {
 }
 
 void Stream::inputEnded() {
-  if (input_end_.has_value()) return;
-  input_end_ = EndOfStream();
+  if (input_ended_) return;
+  input_ended_ = true;
   resumeReader();
 }
 
 void Stream::lost(const absl::Status& reason) {
   transport_ = nullptr;
   loss_ = reason.ok() ? EndOfStream() : reason;
-  if (!input_end_.has_value()) input_end_ = loss_;
+  input_ended_ = true;
   // Either may end the coroutine, and with it the last owner of this
   // stream: keep what is needed on the stack.
   std::coroutine_handle<> drainer = std::exchange(drainer_, nullptr);

@@ -98,7 +98,7 @@ class Stream {
   // For StreamProtocol.
   void attach(Transport* t) { transport_ = t; }
   void received(absl::string_view data) {
-    if (reader_ && want_ == Want::kView && in_.empty() && !input_end_.has_value()) {
+    if (reader_ && want_ == Want::kView && in_.empty() && !input_ended_) {
       // The reader waits for exactly this: handed over without a copy.
       direct_ = data;
       has_direct_ = true;
@@ -137,7 +137,7 @@ class Stream {
     // Inline, and without a Status until one is needed: this is the
     // coroutine echo's per-message path (bench/echo_instructions.py).
     bool await_ready() const {
-      return refused_ || s_->has_direct_ || !s_->in_.empty() || s_->input_end_.has_value();
+      return refused_ || s_->has_direct_ || !s_->in_.empty() || s_->input_ended_;
     }
     void await_suspend(std::coroutine_handle<> h) { s_->reader_ = h; }
     absl::StatusOr<absl::string_view> await_resume() {
@@ -198,6 +198,7 @@ class Stream {
   void dropConsumed();
   void resumeReader();
   void setReading(bool on);
+  absl::Status readEnd() const { return loss_.has_value() ? *loss_ : EndOfStream(); }
 
   Transport* transport_ = nullptr;
   const size_t max_buffered_;
@@ -213,9 +214,9 @@ class Stream {
   absl::string_view direct_;   // bytes handed straight from received()
   bool has_direct_ = false;
   std::optional<absl::Status> loss_;   // the connection is gone
-  // What reads give once the input is used up: EndOfStream() after the
-  // peer's half-close, the loss reason once the connection is gone.
-  std::optional<absl::Status> input_end_;
+  // No more input will come (the peer's EOF, or the connection is gone):
+  // reads then give readEnd() once the buffer is used up.
+  bool input_ended_ = false;
   std::coroutine_handle<> reader_;
   std::coroutine_handle<> drainer_;
   bool write_paused_ = false;

@@ -22,7 +22,6 @@ Connector::Connector(ConnectionHost* reactor, std::string host, int port,
       host_(std::move(host)),
       port_(port),
       factory_(factory),
-      factory_alive_(factory->liveness()),
       timeout_(timeout),
       bind_(std::move(bind_address)) {}
 
@@ -72,14 +71,14 @@ absl::Status Connector::connect() {
   first_error_ = absl::OkStatus();
   if (!factory_started_) {
     factory_started_ = true;
-    if (ClientFactory* f = liveFactory()) f->doStart();
+    if (ClientFactory* f = factory_.get()) f->doStart();
   }
   if (timeout_ > absl::ZeroDuration() && timeout_ != absl::InfiniteDuration()) {
     timeout_call_ = reactor_->time().callLater(timeout_, [this] {
       fail(ConnectTimeoutError(getDestination(), timeout_), /*deferred=*/false);
     });
   }
-  if (ClientFactory* f = liveFactory()) f->startedConnecting(this);
+  if (ClientFactory* f = factory_.get()) f->startedConnecting(this);
   if (state_ != State::kConnecting || attempt != attempt_ || failing_) {
     return absl::OkStatus();  // stopped from inside startedConnecting
   }
@@ -236,7 +235,7 @@ void Connector::connected() {
     fail(ConnectError(ECONNRESET, getDestination()), /*deferred=*/true);
     return;
   }
-  ClientFactory* live = liveFactory();
+  ClientFactory* live = factory_.get();
   std::unique_ptr<Protocol> protocol = live != nullptr ? live->buildProtocol(*peer) : nullptr;
   if (protocol == nullptr) {
     ::close(fd);
@@ -247,7 +246,7 @@ void Connector::connected() {
   // for transport() or disconnect(): startConnection sets connection_.
   state_ = State::kConnected;
   absl::StatusOr<StreamConnection*> c = reactor_->startConnection(
-      fd, std::move(protocol), factory_, *peer, this);
+      fd, std::move(protocol), factory_.raw(), *peer, this);
   if (!c.ok()) {
     connection_ = nullptr;
     state_ = State::kConnecting;
@@ -334,7 +333,7 @@ void Connector::deliverPendingFailure() {
 
 void Connector::reportFailure(const absl::Status& reason) {
   state_ = State::kDisconnected;
-  if (ClientFactory* f = liveFactory()) f->clientConnectionFailed(this, reason);
+  if (ClientFactory* f = factory_.get()) f->clientConnectionFailed(this, reason);
   afterAttempt();
 }
 
@@ -342,7 +341,7 @@ void Connector::afterAttempt() {
   // Unless the factory's callback connected again (Twisted's rule).
   if (state_ == State::kDisconnected && factory_started_) {
     factory_started_ = false;
-    if (ClientFactory* f = liveFactory()) f->doStop();
+    if (ClientFactory* f = factory_.get()) f->doStop();
   }
   if (idle()) reactor_->connectorMaybeIdle(this);
 }
@@ -350,7 +349,7 @@ void Connector::afterAttempt() {
 void Connector::connectionLost(const absl::Status& reason) {
   connection_ = nullptr;
   state_ = State::kDisconnected;
-  if (ClientFactory* f = liveFactory()) f->clientConnectionLost(this, reason);
+  if (ClientFactory* f = factory_.get()) f->clientConnectionLost(this, reason);
   afterAttempt();
 }
 

@@ -12,6 +12,7 @@
 #include "framework/address.h"
 #include "framework/delayed_call.h"
 #include "framework/poller.h"
+#include "framework/protocol.h"
 
 namespace twist {
 
@@ -69,6 +70,9 @@ class Connector final : private Selectable {
   /// Connector* past the callbacks (ReconnectingClientFactory, an endpoint's
   /// ConnectingAttempt) tell whether it still exists.
   std::weak_ptr<const void> liveness() const { return alive_; }
+  /// Counts the attempts connect() began: a handle on one attempt (an
+  /// endpoint's ConnectingAttempt) stops that one only.
+  uint64_t attemptNumber() const { return attempt_; }
 
   // ---- For the ConnectionHost that owns it (framework-internal) ----------
   // (What the connector asks of the host is in connection_host.h.)
@@ -127,11 +131,9 @@ class Connector final : private Selectable {
   ConnectionHost* reactor_;  // the reactor that owns this connector
   std::string host_;
   int port_;
-  ClientFactory* factory_;
   // A factory destroyed before the reactor (declared after it, say) is not
   // called again, as a port does for its factory.
-  std::weak_ptr<const void> factory_alive_;
-  ClientFactory* liveFactory() const { return factory_alive_.expired() ? nullptr : factory_; }
+  FactoryRef<ClientFactory> factory_;
   absl::Duration timeout_;
   std::optional<Address> bind_;
   State state_ = State::kDisconnected;

@@ -22,7 +22,6 @@ Port::Port(ConnectionHost* reactor, Factory* factory, int fd, const Address& hos
            std::unique_ptr<UnixSocketFile> unix_file)
     : reactor_(reactor),
       factory_(factory),
-      factory_alive_(factory->liveness()),
       fd_(fd),
       host_(host),
       unix_file_(std::move(unix_file)) {}
@@ -48,7 +47,7 @@ void Port::stopListening() {
   ::close(fd_);
   fd_ = -1;
   // A factory destroyed first (declared after the reactor) is not called.
-  if (!factory_alive_.expired()) factory_->doStop();
+  if (Factory* f = factory_.get()) f->doStop();
 }
 
 void Port::setAcceptRateLimit(double per_second, int burst) {
@@ -59,7 +58,7 @@ void Port::setAcceptRateLimit(double per_second, int burst) {
 }
 
 void Port::handleEvents(uint32_t ready) {
-  if (factory_alive_.expired()) {
+  if (factory_.get() == nullptr) {
     // Nothing can build a protocol any more: pending clients are refused
     // by the kernel once the socket closes.
     fprintf(stderr, "twist: the factory of the port on %s was destroyed; it stops listening\n",
@@ -110,7 +109,7 @@ void Port::handleEvents(uint32_t ready) {
     if (rate_ > 0) tokens_ -= 1;
     // An IPv4 client of a dual-stack ("::") port is reported as IPv4.
     Address peer = Address::FromSockaddr(reinterpret_cast<sockaddr*>(&ss), len).unmapped();
-    reactor_->adoptConnection(fd, factory_, peer);
+    reactor_->adoptConnection(fd, factory_.raw(), peer);
   }
 }
 

@@ -39,7 +39,7 @@ class Port final : private Selectable {
   /// further connections wait in the kernel's backlog. per_second <= 0
   /// removes the limit.
   void setAcceptRateLimit(double per_second, int burst = 1);
-  Factory* factory() const { return factory_; }
+  Factory* factory() const { return factory_.raw(); }
 
   // ---- For the ConnectionHost that owns it (framework-internal) ----------
   /// Made by the host's listenTCP or listenUNIX around a socket `fd` that is
@@ -60,8 +60,7 @@ class Port final : private Selectable {
   void backOff(absl::Duration pause);
 
   ConnectionHost* reactor_;  // the reactor that owns this port
-  Factory* factory_;
-  std::weak_ptr<const void> factory_alive_;  // factory_ is not owned
+  FactoryRef<Factory> factory_;  // not owned
   int fd_;
   Address host_;
   DelayedCall resume_;

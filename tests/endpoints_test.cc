@@ -721,6 +721,13 @@ TEST_P(HostnameEndpointTest, AFactoryThatBuildsNothingFailsTheDeferred) {
   d.addErrback([](const absl::Status&) -> absl::StatusOr<Protocol*> { return nullptr; });
 }
 
+TEST(NoProtocolTest, IsTheFactorysRefusalAndNoOtherFailedPrecondition) {
+  EXPECT_TRUE(IsNoProtocol(NoProtocol("127.0.0.1:80")));
+  EXPECT_FALSE(IsNoProtocol(absl::FailedPreconditionError("the reactor is stopping")));
+  EXPECT_FALSE(IsNoProtocol(ConnectCancelled("127.0.0.1:80")));
+  EXPECT_FALSE(IsConnectCancelled(NoProtocol("127.0.0.1:80")));
+}
+
 TEST_P(HostnameEndpointTest, CancellingTheDeferredWhileResolvingFailsItAtOnce) {
   TableResolver table;
   table.Close();
