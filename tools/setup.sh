@@ -19,6 +19,8 @@ packages=(
   python3-matplotlib  # bench/models.py draws its plots with it
   clang
   libfuzzer-14-dev
+  nginx-light  # bench/http.py: the server hello_http is measured against
+  wrk          # bench/http.py's load generator
 )
 
 missing=()
