@@ -66,7 +66,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<twist::ThrottlingFactory> throttled;
   twist::WrapFactory wrap = nullptr;
   if (FLAGS_read_limit > 0 || FLAGS_write_limit > 0) {
-    wrap = [&](twist::ReactorTime* reactor, twist::Factory* f) -> twist::Factory* {
+    wrap = [&](twist::Reactor* reactor, twist::Factory* f) -> twist::Factory* {
       throttled = std::make_unique<twist::ThrottlingFactory>(
           reactor, f, std::numeric_limits<int>::max(), FLAGS_read_limit, FLAGS_write_limit);
       return throttled.get();

@@ -4,15 +4,16 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/strings/string_view.h"
 #include "framework/protocol.h"
-#include "framework/reactor_time.h"
+#include "framework/reactor.h"
 
 namespace twist {
 
 /// A program's own wrapper around the factory it serves, for a policy that
-/// needs the reactor's time (ThrottlingFactory): given the reactor and the
-/// factory, returns the factory to serve instead, which must outlive
-/// ServeForever (the reactor's destructor still calls into it).
-using WrapFactory = absl::AnyInvocable<Factory*(ReactorTime* reactor, Factory* factory)>;
+/// needs the reactor (ThrottlingFactory its time, the finger server its
+/// thread pool): given the reactor and the factory, returns the factory to
+/// serve instead, which must outlive ServeForever (the reactor's destructor
+/// still calls into it).
+using WrapFactory = absl::AnyInvocable<Factory*(Reactor* reactor, Factory* factory)>;
 
 /// The start-up and shutdown every example stream server shares. Reads the
 /// flags (already parsed by ParseServerFlags, examples/listen_flags.h):

@@ -18,8 +18,10 @@ namespace twist {
 /// the threads role is needed (a Reactor; in tests, a stand-in). `f`
 /// returns U, absl::StatusOr<U>, absl::Status or void (the last two:
 /// Deferred<Unit>); it must not touch the reactor's objects. If the reactor
-/// is destroyed before `f` returns, the Deferred never fires. If the pool
-/// cannot run `f`, the Deferred fails with RESOURCE_EXHAUSTED.
+/// stops before a pool thread takes `f`, `f` never runs and the Deferred
+/// fails with CANCELLED; if the reactor is destroyed before `f` returns, the
+/// Deferred never fires. If the pool cannot run `f`, the Deferred fails with
+/// RESOURCE_EXHAUSTED.
 template <class F>
 auto deferToThread(ReactorThreads* reactor, F f) {
   using R = std::invoke_result_t<F&>;
@@ -44,7 +46,11 @@ auto deferToThread(ReactorThreads* reactor, F f) {
           slot->emplace(f());
         }
       },
-      [slot, d]() mutable {
+      [slot, d](absl::Status ran) mutable {
+        if (!ran.ok()) {
+          d.errback(std::move(ran)).IgnoreError();
+          return;
+        }
         absl::StatusOr<U> r = std::move(**slot);
         if (r.ok()) {
           d.callback(std::move(*r)).IgnoreError();

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -124,31 +125,93 @@ ThreadPool& Reactor::threadPool() {
   return *thread_pool_;
 }
 
+namespace {
+
+// Rides in a pool task and reports it to the reactor when the task goes:
+// OK once it has run, CANCELLED if it is destroyed unrun (dropped from the
+// queue when the reactor stopped, or with the pool). Reaches the reactor only
+// through the hand-off, which ~Reactor clears.
+template <class Handoff, class Post>
+class ThreadCallReport {
+ public:
+  ThreadCallReport(std::shared_ptr<Handoff> handoff, uint64_t id, Post post)
+      : handoff_(std::move(handoff)), id_(id), post_(post) {}
+  ThreadCallReport(ThreadCallReport&& other) noexcept
+      : handoff_(std::move(other.handoff_)), id_(other.id_), post_(other.post_),
+        ran_(other.ran_) {}
+  ThreadCallReport& operator=(ThreadCallReport&&) = delete;
+  ~ThreadCallReport() {
+    if (handoff_ == nullptr) return;  // moved from
+    std::lock_guard<std::mutex> lock(handoff_->mu);
+    if (handoff_->reactor == nullptr) return;
+    post_(handoff_->reactor, id_,
+          ran_ ? absl::OkStatus()
+               : absl::CancelledError(
+                     "the reactor stopped before a pool thread took the work"));
+  }
+  void ran() { ran_ = true; }
+
+ private:
+  std::shared_ptr<Handoff> handoff_;
+  uint64_t id_;
+  Post post_;
+  bool ran_ = false;
+};
+
+}  // namespace
+
 absl::Status Reactor::callInThread(absl::AnyInvocable<void()> work,
-                                   absl::AnyInvocable<void()> done) {
+                                   absl::AnyInvocable<void(absl::Status)> done) {
   if (thread_handoff_ == nullptr) {
     thread_handoff_ = std::make_shared<ThreadHandoff>();
     thread_handoff_->reactor = this;
   }
   const uint64_t id = ++next_thread_call_;
   thread_done_[id] = std::move(done);
+  auto post = [](Reactor* r, uint64_t id, absl::Status status) {
+    r->callFromThread([r, id, status = std::move(status)]() mutable {
+      r->finishThreadCall(id, std::move(status));
+    });
+  };
   absl::Status s = threadPool().callInThread(
-      [handoff = thread_handoff_, work = std::move(work), id]() mutable {
+      [report = ThreadCallReport<ThreadHandoff, decltype(post)>(thread_handoff_, id, post),
+       work = std::move(work)]() mutable {
         work();
         work = nullptr;  // what it captured goes here, not on the reactor
-        std::lock_guard<std::mutex> lock(handoff->mu);
-        if (handoff->reactor == nullptr) return;
-        Reactor* r = handoff->reactor;
-        r->callFromThread([r, id] {
-          auto it = r->thread_done_.find(id);
-          if (it == r->thread_done_.end()) return;
-          absl::AnyInvocable<void()> fn = std::move(it->second);
-          r->thread_done_.erase(it);
-          fn();
-        });
+        report.ran();    // and the report goes when the pool drops this task
       });
   if (!s.ok()) thread_done_.erase(id);
   return s;
+}
+
+void Reactor::finishThreadCall(uint64_t id, absl::Status status) {
+  auto it = thread_done_.find(id);
+  if (it == thread_done_.end()) return;
+  absl::AnyInvocable<void(absl::Status)> fn = std::move(it->second);
+  thread_done_.erase(it);
+  fn(std::move(status));
+}
+
+void Reactor::suggestThreadPoolSize(int size) {
+  options_.thread_pool_size = size;
+  if (thread_pool_ != nullptr) thread_pool_->setMaxThreads(size);
+}
+
+void Reactor::stopThreadPool(absl::Time deadline) {
+  if (thread_pool_ == nullptr) return;
+  // Each dropped task reports itself CANCELLED through callFromThread.
+  thread_pool_->dropQueued();
+  while (!thread_done_.empty()) {
+    absl::Duration left = deadline - monotonic_.now();
+    if (left <= absl::ZeroDuration()) break;
+    turn(left);
+  }
+  if (!thread_done_.empty()) {
+    std::fprintf(stderr,
+                 "twist: %zu thread pool task(s) still running after the shutdown "
+                 "grace; their results will be dropped\n",
+                 thread_done_.size());
+  }
 }
 
 absl::Status Reactor::init() {
@@ -233,6 +296,8 @@ void Reactor::run() {
   dead_.clear();
   events_->firePhase("shutdown", EventPhase::kDuring,
                      [this] { processPendingCloses(); });
+  // Twisted stops its thread pool "during shutdown" too.
+  stopThreadPool(deadline);
   while (!connections_.empty()) {
     absl::Duration left = deadline - monotonic_.now();
     if (left <= absl::ZeroDuration()) break;
@@ -542,7 +607,14 @@ uint64_t Reactor::resolve(absl::string_view host, int port, ResolveCallback done
         if (lookup->cancelled.load(std::memory_order_relaxed)) return;
         lookup->answer = (*resolver)(host, port);
       },
-      [this, id, lookup] { finishResolve(id, std::move(lookup->answer)); });
+      [this, id, lookup, host = std::string(host)](absl::Status ran) {
+        if (!ran.ok()) {
+          finishResolve(id, absl::Status(ran.code(), absl::StrCat("cannot resolve '", host,
+                                                                  "': ", ran.message())));
+          return;
+        }
+        finishResolve(id, std::move(lookup->answer));
+      });
   if (!s.ok()) {
     // Never inside the caller's call: on the next turn.
     callLater(absl::ZeroDuration(), [this, id, host = std::string(host), s] {

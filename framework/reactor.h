@@ -177,7 +177,10 @@ class Reactor : public ReactorTime,
   /// (ReactorThreads, which has the contract; what deferToThread is made
   /// of).
   absl::Status callInThread(absl::AnyInvocable<void()> work,
-                            absl::AnyInvocable<void()> done) override;
+                            absl::AnyInvocable<void(absl::Status)> done) override;
+  /// Twisted's suggestThreadPoolSize (ReactorThreads); before first use it
+  /// sets ReactorOptions::thread_pool_size.
+  void suggestThreadPoolSize(int size) override;
 
  private:
   // The roles' calls (see ReactorTCP, ReactorUNIX, ReactorUDP).
@@ -222,6 +225,11 @@ class Reactor : public ReactorTime,
   void abandonConnectors();
   void processPendingCloses();
   void runThreadCalls();
+  // callInThread's `done` for call `id`, on the reactor's thread.
+  void finishThreadCall(uint64_t id, absl::Status status);
+  // Stopping: drops the pool's queued work (reported CANCELLED) and waits
+  // for the running work's `done` until `deadline`.
+  void stopThreadPool(absl::Time deadline);
   // One turn of the loop (iterate()'s work, for the loop itself).
   void turn(absl::Duration max_wait);
   // Runs the due timers (runUntilCurrent's work, for the loop itself).
@@ -270,7 +278,7 @@ class Reactor : public ReactorTime,
     Reactor* reactor = nullptr;
   };
   std::shared_ptr<ThreadHandoff> thread_handoff_;
-  absl::flat_hash_map<uint64_t, absl::AnyInvocable<void()>> thread_done_;
+  absl::flat_hash_map<uint64_t, absl::AnyInvocable<void(absl::Status)>> thread_done_;
   uint64_t next_thread_call_ = 0;
 
   // shared: a Deferred that fires after the reactor is gone finds nothing.

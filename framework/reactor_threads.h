@@ -19,12 +19,21 @@ class ReactorThreads {
   virtual void callFromThread(absl::AnyInvocable<void()> fn) = 0;
 
   /// Runs `work` on a pool thread, then `done` on the reactor's thread
-  /// (Twisted's callInThread followed by callFromThread). `done` never
-  /// leaves the reactor's thread: if the reactor is destroyed first, it is
-  /// dropped there, not run. RESOURCE_EXHAUSTED (nothing runs) if the pool
-  /// cannot take `work`. Called on the reactor's thread.
+  /// (Twisted's callInThread followed by callFromThread). `done` gets OK
+  /// once `work` has run, or CANCELLED if `work` never will: the reactor
+  /// stopped (run() returned) before a pool thread took it; queued work is
+  /// dropped then, work already running is waited for, up to the shutdown
+  /// grace. `done` never leaves the reactor's thread: if the reactor is
+  /// destroyed first, it is dropped there, not run. RESOURCE_EXHAUSTED
+  /// (nothing runs) if the pool cannot take `work`. Called on the reactor's
+  /// thread.
   virtual absl::Status callInThread(absl::AnyInvocable<void()> work,
-                                    absl::AnyInvocable<void()> done) = 0;
+                                    absl::AnyInvocable<void(absl::Status)> done) = 0;
+
+  /// At most `size` pool threads from now on (Twisted's
+  /// suggestThreadPoolSize); threads over the new size leave when idle.
+  /// Called on the reactor's thread.
+  virtual void suggestThreadPoolSize(int size) = 0;
 };
 
 }  // namespace twist

@@ -19,12 +19,13 @@ struct ThreadPool::State {
   std::deque<absl::AnyInvocable<void()>> tasks;  // guarded by mu
   int threads = 0;    // started, not finished; guarded by mu
   int free = 0;       // of those, not running a task; guarded by mu
+  int max = 0;        // threads allowed; guarded by mu
   bool shutdown = false;  // guarded by mu
 };
 
-ThreadPool::ThreadPool(int max_threads)
-    : max_threads_(max_threads < 0 ? 0 : max_threads),
-      state_(std::make_shared<State>()) {}
+ThreadPool::ThreadPool(int max_threads) : state_(std::make_shared<State>()) {
+  state_->max = max_threads < 0 ? 0 : max_threads;
+}
 
 ThreadPool::~ThreadPool() {
   std::deque<absl::AnyInvocable<void()>> dropped;
@@ -41,8 +42,10 @@ ThreadPool::~ThreadPool() {
 void ThreadPool::Work(std::shared_ptr<State> s) {
   std::unique_lock<std::mutex> lock(s->mu);
   while (true) {
-    s->wake.wait(lock, [&] { return s->shutdown || !s->tasks.empty(); });
-    if (s->shutdown) break;
+    s->wake.wait(lock, [&] {
+      return s->shutdown || !s->tasks.empty() || s->threads > s->max;
+    });
+    if (s->shutdown || s->threads > s->max) break;  // over a smaller size: leave
     absl::AnyInvocable<void()> task = std::move(s->tasks.front());
     s->tasks.pop_front();
     --s->free;
@@ -56,31 +59,61 @@ void ThreadPool::Work(std::shared_ptr<State> s) {
   --s->threads;
 }
 
+// Starts threads while tasks outnumber the free threads and the size
+// allows; the error of the last start that failed, if any. Called with
+// s->mu held: a new thread waits for it before it counts itself.
+absl::Status ThreadPool::StartThreads(const std::shared_ptr<State>& s, size_t tasks) {
+  while (static_cast<size_t>(s->free) < tasks && s->threads < s->max) {
+    try {
+      std::thread(&ThreadPool::Work, s).detach();
+    } catch (const std::system_error& e) {
+      return absl::ResourceExhaustedError(absl::StrCat("cannot start a thread: ", e.what()));
+    }
+    ++s->threads;
+    ++s->free;
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ThreadPool::callInThread(absl::AnyInvocable<void()> task) {
   // On failure `task` is destroyed after the lock is released (it is a
   // parameter): its captures may take locks of their own when they go.
   std::unique_lock<std::mutex> lock(state_->mu);
-  if (static_cast<size_t>(state_->free) <= state_->tasks.size() &&
-      state_->threads < max_threads_) {
-    try {
-      // The thread waits for the lock we hold before it counts itself.
-      std::thread(&ThreadPool::Work, state_).detach();
-      ++state_->threads;
-      ++state_->free;
-    } catch (const std::system_error& e) {
-      if (state_->threads == 0) {
-        return absl::ResourceExhaustedError(
-            absl::StrCat("cannot start a thread: ", e.what()));
-      }
-      // The threads we have will get to it.
-    }
-  } else if (state_->threads == 0) {
-    return absl::ResourceExhaustedError("the thread pool may start no thread");
+  absl::Status started = StartThreads(state_, state_->tasks.size() + 1);
+  if (state_->threads == 0) {
+    // The threads we have would get to it; with none, nothing ever would.
+    return started.ok() ? absl::ResourceExhaustedError("the thread pool may start no thread")
+                        : started;
   }
   state_->tasks.push_back(std::move(task));
   lock.unlock();
   state_->wake.notify_one();
   return absl::OkStatus();
+}
+
+size_t ThreadPool::dropQueued() {
+  std::deque<absl::AnyInvocable<void()>> dropped;
+  {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    dropped.swap(state_->tasks);
+  }
+  return dropped.size();  // destroyed here, outside the lock
+}
+
+void ThreadPool::setMaxThreads(int max_threads) {
+  {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->max = max_threads < 0 ? 0 : max_threads;
+    // A larger size takes queued tasks now; if no thread starts, the running
+    // ones still get to them.
+    StartThreads(state_, state_->tasks.size()).IgnoreError();
+  }
+  state_->wake.notify_all();  // idle threads over the size leave
+}
+
+int ThreadPool::maxThreads() const {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  return state_->max;
 }
 
 int ThreadPool::threadCount() const {

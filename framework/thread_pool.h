@@ -35,7 +35,14 @@ class ThreadPool {
   /// process is out of threads, or max_threads is 0).
   absl::Status callInThread(absl::AnyInvocable<void()> task);
 
-  int maxThreads() const { return max_threads_; }
+  /// Drops the tasks no thread has taken yet (their captures are
+  /// destroyed, outside the pool's lock) and returns how many; running
+  /// tasks go on. The pool stays usable.
+  size_t dropQueued();
+  /// Changes max_threads (Twisted's adjustPoolsize): threads over it leave
+  /// once idle; under it, queued tasks get new threads at once.
+  void setMaxThreads(int max_threads);
+  int maxThreads() const;
   /// Threads started and not yet finished.
   int threadCount() const;
   /// Tasks waiting for a free thread.
@@ -44,8 +51,8 @@ class ThreadPool {
  private:
   struct State;
   static void Work(std::shared_ptr<State> state);
+  static absl::Status StartThreads(const std::shared_ptr<State>& s, size_t tasks);
 
-  const int max_threads_;
   std::shared_ptr<State> state_;  // shared with the threads: they may outlive us
 };
 

@@ -43,17 +43,20 @@ class FakeThreads : public ReactorThreads {
     from_thread.push_back(std::move(fn));
   }
   absl::Status callInThread(absl::AnyInvocable<void()> work,
-                            absl::AnyInvocable<void()> done) override {
+                            absl::AnyInvocable<void(absl::Status)> done) override {
     if (refuse) return absl::ResourceExhaustedError("FakeThreads: pool full");
     works.push_back(std::move(work));
     dones.push_back(std::move(done));
     return absl::OkStatus();
   }
 
+  void suggestThreadPoolSize(int size) override { suggested = size; }
+
   bool refuse = false;
+  int suggested = 0;
   std::vector<absl::AnyInvocable<void()>> from_thread;
   std::vector<absl::AnyInvocable<void()>> works;
-  std::vector<absl::AnyInvocable<void()>> dones;
+  std::vector<absl::AnyInvocable<void(absl::Status)>> dones;
 };
 
 TEST(ReactorRolesTest, DeferToThreadRunsOnAStandInForTheThreadsRole) {
@@ -75,7 +78,7 @@ TEST(ReactorRolesTest, DeferToThreadRunsOnAStandInForTheThreadsRole) {
   threads.works[0]();  // "the pool thread"
   EXPECT_EQ(ran, 1);
   EXPECT_EQ(got, 0) << "fired before `done` reached the reactor's thread";
-  threads.dones[0]();  // "the reactor's thread"
+  threads.dones[0](absl::OkStatus());  // "the reactor's thread"
   EXPECT_EQ(got, 42);
   EXPECT_TRUE(threads.from_thread.empty());  // callInThread's `done` is the way back
 }
