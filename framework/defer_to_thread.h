@@ -21,7 +21,8 @@ namespace twist {
 /// stops before a pool thread takes `f`, `f` never runs and the Deferred
 /// fails with CANCELLED; if the reactor is destroyed before `f` returns, the
 /// Deferred never fires. If the pool cannot run `f`, the Deferred fails with
-/// RESOURCE_EXHAUSTED.
+/// RESOURCE_EXHAUSTED. cancel() makes it fail with CANCELLED at once; `f`
+/// still runs (it cannot be interrupted), but nobody waits for it.
 template <class F>
 auto deferToThread(ReactorThreads* reactor, F f) {
   using R = std::invoke_result_t<F&>;
@@ -29,8 +30,13 @@ auto deferToThread(ReactorThreads* reactor, F f) {
   // Written by the pool thread before its hand-off to the reactor's queue
   // (a mutex), read on the reactor's thread after it.
   auto slot = std::make_shared<std::optional<absl::StatusOr<U>>>();
-  Deferred<U> d;
-  absl::Status s = reactor->callInThread(
+  // Cancelling the Deferred cancels the call: stopping the reactor then
+  // does not wait for `f` (which cannot be interrupted) for nobody.
+  auto call = std::make_shared<uint64_t>(0);
+  Deferred<U> d([reactor, alive = reactor->liveness(), call](Deferred<U>&) {
+    if (*call != 0 && !alive.expired()) reactor->cancelThreadCall(*call);
+  });
+  absl::StatusOr<uint64_t> id = reactor->callInThread(
       [slot, f = std::move(f)]() mutable {
         if constexpr (std::is_void_v<R>) {
           f();
@@ -58,7 +64,11 @@ auto deferToThread(ReactorThreads* reactor, F f) {
           d.errback(r.status()).IgnoreError();
         }
       });
-  if (!s.ok()) d.errback(std::move(s)).IgnoreError();
+  if (id.ok()) {
+    *call = *id;
+  } else {
+    d.errback(id.status()).IgnoreError();
+  }
   return d;
 }
 

@@ -160,8 +160,8 @@ class ThreadCallReport {
 
 }  // namespace
 
-absl::Status Reactor::callInThread(absl::AnyInvocable<void()> work,
-                                   absl::AnyInvocable<void(absl::Status)> done) {
+absl::StatusOr<uint64_t> Reactor::callInThread(absl::AnyInvocable<void()> work,
+                                               absl::AnyInvocable<void(absl::Status)> done) {
   if (thread_handoff_ == nullptr) {
     thread_handoff_ = std::make_shared<ThreadHandoff>();
     thread_handoff_->reactor = this;
@@ -180,8 +180,11 @@ absl::Status Reactor::callInThread(absl::AnyInvocable<void()> work,
         work = nullptr;  // what it captured goes here, not on the reactor
         report.ran();    // and the report goes when the pool drops this task
       });
-  if (!s.ok()) thread_done_.erase(id);
-  return s;
+  if (!s.ok()) {
+    thread_done_.erase(id);
+    return s;
+  }
+  return id;
 }
 
 void Reactor::finishThreadCall(uint64_t id, absl::Status status) {
@@ -600,7 +603,7 @@ uint64_t Reactor::resolve(absl::string_view host, int port, ResolveCallback done
   if (stopping_) return id;
   // The pool thread writes the answer, the reactor's thread reads it after
   // callInThread's hand-off (callFromThread's mutex orders the two).
-  absl::Status s = callInThread(
+  absl::StatusOr<uint64_t> call = callInThread(
       [resolver = resolver_, host = std::string(host), port, lookup] {
         // Cancelled while queued (a connector that timed out, say): nobody
         // wants the answer, so no look-up.
@@ -615,7 +618,10 @@ uint64_t Reactor::resolve(absl::string_view host, int port, ResolveCallback done
         }
         finishResolve(id, std::move(lookup->answer));
       });
-  if (!s.ok()) {
+  if (call.ok()) {
+    resolutions_.at(id).thread_call = *call;
+  } else {
+    absl::Status s = call.status();
     // Never inside the caller's call: on the next turn.
     callLater(absl::ZeroDuration(), [this, id, host = std::string(host), s] {
       finishResolve(id, absl::Status(s.code(), absl::StrCat("cannot resolve '", host,
@@ -629,14 +635,16 @@ void Reactor::cancelResolve(uint64_t id) {
   auto it = resolutions_.find(id);
   if (it == resolutions_.end()) return;
   it->second.lookup->cancelled.store(true, std::memory_order_relaxed);
+  cancelThreadCall(it->second.thread_call);  // stopping need not wait for it
   resolutions_.erase(it);
 }
 
 void Reactor::finishResolve(uint64_t id, absl::StatusOr<std::vector<Address>> result) {
   auto it = resolutions_.find(id);
   if (it == resolutions_.end()) return;  // cancelled, or already abandoned
-  // An abandoned look-up still queued need not run either.
+  // An abandoned look-up still queued need not run either, nor be waited for.
   it->second.lookup->cancelled.store(true, std::memory_order_relaxed);
+  cancelThreadCall(it->second.thread_call);
   ResolveCallback done = std::move(it->second.done);
   resolutions_.erase(it);
   done(std::move(result));

@@ -176,8 +176,10 @@ class Reactor : public ReactorTime,
   /// Runs `work` on threadPool(), then `done` on the reactor's thread
   /// (ReactorThreads, which has the contract; what deferToThread is made
   /// of).
-  absl::Status callInThread(absl::AnyInvocable<void()> work,
-                            absl::AnyInvocable<void(absl::Status)> done) override;
+  absl::StatusOr<uint64_t> callInThread(
+      absl::AnyInvocable<void()> work, absl::AnyInvocable<void(absl::Status)> done) override;
+  void cancelThreadCall(uint64_t id) override { thread_done_.erase(id); }
+  std::weak_ptr<const void> liveness() const override { return alive_; }
   /// Twisted's suggestThreadPoolSize (ReactorThreads); before first use it
   /// sets ReactorOptions::thread_pool_size.
   void suggestThreadPoolSize(int size) override;
@@ -267,6 +269,7 @@ class Reactor : public ReactorTime,
   struct Resolution {
     ResolveCallback done;
     std::shared_ptr<Lookup> lookup;
+    uint64_t thread_call = 0;  // its callInThread, cancelled with it
   };
   absl::flat_hash_map<uint64_t, Resolution> resolutions_;
   uint64_t next_resolution_ = 0;
@@ -281,6 +284,7 @@ class Reactor : public ReactorTime,
   absl::flat_hash_map<uint64_t, absl::AnyInvocable<void(absl::Status)>> thread_done_;
   uint64_t next_thread_call_ = 0;
 
+  std::shared_ptr<const int> alive_ = std::make_shared<const int>(0);  // liveness()
   // shared: a Deferred that fires after the reactor is gone finds nothing.
   std::shared_ptr<SystemEvents> events_ = std::make_shared<SystemEvents>();
   std::unique_ptr<Waker> waker_;

@@ -1,8 +1,12 @@
 #ifndef TWIST_FRAMEWORK_REACTOR_THREADS_H_
 #define TWIST_FRAMEWORK_REACTOR_THREADS_H_
 
+#include <cstdint>
+#include <memory>
+
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 
 namespace twist {
 
@@ -26,9 +30,18 @@ class ReactorThreads {
   /// grace. `done` never leaves the reactor's thread: if the reactor is
   /// destroyed first, it is dropped there, not run. RESOURCE_EXHAUSTED
   /// (nothing runs) if the pool cannot take `work`. Called on the reactor's
-  /// thread.
-  virtual absl::Status callInThread(absl::AnyInvocable<void()> work,
-                                    absl::AnyInvocable<void(absl::Status)> done) = 0;
+  /// thread. Returns an id for cancelThreadCall().
+  virtual absl::StatusOr<uint64_t> callInThread(
+      absl::AnyInvocable<void()> work, absl::AnyInvocable<void(absl::Status)> done) = 0;
+
+  /// The caller no longer wants call `id`'s outcome: its `done` will not
+  /// run, and stopping the reactor does not wait for its work (which may
+  /// still run; it cannot be interrupted). A no-op once `done` has run.
+  virtual void cancelThreadCall(uint64_t id) = 0;
+
+  /// Expires when the reactor is destroyed: what something that may outlive
+  /// it (a Deferred's canceller) checks before calling into it.
+  virtual std::weak_ptr<const void> liveness() const = 0;
 
   /// At most `size` pool threads from now on (Twisted's
   /// suggestThreadPoolSize); threads over the new size leave when idle.

@@ -160,6 +160,39 @@ TEST(DeferToThreadTest, RunningWorkPastTheGraceIsNotWaitedFor) {
   release.set_value();
 }
 
+// Work whose Deferred was cancelled is not waited for (nobody wants it):
+// a blocked read of stdin must not hold a client's exit for the grace.
+TEST(DeferToThreadTest, CancelledWorkIsNotWaitedForWhenStopping) {
+  std::unique_ptr<Reactor> reactor = ReactorWithGrace(absl::Seconds(20));
+  std::promise<void> release;
+  std::shared_future<void> gate = release.get_future().share();
+  std::promise<void> started;
+  std::optional<absl::Status> result;
+  reactor->callWhenRunning([&] {
+    Deferred<int> d = deferToThread(reactor.get(), [gate, &started] {
+      started.set_value();
+      gate.wait();
+      return 1;
+    });
+    d.addBoth([&](absl::StatusOr<int> r) {
+      result = r.status();
+      return absl::StatusOr<int>(0);
+    });
+    started.get_future().wait();
+    d.cancel();
+    reactor->stop();
+  });
+  const absl::Time begun = absl::Now();
+  ::testing::internal::CaptureStderr();
+  reactor->run();
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
+  EXPECT_LT(absl::Now() - begun, absl::Seconds(10)) << "waited for cancelled work";
+  ASSERT_TRUE(result.has_value());
+  EXPECT_TRUE(absl::IsCancelled(*result)) << *result;
+  reactor.reset();
+  release.set_value();
+}
+
 // suggestThreadPoolSize (Twisted's name): a larger size takes queued work
 // at once; the pool never runs more threads than it is given.
 TEST(DeferToThreadTest, SuggestThreadPoolSizeResizesThePool) {

@@ -42,18 +42,22 @@ class FakeThreads : public ReactorThreads {
   void callFromThread(absl::AnyInvocable<void()> fn) override {
     from_thread.push_back(std::move(fn));
   }
-  absl::Status callInThread(absl::AnyInvocable<void()> work,
-                            absl::AnyInvocable<void(absl::Status)> done) override {
+  absl::StatusOr<uint64_t> callInThread(absl::AnyInvocable<void()> work,
+                                        absl::AnyInvocable<void(absl::Status)> done) override {
     if (refuse) return absl::ResourceExhaustedError("FakeThreads: pool full");
     works.push_back(std::move(work));
     dones.push_back(std::move(done));
-    return absl::OkStatus();
+    return works.size();
   }
+  void cancelThreadCall(uint64_t id) override { cancelled.push_back(id); }
+  std::weak_ptr<const void> liveness() const override { return alive; }
 
   void suggestThreadPoolSize(int size) override { suggested = size; }
 
   bool refuse = false;
   int suggested = 0;
+  std::vector<uint64_t> cancelled;
+  std::shared_ptr<const int> alive = std::make_shared<const int>(0);
   std::vector<absl::AnyInvocable<void()>> from_thread;
   std::vector<absl::AnyInvocable<void()>> works;
   std::vector<absl::AnyInvocable<void(absl::Status)>> dones;
@@ -98,6 +102,23 @@ TEST(ReactorRolesTest, DeferToThreadFailsWhenTheThreadsRoleRefuses) {
   });
   EXPECT_FALSE(ran);
   EXPECT_TRUE(absl::IsResourceExhausted(failure)) << failure;
+}
+
+// Cancelling deferToThread's Deferred cancels the call through the role,
+// while the reactor lives; after it, the canceller calls nothing.
+TEST(ReactorRolesTest, CancellingDeferToThreadCancelsTheCallWhileTheRoleLives) {
+  FakeThreads threads;
+  Deferred<int> a = deferToThread(&threads, [] { return 1; });
+  Deferred<int> b = deferToThread(&threads, [] { return 2; });
+  a.cancel();
+  ASSERT_TRUE(a.called());
+  EXPECT_TRUE(absl::IsCancelled(a.result()->status()));
+  EXPECT_EQ(threads.cancelled, std::vector<uint64_t>{1});
+  threads.alive.reset();  // "the reactor is gone"
+  b.cancel();
+  EXPECT_EQ(threads.cancelled, std::vector<uint64_t>{1}) << "called a dead reactor";
+  a.addErrback([](absl::Status) { return absl::StatusOr<int>(0); });
+  b.addErrback([](absl::Status) { return absl::StatusOr<int>(0); });
 }
 
 // The defaults live in the roles' non-virtual calls: the same through the
