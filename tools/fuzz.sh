@@ -3,7 +3,7 @@
 # (-fsanitize=fuzzer,address,undefined) and runs each for SECONDS (default
 # 60), starting from its seed corpus in fuzz/corpus/<target>/.
 #
-#   tools/fuzz.sh [SECONDS] [TARGET...]     targets: line int32 netstring chat
+#   tools/fuzz.sh [SECONDS] [TARGET...]     targets: line int32 netstring chat http
 #
 # Exits non-zero if any target finds a crash, a leak or a violated invariant
 # (the input is saved as fuzz-out/<target>/crash-*: add it to the corpus and
@@ -23,7 +23,7 @@ if ! [[ "$seconds" =~ ^[0-9]+$ ]] || [ "$seconds" -eq 0 ]; then
 fi
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(line int32 netstring chat)
+[ ${#targets[@]} -eq 0 ] && targets=(line int32 netstring chat http)
 
 out="${FUZZ_OUT:-$root/fuzz-out}"
 cxx="${CXX_FUZZ:-clang++}"
@@ -41,7 +41,7 @@ flags=(-std=c++17 -g -O1 -fno-omit-frame-pointer -I"$root"
 # use costs link time only.
 shopt -s nullglob
 sources=()
-for src in "$root"/framework/*.cc "$root"/protocols/*.cc fuzz/framing_fuzz.cc fuzz/chat_fuzz.cc; do
+for src in "$root"/framework/*.cc "$root"/protocols/*.cc fuzz/framing_fuzz.cc fuzz/chat_fuzz.cc fuzz/http_fuzz.cc; do
   sources+=("${src#"$root"/}")
 done
 shopt -u nullglob
@@ -52,7 +52,7 @@ for src in "${sources[@]}"; do
   # -fsanitize=fuzzer on the library objects adds coverage only; main comes
   # from libFuzzer at link time.
   if [ ! -f "$obj" ] || [ "$root/$src" -nt "$obj" ] || \
-     [ -n "$(find "$root/framework" "$root/protocols" "$root/fuzz" -name '*.h' -newer "$obj" -print -quit)" ]; then
+     [ -n "$(find "$root/framework" "$root/protocols" "$root/fuzz" "$root/tests" -name '*.h' -newer "$obj" -print -quit)" ]; then
     echo "tools/fuzz.sh: compiling $src" >&2
     # The coroutine library (//framework:coro) is C++20, as in Bazel; the
     # rest stays C++17.

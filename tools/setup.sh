@@ -14,6 +14,7 @@ packages=(
   libgmock-dev
   libbenchmark-dev
   netcat-openbsd
+  curl  # tests/http_clients_test.sh checks examples/hello_http with it
   python3
   python3-twisted
   python3-matplotlib  # bench/models.py draws its plots with it
