@@ -123,6 +123,7 @@ struct ChatFactory::Site : std::enable_shared_from_this<Site> {
     if (reactor == nullptr) return false;  // the factory is gone: nobody to tell
     inbox.push_back(line);
     inbox_bytes += line->size();
+    peak_bytes = std::max(peak_bytes, inbox_bytes);
     if (!scheduled) {
       scheduled = true;
       // Under mu, so that the factory's destructor (which clears reactor
@@ -184,6 +185,7 @@ struct ChatFactory::Site : std::enable_shared_from_this<Site> {
   ChatFactory* factory ABSL_GUARDED_BY(mu);
   std::deque<std::shared_ptr<const std::string>> inbox ABSL_GUARDED_BY(mu);
   size_t inbox_bytes ABSL_GUARDED_BY(mu) = 0;
+  size_t peak_bytes ABSL_GUARDED_BY(mu) = 0;
   bool scheduled ABSL_GUARDED_BY(mu) = false;  // a drain is queued on the reactor
   std::vector<std::shared_ptr<Site>> waiters ABSL_GUARDED_BY(mu);
   std::vector<std::shared_ptr<const std::string>> draining;  // reactor's thread
@@ -279,6 +281,7 @@ void ChatFactory::broadcast(Chat* except, absl::string_view line) {
     // has drained (Site::resumeSenders).
     except->transport()->pauseProducing();
     paused_.insert(except);
+    room_->sender_pauses_.fetch_add(1, std::memory_order_relaxed);
   }
 }
 
@@ -317,6 +320,16 @@ std::vector<std::string> ChatRoom::names() const {
   }
   std::sort(out.begin(), out.end());
   return out;
+}
+
+size_t ChatRoom::peakInboxBytes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  size_t peak = 0;
+  for (const std::shared_ptr<Site>& s : sites_) {
+    std::lock_guard<std::mutex> site_lock(s->mu);
+    peak = std::max(peak, s->peak_bytes);
+  }
+  return peak;
 }
 
 size_t ChatRoom::userCount() const {

@@ -181,6 +181,11 @@ class ChatRoom {
   size_t userCount() const;
   /// Lines not sent to slow readers, over all reactors.
   uint64_t droppedLines() const { return dropped_lines_.load(std::memory_order_relaxed); }
+  /// Times a sender stopped being read because an inbox was over max_inbox.
+  uint64_t senderPauses() const { return sender_pauses_.load(std::memory_order_relaxed); }
+  /// The most bytes that ever waited in one reactor's inbox (of the
+  /// reactors whose factories still exist).
+  size_t peakInboxBytes() const;
 
  private:
   friend class ChatFactory;
@@ -205,6 +210,7 @@ class ChatRoom {
   // Bumped under mu_ when sites_ changes; read without it on every line.
   std::atomic<uint64_t> sites_version_{1};
   std::atomic<uint64_t> dropped_lines_{0};
+  std::atomic<uint64_t> sender_pauses_{0};
 };
 
 /// One client of a ChatFactory.

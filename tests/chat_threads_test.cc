@@ -641,5 +641,65 @@ TEST_F(ChatThreadsTest, AUserWhoDoesNotReadOnAnotherThreadMissesLinesInsteadOfBu
   RecordProperty("dropped_lines", static_cast<int>(slow_dropped));
 }
 
+TEST_F(ChatThreadsTest, AReactorThatFallsBehindSlowsTheSenderInsteadOfGrowingMemory) {
+  ChatOptions options;
+  options.max_inbox = 64 * 1024;
+  // No user is slow here: the reader's bound is out of the way.
+  options.max_buffered = 64 << 20;
+  // The talker's socket is pinned at both ends, so that the kernel cannot
+  // take the whole chat while the talker is not read.
+  Start(2, options, /*pinned=*/0);
+  LineClient& talker = Connect(0, testing::kSmallBuffers);
+  EXPECT_EQ(Next(talker), "What's your name?");
+  talker.send("talker\r\n");
+  EXPECT_EQ(Next(talker), "Welcome, talker!");
+  LineClient& other = Join("other", 0);
+  EXPECT_EQ(Next(talker), "* other has joined");
+  LineClient& reader = Join("reader", 1);
+  EXPECT_EQ(Next(talker), "* reader has joined");
+  EXPECT_EQ(Next(other), "* reader has joined");
+
+  // Reactor 1 is held up (a callback that waits), so its inbox fills.
+  std::promise<void> gate;
+  std::shared_future<void> opened = gate.get_future().share();
+  reactors_[1]->callFromThread(
+      [opened] { ASSERT_EQ(opened.wait_for(std::chrono::seconds(20)), std::future_status::ready); });
+  constexpr int kLines = 2048;  // 2 MiB: 32 times max_inbox
+  const std::string body(1000, 'b');
+  std::string lines;
+  for (int i = 0; i < kLines; ++i) absl::StrAppend(&lines, i, " ", body, "\r\n");
+  std::atomic<bool> sent{false};
+  std::thread sender([&] {
+    talker.send(lines);
+    sent = true;
+  });
+  ASSERT_TRUE(WaitFor([&] { return room_->senderPauses() > 0; }));
+  // Reactor 0 still serves its other users meanwhile (who hear the talker
+  // at once: they share its reactor).
+  other.send("/who\r\n");
+  std::string l = Next(other);
+  for (int i = 0; i < kLines && absl::StartsWith(l, "<talker> "); ++i) l = Next(other);
+  EXPECT_EQ(l, "Online: other, reader, talker");
+  EXPECT_FALSE(sent.load()) << "the talker was read on although reactor 1 is full";
+  gate.set_value();
+  int got = 0;
+  ASSERT_TRUE(WaitFor([&] {
+    while (reader.hasLine()) {
+      std::string l = reader.pop();
+      EXPECT_EQ(l, absl::StrCat("<talker> ", got, " ", body)) << l.substr(0, 40);
+      ++got;
+    }
+    return got == kLines && sent.load();
+  })) << "the reader got " << got << " lines";
+  sender.join();
+  EXPECT_EQ(room_->droppedLines(), 0u);
+  // What reactor 1 was sent while it was held up: max_inbox, and one line
+  // more at most (the one that found it full).
+  EXPECT_LE(room_->peakInboxBytes(), options.max_inbox + body.size() + 32);
+  EXPECT_GT(room_->peakInboxBytes(), options.max_inbox);
+  RecordProperty("sender_pauses", static_cast<int>(room_->senderPauses()));
+  RecordProperty("peak_inbox_bytes", static_cast<int>(room_->peakInboxBytes()));
+}
+
 }  // namespace
 }  // namespace twist
