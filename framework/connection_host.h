@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "framework/address.h"
+#include "framework/connection_handle.h"
 #include "framework/poller.h"
 #include "framework/reactor_time.h"
 
@@ -103,6 +104,13 @@ class ConnectionHost {
   virtual uint64_t resolve(absl::string_view host, int port, ResolveCallback done) = 0;
   /// `done` of resolution `id` will not run. Unknown ids are ignored.
   virtual void cancelResolve(uint64_t id) = 0;
+
+  /// A handle to connection `c` (open, of this host) whose posted calls get
+  /// `as` (Transport::handle). Called on the host's thread. Default: an
+  /// empty handle (a host with no other threads to serve).
+  virtual ConnectionHandle connectionHandle(StreamConnection* c, Transport* as) {
+    return ConnectionHandle();
+  }
 
  protected:
   /// `poller` and `time` must outlive the host's transports, ports and

@@ -12,14 +12,19 @@ std::unique_ptr<Protocol> Factory::buildProtocol(const Address& addr) {
 }
 
 void Factory::doStart() {
-  if (num_ports_++ == 0) startFactory();
+  // Atomic: the ports of a ReactorPool's reactors start and stop on their
+  // own threads (design.md, "Threads").
+  if (num_ports_.fetch_add(1, std::memory_order_acq_rel) == 0) startFactory();
 }
 
 void Factory::doStop() {
-  if (num_ports_ == 0) return;
+  int n = num_ports_.load(std::memory_order_relaxed);
+  do {
+    if (n == 0) return;
+  } while (!num_ports_.compare_exchange_weak(n, n - 1, std::memory_order_acq_rel));
   // Nothing after stopFactory(): a factory may end its own life there
   // (the Deferred connect of framework/client_endpoint.cc does).
-  if (--num_ports_ == 0) stopFactory();
+  if (n == 1) stopFactory();
 }
 
 }  // namespace twist

@@ -1,6 +1,7 @@
 #ifndef TWIST_FRAMEWORK_PROTOCOL_H_
 #define TWIST_FRAMEWORK_PROTOCOL_H_
 
+#include <atomic>
 #include <memory>
 #include <tuple>
 #include <utility>
@@ -99,14 +100,29 @@ class Factory {
   /// Returns the protocol for a new connection from `addr`, or nullptr to
   /// refuse it (the connection is closed at once). The reactor sets the
   /// protocol's factory().
+  ///
+  /// Threads: a factory served by one reactor is called on that reactor's
+  /// thread only. One served by several (a ReactorPool's listenTCP, or the
+  /// same factory given to several reactors) gets buildProtocol on each
+  /// reactor's thread, at the same time: it must be thread-safe, and so
+  /// must whatever its protocols share through it (a count: atomic; a
+  /// registry: a mutex, or a structure per reactor). Each protocol it
+  /// builds lives and is called on the one reactor that serves its
+  /// connection. forProtocol's factories are safe (they only copy their
+  /// arguments); LimitTotalConnectionsFactory counts atomically; the other
+  /// policies of protocols/policies.h say whether they are.
   virtual std::unique_ptr<Protocol> buildProtocol(const Address& addr);
 
   /// Called before the first port starts using this factory and after the
-  /// last one stops.
+  /// last one stops: once per such transition, whichever reactor's thread
+  /// it happens on (the count is atomic). In a pool, ports start on the
+  /// thread that sets the pool up, and stop on their reactors' threads as
+  /// the pool shuts down, so stopFactory may run on any of them, after
+  /// every other port of the factory has stopped.
   virtual void startFactory() {}
   virtual void stopFactory() {}
 
-  /// Reference-counted wrappers the ports call.
+  /// Reference-counted wrappers the ports call (thread-safe).
   void doStart();
   void doStop();
 
@@ -116,7 +132,7 @@ class Factory {
 
  private:
   absl::AnyInvocable<std::unique_ptr<Protocol>()> make_;
-  int num_ports_ = 0;
+  std::atomic<int> num_ports_{0};
   std::shared_ptr<const int> alive_ = std::make_shared<const int>(0);
 };
 

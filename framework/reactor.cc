@@ -85,6 +85,15 @@ class Reactor::Dispatching {
   Reactor* r_;
 };
 
+void Reactor::wrongThread(const char* method) {
+  fprintf(stderr,
+          "twist: Reactor::%s called from a thread that is not the reactor's "
+          "(use callFromThread, or a ConnectionHandle)\n",
+          method);
+  fflush(stderr);
+  abort();
+}
+
 bool Reactor::mayDrive(const char* method) {
   if (dispatch_depth_ == 0) return true;
   if (!warned_reentry_) {
@@ -118,6 +127,7 @@ Reactor::Reactor(std::unique_ptr<Poller> poller, ReactorOptions options)
           options_.resolver ? options_.resolver : NameResolver(&Address::ResolveAll))) {}
 
 ThreadPool& Reactor::threadPool() {
+  TWIST_CHECK_REACTOR_THREAD("threadPool");
   if (thread_pool_ == nullptr) {
     thread_pool_ = std::make_unique<ThreadPool>(options_.thread_pool_size);
   }
@@ -126,6 +136,7 @@ ThreadPool& Reactor::threadPool() {
 
 absl::Status Reactor::callInThread(absl::AnyInvocable<void()> work,
                                    absl::AnyInvocable<void()> done) {
+  TWIST_CHECK_REACTOR_THREAD("callInThread");
   if (thread_handoff_ == nullptr) {
     thread_handoff_ = std::make_shared<ThreadHandoff>();
     thread_handoff_->reactor = this;
@@ -155,6 +166,8 @@ absl::Status Reactor::init() {
   int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (efd < 0) return absl::ErrnoToStatus(errno, "eventfd");
   waker_ = std::make_unique<Waker>(this, efd);
+  door_ = std::make_shared<internal::ReactorDoor>();
+  door_->reactor = this;
   if (absl::Status s = poller_->add(efd, kReadable, waker_.get()); !s.ok()) {
     return s;
   }
@@ -172,6 +185,10 @@ Reactor::~Reactor() {
   if (thread_handoff_ != nullptr) {
     std::lock_guard<std::mutex> lock(thread_handoff_->mu);
     thread_handoff_->reactor = nullptr;  // pool tasks still running call nothing
+  }
+  if (door_ != nullptr) {
+    std::lock_guard<std::mutex> lock(door_->mu);
+    door_->reactor = nullptr;  // handles' posts from now on are dropped
   }
   // Abort what is left so that every protocol still gets connectionLost;
   // no client reconnects from there.
@@ -195,8 +212,10 @@ Reactor::~Reactor() {
 }
 
 void Reactor::run() {
+  TWIST_CHECK_REACTOR_THREAD("run");
   if (!mayDrive("run")) return;
   Dispatching dispatching(this);
+  loop_thread_.store(std::this_thread::get_id(), std::memory_order_relaxed);
   running_ = true;
   stop_requested_ = false;
   // Twisted fires "startup" as the loop starts; callWhenRunning's calls are
@@ -252,15 +271,18 @@ void Reactor::run() {
   stopping_ = false;
   shutting_down_ = false;
   running_ = false;
+  loop_thread_.store(std::thread::id(), std::memory_order_relaxed);
 }
 
 void Reactor::stop() {
+  TWIST_CHECK_REACTOR_THREAD("stop");
   // While shutting down, a second stop() changes nothing (Twisted raises
   // ReactorNotRunning once the loop has stopped).
   if (running_ && !shutting_down_) stop_requested_ = true;
 }
 
 void Reactor::iterate(absl::Duration max_wait) {
+  TWIST_CHECK_REACTOR_THREAD("iterate");
   if (!mayDrive("iterate")) return;
   Dispatching dispatching(this);
   turn(max_wait);
@@ -290,6 +312,7 @@ void Reactor::turn(absl::Duration max_wait) {
 }
 
 void Reactor::runUntilCurrent() {
+  TWIST_CHECK_REACTOR_THREAD("runUntilCurrent");
   if (!mayDrive("runUntilCurrent")) return;
   Dispatching dispatching(this);
   runDueCalls();
@@ -302,10 +325,12 @@ void Reactor::runDueCalls() {
 
 DelayedCall Reactor::callLater(absl::Duration delay,
                                absl::AnyInvocable<void()> fn) {
+  TWIST_CHECK_REACTOR_THREAD("callLater");
   return timers_.callLater(delay, std::move(fn));
 }
 
 void Reactor::callWhenRunning(absl::AnyInvocable<void()> fn) {
+  TWIST_CHECK_REACTOR_THREAD("callWhenRunning");
   if (running_) {
     // Inside a callback (where all of a running reactor's own code runs):
     // closes it asks for are processed when that callback returns.
@@ -341,6 +366,20 @@ absl::StatusOr<Port*> Reactor::doListenTCP(int port, Factory* factory,
                                          int backlog,
                                          absl::string_view interface,
                                          DualStack dual_stack) {
+  TWIST_CHECK_REACTOR_THREAD("listenTCP");
+  return listenTCPSocket(port, factory, backlog, interface, dual_stack, /*reuse_port=*/false);
+}
+
+absl::StatusOr<Port*> Reactor::listenTCPReusePort(int port, Factory* factory, int backlog,
+                                                  absl::string_view interface,
+                                                  DualStack dual_stack) {
+  TWIST_CHECK_REACTOR_THREAD("listenTCPReusePort");
+  return listenTCPSocket(port, factory, backlog, interface, dual_stack, /*reuse_port=*/true);
+}
+
+absl::StatusOr<Port*> Reactor::listenTCPSocket(int port, Factory* factory, int backlog,
+                                               absl::string_view interface,
+                                               DualStack dual_stack, bool reuse_port) {
   if (port < 0 || port > 65535) {
     return absl::InvalidArgumentError(
         absl::StrCat("invalid port ", port, ": must be 0..65535"));
@@ -352,6 +391,11 @@ absl::StatusOr<Port*> Reactor::doListenTCP(int port, Factory* factory,
   if (fd < 0) return absl::ErrnoToStatus(errno, where);
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+    absl::Status s = absl::ErrnoToStatus(errno, absl::StrCat(where, ": SO_REUSEPORT"));
+    ::close(fd);
+    return s;
+  }
   if (addr->isIPv6()) {
     // "::" serves IPv4 clients too unless asked not to (whatever the
     // system's bindv6only default); any other IPv6 address only IPv6.
@@ -378,6 +422,7 @@ absl::StatusOr<UdpPort*> Reactor::doListenUDP(int port, DatagramProtocol* protoc
                                             absl::string_view interface,
                                             size_t maxPacketSize,
                                             DualStack dual_stack) {
+  TWIST_CHECK_REACTOR_THREAD("listenUDP");
   absl::StatusOr<std::unique_ptr<UdpPort>> p = UdpPort::Listen(
       host(), port, protocol, interface, maxPacketSize, dual_stack == DualStack::kOn);
   if (!p.ok()) return p.status();
@@ -390,6 +435,7 @@ absl::StatusOr<UdpPort*> Reactor::doListenUDP(int port, DatagramProtocol* protoc
 
 absl::StatusOr<Port*> Reactor::doListenUNIX(absl::string_view path, Factory* factory,
                                           int backlog, int mode, bool want_pid) {
+  TWIST_CHECK_REACTOR_THREAD("listenUNIX");
   absl::StatusOr<Address> addr = Address::Unix(path);
   if (!addr.ok()) {
     return absl::InvalidArgumentError(
@@ -439,6 +485,7 @@ absl::StatusOr<Port*> Reactor::doListenUNIX(absl::string_view path, Factory* fac
 
 Connector* Reactor::doConnectUNIX(absl::string_view path, ClientFactory* factory,
                                 absl::Duration timeout) {
+  TWIST_CHECK_REACTOR_THREAD("connectUNIX");
   auto owned = std::make_unique<Connector>(host(), std::string(path), factory, timeout);
   Connector* c = owned.get();
   connectors_.emplace(c, std::move(owned));
@@ -447,6 +494,7 @@ Connector* Reactor::doConnectUNIX(absl::string_view path, ClientFactory* factory
 }
 
 absl::Status Reactor::installSignalHandlers(std::initializer_list<int> signals) {
+  TWIST_CHECK_REACTOR_THREAD("installSignalHandlers");
   sigset_t set;
   sigemptyset(&set);
   for (int sig : signals) sigaddset(&set, sig);
@@ -458,6 +506,39 @@ absl::Status Reactor::installSignalHandlers(std::initializer_list<int> signals) 
   if (signals_ != nullptr) poller_->remove(signals_->fd());
   signals_ = std::make_unique<SignalWatcher>(this, fd);
   return poller_->add(fd, kReadable, signals_.get());
+}
+
+absl::Status Reactor::adoptStreamConnection(int fd, Factory* factory) {
+  TWIST_CHECK_REACTOR_THREAD("adoptStreamConnection");
+  absl::StatusOr<Address> peer = Address::PeerOf(fd);
+  if (!peer.ok()) {
+    ::close(fd);
+    return peer.status();
+  }
+  int flags = ::fcntl(fd, F_GETFL);
+  if (flags >= 0 && (flags & O_NONBLOCK) == 0) ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+  ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  return adoptStreamConnection(fd, factory, peer->unmapped());
+}
+
+absl::Status Reactor::adoptStreamConnection(int fd, Factory* factory, const Address& peer) {
+  TWIST_CHECK_REACTOR_THREAD("adoptStreamConnection");
+  if (stopping_) {
+    // Its ports are closed and its connections closing: refuse as they do.
+    ::close(fd);
+    return absl::FailedPreconditionError("the reactor is shutting down");
+  }
+  Dispatching dispatching(this);  // buildProtocol and connectionMade are callbacks
+  adoptConnection(fd, factory, peer);
+  processPendingCloses();
+  return absl::OkStatus();
+}
+
+ConnectionHandle Reactor::connectionHandle(StreamConnection* c, Transport* as) {
+  TWIST_CHECK_REACTOR_THREAD("connectionHandle (Transport::handle)");
+  std::shared_ptr<internal::ConnectionAnchor>& anchor = anchors_[c];
+  if (anchor == nullptr) anchor = std::make_shared<internal::ConnectionAnchor>(door_);
+  return ConnectionHandle(anchor, as);
 }
 
 void Reactor::adoptConnection(int fd, Factory* factory, const Address& peer) {
@@ -502,6 +583,7 @@ absl::StatusOr<StreamConnection*> Reactor::startConnection(
 Connector* Reactor::doConnectTCP(absl::string_view host, int port,
                                ClientFactory* factory, absl::Duration timeout,
                                std::optional<Address> bind_address) {
+  TWIST_CHECK_REACTOR_THREAD("connectTCP");
   auto owned = std::make_unique<Connector>(this->host(), std::string(host), port, factory,
                                            timeout, std::move(bind_address));
   Connector* c = owned.get();
@@ -527,6 +609,7 @@ void Reactor::abandonConnectors() {
 }
 
 uint64_t Reactor::resolve(absl::string_view host, int port, ResolveCallback done) {
+  TWIST_CHECK_REACTOR_THREAD("resolve");
   const uint64_t id = ++next_resolution_;
   auto lookup = std::make_shared<Lookup>();
   resolutions_.emplace(id, Resolution{std::move(done), lookup});
@@ -554,6 +637,7 @@ uint64_t Reactor::resolve(absl::string_view host, int port, ResolveCallback done
 }
 
 void Reactor::cancelResolve(uint64_t id) {
+  TWIST_CHECK_REACTOR_THREAD("cancelResolve");
   auto it = resolutions_.find(id);
   if (it == resolutions_.end()) return;
   it->second.lookup->cancelled.store(true, std::memory_order_relaxed);
@@ -607,6 +691,13 @@ void Reactor::processPendingCloses() {
 void Reactor::retire(StreamConnection* c) {
   auto it = connections_.find(c);
   if (it == connections_.end()) return;
+  if (!anchors_.empty()) {  // handles posting to it from now on find it gone
+    auto a = anchors_.find(c);
+    if (a != anchors_.end()) {
+      a->second->alive = false;
+      anchors_.erase(a);
+    }
+  }
   dead_.push_back(std::move(it->second));
   connections_.erase(it);
 }

@@ -8,6 +8,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -19,6 +20,7 @@
 #include "absl/time/time.h"
 #include "framework/address.h"
 #include "framework/clock.h"
+#include "framework/connection_handle.h"
 #include "framework/connection_host.h"
 #include "framework/delayed_call.h"
 #include "framework/poller.h"
@@ -31,6 +33,15 @@
 #include "framework/system_event.h"
 #include "framework/tcp_connector.h"
 #include "framework/thread_pool.h"
+
+// Debug builds check that a reactor method runs on the reactor's thread
+// (Reactor::isInReactorThread) and abort naming it if not; NDEBUG builds
+// (-c opt) compile the check out. Never on the per-message path.
+#ifdef NDEBUG
+#define TWIST_CHECK_REACTOR_THREAD(method) ((void)0)
+#else
+#define TWIST_CHECK_REACTOR_THREAD(method) checkReactorThread(method)
+#endif
 
 namespace twist {
 
@@ -63,8 +74,11 @@ struct ReactorOptions {
 /// every callback on the thread that calls run(). There is no global
 /// reactor: pass it to whoever needs it; one reactor per thread is fine.
 ///
-/// Everything except callFromThread() must be called on the reactor's
-/// thread (or before run() starts).
+/// Everything except callFromThread() and isInReactorThread() must be
+/// called on the reactor's thread: the one in run(), or, while no run() is
+/// going, the one that has the reactor (the program hands it from thread to
+/// thread with the usual synchronisation: a thread's start, a join). Debug
+/// builds abort on a call from another thread, naming the method.
 ///
 /// Its roles are interfaces of their own, after Twisted's: ReactorTime
 /// (callLater, seconds), ReactorTCP (listenTCP, connectTCP), ReactorUNIX,
@@ -101,6 +115,12 @@ class Reactor : public ReactorTime,
   /// callback (from another thread, use callFromThread).
   void stop();
   bool running() const { return running_; }
+  /// Thread-safe. True on the thread inside run(), and on any thread while
+  /// no run() is going (then whoever holds the reactor may call it).
+  bool isInReactorThread() const {
+    std::thread::id loop = loop_thread_.load(std::memory_order_relaxed);
+    return loop == std::thread::id() || loop == std::this_thread::get_id();
+  }
   /// One turn of the loop: waits up to `max_wait` for I/O, dispatches it,
   /// runs due calls. For tests and for embedding in another loop.
   void iterate(absl::Duration max_wait = absl::ZeroDuration());
@@ -124,14 +144,19 @@ class Reactor : public ReactorTime,
   /// trigger runs once: firing an event consumes its triggers.
   template <class F>
   TriggerId addSystemEventTrigger(EventPhase phase, absl::string_view event, F fn) {
+    TWIST_CHECK_REACTOR_THREAD("addSystemEventTrigger");
     return events_->add(phase, event, SystemEvents::MakeTrigger(std::move(fn)));
   }
   /// NotFound if the trigger already ran or was removed.
-  absl::Status removeSystemEventTrigger(TriggerId id) { return events_->remove(id); }
+  absl::Status removeSystemEventTrigger(TriggerId id) {
+    TWIST_CHECK_REACTOR_THREAD("removeSystemEventTrigger");
+    return events_->remove(id);
+  }
   /// Fires `event`'s triggers (Twisted's fireSystemEvent); see
   /// addSystemEventTrigger. "startup" and "shutdown" are the reactor's to
   /// fire.
   void fireSystemEvent(absl::string_view event) {
+    TWIST_CHECK_REACTOR_THREAD("fireSystemEvent");
     events_->fire(event, [] {});
   }
   /// Thread-safe: runs `fn` on the reactor's thread soon, waking it up
@@ -165,11 +190,38 @@ class Reactor : public ReactorTime,
   absl::Status installSignalHandlers(
       std::initializer_list<int> signals = {SIGINT, SIGTERM});
 
+  /// Takes over a connected stream socket `fd` (TCP or Unix) made
+  /// elsewhere, another thread's accept() say, and serves it with a
+  /// protocol from `factory`, as if this reactor had accepted it (Twisted's
+  /// IReactorSocket.adoptStreamConnection). Unlike Twisted's, it takes the
+  /// descriptor: it is closed in every case of failure, and when the
+  /// factory refuses the peer (buildProtocol returns nullptr). The socket
+  /// is made non-blocking. FAILED_PRECONDITION while the reactor shuts down
+  /// (it takes no new connections then), or the error of getpeername.
+  absl::Status adoptStreamConnection(int fd, Factory* factory);
+  /// The same, with the peer's address already known (no getpeername);
+  /// `fd` must be non-blocking.
+  absl::Status adoptStreamConnection(int fd, Factory* factory, const Address& peer);
+
+  /// listenTCP with SO_REUSEPORT: several sockets, of several reactors or
+  /// processes of the same user, listen on the same port and the kernel
+  /// spreads the connections over them (by a hash of the peer's address
+  /// and port). Port 0 gets a free port; the others then ask for that one.
+  absl::StatusOr<Port*> listenTCPReusePort(int port, Factory* factory, int backlog = 50,
+                                           absl::string_view interface = "",
+                                           DualStack dual_stack = DualStack::kOn);
+
   Poller& poller() { return *poller_; }
   Clock& clock() { return *clock_; }
-  size_t connectionCount() const { return connections_.size(); }
+  size_t connectionCount() const {
+    TWIST_CHECK_REACTOR_THREAD("connectionCount");
+    return connections_.size();
+  }
   /// Connectors that still have something to do (see Connector).
-  size_t connectorCount() const { return connectors_.size(); }
+  size_t connectorCount() const {
+    TWIST_CHECK_REACTOR_THREAD("connectorCount");
+    return connectors_.size();
+  }
   /// The reactor's thread pool (Twisted's getThreadPool()): a few threads,
   /// started on first use, for blocking work such as name resolution.
   ThreadPool& threadPool();
@@ -198,6 +250,16 @@ class Reactor : public ReactorTime,
   class Waker;
   class SignalWatcher;
 
+  // Aborts naming `method` unless isInReactorThread() (debug builds only:
+  // see TWIST_CHECK_REACTOR_THREAD).
+  void checkReactorThread(const char* method) const {
+    if (!isInReactorThread()) wrongThread(method);
+  }
+  [[noreturn]] static void wrongThread(const char* method);
+  absl::StatusOr<Port*> listenTCPSocket(int port, Factory* factory, int backlog,
+                                        absl::string_view interface, DualStack dual_stack,
+                                        bool reuse_port);
+
   Reactor(std::unique_ptr<Poller> poller, ReactorOptions options);
   absl::Status init();
 
@@ -211,6 +273,7 @@ class Reactor : public ReactorTime,
   void connectorMaybeIdle(Connector* c) override;
   bool shedOneConnection(int listen_fd) override;
   bool stopping() const override { return stopping_; }
+  ConnectionHandle connectionHandle(StreamConnection* c, Transport* as) override;
   // This reactor as the host its transports, ports and connectors get.
   ConnectionHost* host() { return this; }
 
@@ -282,6 +345,14 @@ class Reactor : public ReactorTime,
   std::mutex thread_calls_mu_;
   std::vector<absl::AnyInvocable<void()>> thread_calls_
       ABSL_GUARDED_BY(thread_calls_mu_);
+
+  // Handles (ConnectionHandle) reach the reactor through this door, which
+  // the destructor closes; and each connection a handle was asked for has
+  // its anchor here, marked dead when the connection retires.
+  std::shared_ptr<internal::ReactorDoor> door_;
+  absl::flat_hash_map<StreamConnection*, std::shared_ptr<internal::ConnectionAnchor>> anchors_;
+  // The thread inside run(); no thread's id while no run() is going.
+  std::atomic<std::thread::id> loop_thread_{};
 
   int dispatch_depth_ = 0;  // > 0: inside the loop's own dispatch
   bool warned_reentry_ = false;

@@ -44,6 +44,10 @@ absl::Status StreamConnection::start() {
   return absl::OkStatus();
 }
 
+ConnectionHandle StreamConnection::makeHandle(Transport* as) {
+  return reactor_->connectionHandle(this, as);
+}
+
 // ---- Writing ---------------------------------------------------------------
 
 ssize_t StreamConnection::sendNow(const iovec* iov, int n) {

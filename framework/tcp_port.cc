@@ -109,7 +109,11 @@ void Port::handleEvents(uint32_t ready) {
     if (rate_ > 0) tokens_ -= 1;
     // An IPv4 client of a dual-stack ("::") port is reported as IPv4.
     Address peer = Address::FromSockaddr(reinterpret_cast<sockaddr*>(&ss), len).unmapped();
-    reactor_->adoptConnection(fd, factory_.raw(), peer);
+    if (hand_off_) {
+      hand_off_(fd, peer);
+    } else {
+      reactor_->adoptConnection(fd, factory_.raw(), peer);
+    }
   }
 }
 

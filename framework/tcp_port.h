@@ -3,6 +3,7 @@
 
 #include <memory>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/time/time.h"
 #include "absl/status/status.h"
 #include "framework/address.h"
@@ -41,6 +42,13 @@ class Port final : private Selectable {
   void setAcceptRateLimit(double per_second, int burst = 1);
   Factory* factory() const { return factory_.raw(); }
 
+  /// Where accepted sockets go instead of this port's own reactor: `fd`
+  /// (non-blocking, taken by the call) and its peer. A ReactorPool's round
+  /// robin sets it, to hand each socket to the next reactor. Called on
+  /// this port's reactor's thread, from its accept loop.
+  using HandOff = absl::AnyInvocable<void(int fd, const Address& peer)>;
+  void setHandOff(HandOff hand_off) { hand_off_ = std::move(hand_off); }
+
   // ---- For the ConnectionHost that owns it (framework-internal) ----------
   /// Made by the host's listenTCP or listenUNIX around a socket `fd` that is
   /// bound and listening, which the port takes, with `unix_file` (the socket
@@ -64,6 +72,7 @@ class Port final : private Selectable {
   int fd_;
   Address host_;
   DelayedCall resume_;
+  HandOff hand_off_;  // empty: this port's reactor serves the connections
   std::unique_ptr<UnixSocketFile> unix_file_;  // a Unix port bound to a path
   double rate_ = 0;  // accepts per second; 0 = unlimited
   double burst_ = 1;

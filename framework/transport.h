@@ -12,6 +12,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "framework/address.h"
+#include "framework/connection_handle.h"
 
 namespace twist {
 
@@ -99,6 +100,16 @@ class Transport : public Producer {
   virtual size_t bufferedBytes() const = 0;
   /// Defaults: low 32 KiB, high 64 KiB.
   virtual void setWriteBufferWaterMarks(size_t low, size_t high) = 0;
+
+  /// A handle through which another thread can post calls to this
+  /// connection, run on its own reactor's thread only while it is still
+  /// there (framework/connection_handle.h). Call it on the connection's
+  /// thread. The calls get this transport (a wrapper's handle, its wrapper).
+  ConnectionHandle handle() { return makeHandle(this); }
+  /// handle()'s work: a handle whose calls get `as`. A transport of a
+  /// reactor makes one; a wrapper asks the transport it wraps. Default:
+  /// an empty handle (no reactor: calls are dropped).
+  virtual ConnectionHandle makeHandle(Transport* as) { return ConnectionHandle(); }
 
  protected:
   // For implementations of registerProducer and its undoing: `p` is now

@@ -105,6 +105,10 @@ void ProtocolWrapper::setWriteBufferWaterMarks(size_t low, size_t high) {
   transport()->setWriteBufferWaterMarks(low, high);
 }
 
+ConnectionHandle ProtocolWrapper::makeHandle(Transport* as) {
+  return transport()->makeHandle(as);
+}
+
 std::unique_ptr<Protocol> WrappingFactory::buildProtocol(const Address& addr) {
   std::unique_ptr<Protocol> p = buildWrapped(addr);
   if (p == nullptr) return nullptr;
@@ -113,16 +117,15 @@ std::unique_ptr<Protocol> WrappingFactory::buildProtocol(const Address& addr) {
 
 class LimitTotalConnectionsFactory::Counted final : public ProtocolWrapper {
  public:
+  // Holds the slot buildProtocol took.
   Counted(LimitTotalConnectionsFactory* f, std::unique_ptr<Protocol> p)
-      : ProtocolWrapper(std::move(p)), f_(f) {
-    ++f_->count_;
-  }
+      : ProtocolWrapper(std::move(p)), f_(f) {}
   ~Counted() override {
-    if (!lost_) --f_->count_;
+    if (!lost_) f_->release();
   }
   void connectionLost(const absl::Status& reason) override {
     lost_ = true;
-    --f_->count_;  // the slot is free for the next connection at once
+    f_->release();  // the slot is free for the next connection at once
     ProtocolWrapper::connectionLost(reason);
   }
 
@@ -133,13 +136,26 @@ class LimitTotalConnectionsFactory::Counted final : public ProtocolWrapper {
 
 std::unique_ptr<Protocol> LimitTotalConnectionsFactory::buildProtocol(
     const Address& addr) {
-  if (count_ >= max_) {
-    ++refused_;
+  if (!acquire()) {
+    refused_.fetch_add(1, std::memory_order_relaxed);
     return nullptr;
   }
   std::unique_ptr<Protocol> p = buildWrapped(addr);
-  if (p == nullptr) return nullptr;
+  if (p == nullptr) {
+    release();
+    return nullptr;
+  }
   return std::make_unique<Counted>(this, std::move(p));
+}
+
+bool LimitTotalConnectionsFactory::acquire() {
+  // A compare-and-swap, not a check then an increment: two reactors'
+  // threads must not both take the last slot.
+  int n = count_.load(std::memory_order_relaxed);
+  do {
+    if (n >= max_) return false;
+  } while (!count_.compare_exchange_weak(n, n + 1, std::memory_order_relaxed));
+  return true;
 }
 
 class TimeoutFactory::TimeoutProtocol final : public ProtocolWrapper,

@@ -1,6 +1,7 @@
 #ifndef TWIST_PROTOCOLS_POLICIES_H_
 #define TWIST_PROTOCOLS_POLICIES_H_
 
+#include <atomic>
 #include <memory>
 
 #include "absl/status/status.h"
@@ -94,6 +95,7 @@ class ProtocolWrapper : public Protocol,
   bool readingPaused() const override;
   size_t bufferedBytes() const override;
   void setWriteBufferWaterMarks(size_t low, size_t high) override;
+  ConnectionHandle makeHandle(Transport* as) override;
   /// `factory`'s protocol for `addr`, with its own factory() set: what a
   /// wrapping factory wraps. nullptr if `factory` refuses.
   static std::unique_ptr<Protocol> buildWrapped(Factory* factory, const Address& addr);
@@ -137,19 +139,29 @@ class WrappingFactory : public Factory {
 /// Serves at most `max_connections` connections at once with the protocols
 /// of `wrapped`; a connection over the limit is closed at once, before any
 /// protocol is built (Twisted's LimitTotalConnectionsFactory).
+///
+/// Thread-safe: the reactors of a ReactorPool may share it, and the limit
+/// holds across them. A slot is taken atomically in buildProtocol (never
+/// more than `max_connections` at once, whatever the threads) and given
+/// back in the protocol's connectionLost, on its own reactor's thread. The
+/// wrapped factory must be thread-safe too (Factory::buildProtocol).
 class LimitTotalConnectionsFactory : public WrappingFactory {
  public:
   LimitTotalConnectionsFactory(Factory* wrapped, int max_connections)
       : WrappingFactory(wrapped), max_(max_connections) {}
   std::unique_ptr<Protocol> buildProtocol(const Address& addr) override;
-  int connectionCount() const { return count_; }
-  int refusedCount() const { return refused_; }
+  /// Thread-safe; a snapshot when other threads are serving.
+  int connectionCount() const { return count_.load(std::memory_order_relaxed); }
+  int refusedCount() const { return refused_.load(std::memory_order_relaxed); }
 
  private:
   class Counted;
+  // Takes a slot if one is free.
+  bool acquire();
+  void release() { count_.fetch_sub(1, std::memory_order_relaxed); }
   int max_;
-  int count_ = 0;
-  int refused_ = 0;
+  std::atomic<int> count_{0};
+  std::atomic<int> refused_{0};
 };
 
 /// Closes connections quiet for `idle` (Twisted's TimeoutFactory): wraps
@@ -158,6 +170,9 @@ class LimitTotalConnectionsFactory : public WrappingFactory {
 /// chat user who only reads stays). The wrapped protocols need not know.
 /// On time-out the connection is lost cleanly (queued output is flushed);
 /// if that flush has not finished after another `idle`, it is aborted.
+/// One reactor's: its countdowns run on `reactor`, so it serves that
+/// reactor's connections only (in a ReactorPool, one TimeoutFactory per
+/// reactor).
 class TimeoutFactory : public WrappingFactory {
  public:
   TimeoutFactory(ReactorTime* reactor, Factory* wrapped, absl::Duration idle)
