@@ -13,6 +13,8 @@
 #include "gflags/gflags.h"
 #include "protocols/chat.h"
 
+DECLARE_int32(threads);  // examples/server_main.cc
+
 DEFINE_int64(max_line, 16384,
              "Longest line a client may send, in bytes, without its line "
              "ending; a longer one gets \"Line too long.\" and is disconnected.");
@@ -30,6 +32,12 @@ int main(int argc, char** argv) {
   if (FLAGS_max_line < 1) {
     return twist::BadUsage("chat_server", absl::StrCat("invalid --max_line ", FLAGS_max_line,
                                                         ": must be at least 1"));
+  }
+  if (FLAGS_threads > 1) {
+    // One chat room per reactor would split the users: until the room is
+    // shared across threads (issue 13), one reactor it is.
+    return twist::BadUsage("chat_server",
+                           "--threads > 1 is not supported yet: the chat room is one reactor's");
   }
   twist::ChatOptions options;
   options.max_line = static_cast<size_t>(FLAGS_max_line);

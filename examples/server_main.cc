@@ -14,6 +14,7 @@
 #include "framework/endpoints.h"
 #include "framework/poller.h"
 #include "framework/reactor.h"
+#include "framework/reactor_pool.h"
 #include "framework/tcp_port.h"
 #include "gflags/gflags.h"
 #include "protocols/policies.h"
@@ -33,7 +34,79 @@ DEFINE_double(accept_rate, 0,
               "Most new connections accepted per second (the rest wait in "
               "the backlog); 0 disables.");
 
+DEFINE_int32(threads, 1,
+             "Reactors, each on a thread of its own (a ReactorPool), that share "
+             "the connections; 1: one reactor on the main thread.");
+DEFINE_string(spread, "round_robin",
+              "With --threads > 1, how connections are spread over the reactors: "
+              "round_robin (one listener hands each to the next reactor) or "
+              "reuseport (a listener per reactor on the same port, SO_REUSEPORT; "
+              "tcp only).");
+
 namespace twist {
+namespace {
+
+// --threads > 1: the endpoints on a ReactorPool. The policies that need a
+// reactor's clock per connection (--idle_timeout, a program's `wrap`) are
+// one reactor's, so they are refused here until they can be made per
+// reactor; --max_connections counts across threads.
+int ServeOnPool(absl::string_view program, Factory* factory, bool wrapped,
+                std::vector<ServerEndpointSpec> specs) {
+  absl::StatusOr<Spread> spread = ParseSpread(FLAGS_spread);
+  if (!spread.ok()) return BadUsage(program, absl::StrCat("--spread: ", spread.status().message()));
+  if (FLAGS_threads > 1024) {
+    return BadUsage(program,
+                    absl::StrCat("invalid --threads ", FLAGS_threads, ": must be 1..1024"));
+  }
+  if (FLAGS_idle_timeout > 0 || wrapped) {
+    return BadUsage(program, absl::StrCat("--threads=", FLAGS_threads,
+                                          " cannot be combined with --idle_timeout or a "
+                                          "rate limit yet (they time one reactor)"));
+  }
+  for (const ServerEndpointSpec& spec : specs) {
+    if (spec.type == ServerEndpointSpec::Type::kUnix && *spread == Spread::kReusePort) {
+      return BadUsage(program, "--spread=reuseport is for tcp endpoints: a unix socket "
+                               "cannot be shared; use --spread=round_robin");
+    }
+  }
+  std::unique_ptr<LimitTotalConnectionsFactory> limited;  // outlives the pool
+  ReactorOptions options;
+  options.poller = FLAGS_reactor;
+  absl::StatusOr<std::unique_ptr<ReactorPool>> pool =
+      ReactorPool::Create(FLAGS_threads, options);
+  if (!pool.ok()) {
+    return BadUsage(program, absl::StrCat("--reactor: ", pool.status().message()));
+  }
+  // Before run() starts the threads: they inherit the blocked signals.
+  if (absl::Status s = (*pool)->installSignalHandlers(); !s.ok()) {
+    return Fail(program, s.message());
+  }
+  if (FLAGS_max_connections > 0) {
+    limited = std::make_unique<LimitTotalConnectionsFactory>(factory, FLAGS_max_connections);
+    factory = limited.get();
+  }
+  std::vector<ListeningPort> listening;
+  for (ServerEndpointSpec& spec : specs) {
+    const int backlog = spec.backlog.value_or(FLAGS_backlog);
+    absl::StatusOr<std::vector<Port*>> ports =
+        spec.type == ServerEndpointSpec::Type::kUnix
+            ? (*pool)->listenUNIX(spec.path, factory, *spread, backlog, spec.mode,
+                                  spec.lockfile)
+            : (*pool)->listenTCP(spec.port, factory, *spread, backlog, spec.interface);
+    if (!ports.ok()) return Fail(program, ports.status().message());
+    if (FLAGS_accept_rate > 0) {
+      // The rate is the server's: shared out between the listeners.
+      const double each = FLAGS_accept_rate / static_cast<double>(ports->size());
+      for (Port* p : *ports) p->setAcceptRateLimit(each, std::max(1, static_cast<int>(each / 10)));
+    }
+    listening.push_back(ListeningPort((*ports)[0]));
+  }
+  PrintListening(listening);
+  (*pool)->run();
+  return 0;
+}
+
+}  // namespace
 
 int ServeForever(absl::string_view program, Factory* factory, WrapFactory wrap) {
   absl::StatusOr<std::vector<ServerEndpointSpec>> specs = ListenSpecs(/*datagram=*/false);
@@ -54,12 +127,17 @@ int ServeForever(absl::string_view program, Factory* factory, WrapFactory wrap) 
     return BadUsage(program, absl::StrCat("invalid --accept_rate ", FLAGS_accept_rate,
                                           ": must be 0..1e9 per second"));
   }
+  if (FLAGS_threads < 1) {
+    return BadUsage(program,
+                    absl::StrCat("invalid --threads ", FLAGS_threads, ": must be 1..1024"));
+  }
   // A server's connections are its descriptors: use all the system allows.
   rlimit files;
   if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
     files.rlim_cur = files.rlim_max;
     setrlimit(RLIMIT_NOFILE, &files);
   }
+  if (FLAGS_threads > 1) return ServeOnPool(program, factory, wrap != nullptr, *std::move(specs));
   // The policy wrappers outlive the reactor: its destructor still calls
   // into the connections' protocols.
   std::unique_ptr<LimitTotalConnectionsFactory> limited;

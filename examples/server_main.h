@@ -17,7 +17,9 @@ using WrapFactory = absl::AnyInvocable<Factory*(ReactorTime* reactor, Factory* f
 /// The start-up and shutdown every example stream server shares. Reads the
 /// flags (already parsed by ParseServerFlags, examples/listen_flags.h):
 /// every --listen, or --host and --port; --reactor and --backlog; the
-/// policies --max_connections, --idle_timeout and --accept_rate. Listens on
+/// policies --max_connections, --idle_timeout and --accept_rate; --threads
+/// and --spread (--threads=N > 1 serves on a ReactorPool of N reactors,
+/// the factory shared by all: it must be thread-safe, see Factory). Listens on
 /// each endpoint with `factory`, prints "listening on WHERE" for each, in
 /// order, as the first lines on stdout, and runs until SIGINT or SIGTERM,
 /// after which it closes the connections and returns 0. A bad flag prints
