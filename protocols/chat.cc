@@ -382,6 +382,27 @@ bool ChatRoom::sitesIfChanged(const Site* self, uint64_t* version,
   return true;
 }
 
+// ---- ChatPoolFactory --------------------------------------------------------
+
+ChatPoolFactory::ChatPoolFactory(ReactorPool* pool, ChatOptions options) : pool_(pool) {
+  if (pool->size() == 1) {
+    factories_.push_back(std::make_unique<ChatFactory>(options));
+    return;
+  }
+  room_ = std::make_shared<ChatRoom>(options);
+  for (int i = 0; i < pool->size(); ++i) {
+    factories_.push_back(std::make_unique<ChatFactory>(room_, &pool->reactor(i)));
+  }
+}
+
+std::unique_ptr<Protocol> ChatPoolFactory::buildProtocol(const Address& addr) {
+  const int i = pool_->currentIndex();
+  if (i < 0 || i >= static_cast<int>(factories_.size())) return nullptr;
+  std::unique_ptr<Protocol> p = factories_[i]->buildProtocol(addr);
+  p->setFactory(factories_[i].get());
+  return p;
+}
+
 // ---- Chat -------------------------------------------------------------------
 
 Chat::Chat(ChatFactory* room) : room_(room) {

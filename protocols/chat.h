@@ -37,6 +37,7 @@
 #include "absl/strings/string_view.h"
 #include "framework/address.h"
 #include "framework/protocol.h"
+#include "framework/reactor_pool.h"
 #include "framework/reactor_threads.h"
 #include "protocols/basic.h"
 
@@ -211,6 +212,34 @@ class ChatRoom {
   std::atomic<uint64_t> sites_version_{1};
   std::atomic<uint64_t> dropped_lines_{0};
   std::atomic<uint64_t> sender_pauses_{0};
+};
+
+/// The one factory a ReactorPool's listeners share for a chat room over
+/// all its reactors: a ChatRoom and a ChatFactory per reactor of the pool.
+/// buildProtocol runs on whichever reactor's thread takes the connection
+/// (thread-safe: it only reads what the constructor set) and builds the
+/// Chat with that reactor's ChatFactory (ReactorPool::currentIndex), which
+/// becomes the Chat's factory(); so a user lives on its reactor alone. A
+/// pool of one reactor gets a plain ChatFactory(options), without a room:
+/// one reactor's chat, exactly as without a pool. Made before the pool
+/// runs; it must outlive the pool (its reactors' connections use it).
+class ChatPoolFactory : public Factory {
+ public:
+  ChatPoolFactory(ReactorPool* pool, ChatOptions options = {});
+
+  /// nullptr (the connection is refused) on a thread that is not one of
+  /// the pool's reactors.
+  std::unique_ptr<Protocol> buildProtocol(const Address& addr) override;
+
+  /// The shared room; nullptr for a pool of one reactor.
+  const std::shared_ptr<ChatRoom>& room() const { return room_; }
+  /// Reactor `i`'s factory: call it on that reactor's thread.
+  ChatFactory& factory(int i) { return *factories_[i]; }
+
+ private:
+  ReactorPool* pool_;
+  std::shared_ptr<ChatRoom> room_;
+  std::vector<std::unique_ptr<ChatFactory>> factories_;
 };
 
 /// One client of a ChatFactory.
