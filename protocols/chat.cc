@@ -121,7 +121,7 @@ struct ChatFactory::Site : std::enable_shared_from_this<Site> {
   bool post(const std::shared_ptr<const std::string>& line, const std::shared_ptr<Site>& from) {
     std::lock_guard<std::mutex> lock(mu);
     if (reactor == nullptr) return false;  // the factory is gone: nobody to tell
-    inbox.push_back(line);
+    inbox.push_back({line, next_seq++});
     inbox_bytes += line->size();
     peak_bytes = std::max(peak_bytes, inbox_bytes);
     if (!scheduled) {
@@ -146,7 +146,7 @@ struct ChatFactory::Site : std::enable_shared_from_this<Site> {
       f = factory;
       size_t bytes = 0;
       while (!inbox.empty() && bytes < kDrainSlice) {
-        bytes += inbox.front()->size();
+        bytes += inbox.front().line->size();
         draining.push_back(std::move(inbox.front()));
         inbox.pop_front();
       }
@@ -156,12 +156,17 @@ struct ChatFactory::Site : std::enable_shared_from_this<Site> {
       if (scheduled) reactor->callFromThread([self = shared_from_this()] { self->drain(); });
     }
     if (f != nullptr) {
-      for (const std::shared_ptr<const std::string>& line : draining) {
-        f->broadcastLocal(nullptr, *line);
-      }
+      for (const Posted& p : draining) f->deliverPosted(*p.line, p.seq);
     }
     draining.clear();  // keeps its capacity for the next slice
     for (const std::shared_ptr<Site>& w : wake) w->resumeSenders();
+  }
+
+  // The number the next line posted here will have: a user who joins now
+  // gets the lines from this one on, not those posted before it joined.
+  uint64_t nextSeq() {
+    std::lock_guard<std::mutex> lock(mu);
+    return next_seq;
   }
 
   // Any thread: has this reactor resume the users it paused because an
@@ -183,12 +188,17 @@ struct ChatFactory::Site : std::enable_shared_from_this<Site> {
   std::mutex mu;
   ReactorThreads* reactor ABSL_GUARDED_BY(mu);
   ChatFactory* factory ABSL_GUARDED_BY(mu);
-  std::deque<std::shared_ptr<const std::string>> inbox ABSL_GUARDED_BY(mu);
+  struct Posted {
+    std::shared_ptr<const std::string> line;
+    uint64_t seq;
+  };
+  std::deque<Posted> inbox ABSL_GUARDED_BY(mu);
+  uint64_t next_seq ABSL_GUARDED_BY(mu) = 0;
   size_t inbox_bytes ABSL_GUARDED_BY(mu) = 0;
   size_t peak_bytes ABSL_GUARDED_BY(mu) = 0;
   bool scheduled ABSL_GUARDED_BY(mu) = false;  // a drain is queued on the reactor
   std::vector<std::shared_ptr<Site>> waiters ABSL_GUARDED_BY(mu);
-  std::vector<std::shared_ptr<const std::string>> draining;  // reactor's thread
+  std::vector<Posted> draining;  // reactor's thread
 };
 
 ChatFactory::ChatFactory(ChatOptions options) : options_(options) {}
@@ -249,6 +259,8 @@ bool ChatFactory::isValidName(absl::string_view name) const {
 }
 
 bool ChatFactory::claim(absl::string_view name, Chat* user) {
+  // Before the name is claimed: whoever sees it claimed posts after this.
+  if (room_ != nullptr) user->joined_seq_ = site_->nextSeq();
   if (room_ != nullptr ? !room_->claim(name) : users_.contains(name)) return false;
   users_.emplace(name, user);
   return true;
@@ -297,6 +309,12 @@ void ChatFactory::broadcastLocal(const Chat* except, absl::string_view line) {
   // registry cannot change under this loop.
   for (const auto& [name, user] : users_) {
     if (user != except) user->send(line);
+  }
+}
+
+void ChatFactory::deliverPosted(absl::string_view line, uint64_t seq) {
+  for (const auto& [name, user] : users_) {
+    if (user->joined_seq_ <= seq) user->send(line);
   }
 }
 
@@ -468,8 +486,10 @@ void Chat::chooseName(absl::string_view name) {
   }
   name_ = std::string(name);
   state_ = State::kChatting;
-  send(absl::StrCat("Welcome, ", name_, "!"));
+  // The others are told first, so that by the time this user reads its
+  // welcome, its join is on its way to every reactor.
   room_->broadcast(this, absl::StrCat("* ", name_, " has joined"));
+  send(absl::StrCat("Welcome, ", name_, "!"));
 }
 
 void Chat::chat(absl::string_view line) {

@@ -147,6 +147,9 @@ class ChatFactory : public Factory {
   /// A shared room: posts `line` to every other reactor's inbox. True if
   /// one of them is over max_inbox.
   bool postToOthers(absl::string_view line);
+  /// A line from another reactor's inbox, numbered `seq` there: to every
+  /// user here who joined before it was posted.
+  void deliverPosted(absl::string_view line, uint64_t seq);
   /// Resumes reading the users paused by broadcast().
   void resumePaused();
   /// Counts a line a slow reader missed.
@@ -280,6 +283,9 @@ class Chat : public LineReceiver {
   std::string name_;
   State state_ = State::kNaming;
   uint64_t dropped_lines_ = 0;
+  // A shared room: the first line posted to this reactor's inbox after this
+  // user began to join (ChatFactory::claim); earlier ones are not for it.
+  uint64_t joined_seq_ = 0;
 };
 
 }  // namespace twist
