@@ -9,10 +9,14 @@
 // BM_LineSplit is the floor to compare it with, a bare find('\n') loop.
 // BM_*Frame*: one frame of 1 KiB to 1 MiB per receiver, fed one byte per read
 // or in one read; per_byte (ns) must not grow with the frame size.
+// BM_ChatBroadcast: one chat line from one user to N-1 others in one
+// ChatFactory on StringTransports (parse, format, N-1 writes): what the
+// single-reactor chat costs per line, to compare across chat changes.
 
 #include <sys/uio.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -26,6 +30,7 @@
 #include "framework/output_buffer.h"
 #include "framework/string_transport.h"
 #include "protocols/basic.h"
+#include "protocols/chat.h"
 
 namespace twist {
 namespace {
@@ -282,6 +287,39 @@ BENCHMARK(BM_Int32FrameOneRead) TWIST_FRAME_SIZES;
 BENCHMARK(BM_NetstringFrameBytewise) TWIST_FRAME_SIZES;
 BENCHMARK(BM_NetstringFrameOneRead) TWIST_FRAME_SIZES;
 #undef TWIST_FRAME_SIZES
+
+// ---- Chat -------------------------------------------------------------------
+
+void BM_ChatBroadcast(benchmark::State& state) {
+  const int users = static_cast<int>(state.range(0));
+  ChatFactory room;
+  std::vector<std::unique_ptr<Protocol>> protocols;
+  std::vector<std::unique_ptr<StringTransport>> transports;
+  for (int i = 0; i < users; ++i) {
+    protocols.push_back(room.buildProtocol(Address()));
+    transports.push_back(std::make_unique<StringTransport>());
+    transports.back()->connect(protocols.back().get());
+    transports.back()->receive(absl::StrCat("user", i, "\n"));
+  }
+  int64_t lines = 0;
+  for (auto _ : state) {
+    transports[0]->receive("hello everyone, how is it going?\n");
+    if (++lines % 64 == 0) {
+      for (auto& t : transports) t->clear();
+    }
+  }
+  state.counters["lines/s"] =
+      benchmark::Counter(static_cast<double>(lines), benchmark::Counter::kIsRate);
+  for (auto& t : transports) t->disconnect();
+}
+BENCHMARK(BM_ChatBroadcast)->Arg(2)->Arg(10)->Arg(100);
+// Fixed counts for callgrind (instructions are repeatable where seconds are
+// not): the difference between the two runs, divided by 10000, is one
+// line's instructions without the set-up.
+void BM_ChatBroadcast10k(benchmark::State& s) { BM_ChatBroadcast(s); }
+void BM_ChatBroadcast20k(benchmark::State& s) { BM_ChatBroadcast(s); }
+BENCHMARK(BM_ChatBroadcast10k)->Arg(10)->Arg(100)->Iterations(10000);
+BENCHMARK(BM_ChatBroadcast20k)->Arg(10)->Arg(100)->Iterations(20000);
 
 }  // namespace
 }  // namespace twist

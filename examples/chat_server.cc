@@ -6,14 +6,15 @@
 
 #include <stdio.h>
 
+#include <memory>
+
 #include "absl/strings/str_cat.h"
 #include "examples/listen_flags.h"
 #include "examples/server_main.h"
 #include "examples/usage.h"
+#include "framework/reactor_pool.h"
 #include "gflags/gflags.h"
 #include "protocols/chat.h"
-
-DECLARE_int32(threads);  // examples/server_main.cc
 
 DEFINE_int64(max_line, 16384,
              "Longest line a client may send, in bytes, without its line "
@@ -24,7 +25,7 @@ int main(int argc, char** argv) {
       "Chat server: clients choose a name, then every line they send goes to "
       "everyone else.\n"
       "Usage: chat_server [--host=127.0.0.1] [--port=8000] [--reactor=epoll] "
-      "[--max_line=16384]\n"
+      "[--max_line=16384] [--threads=1]\n"
       "       chat_server --listen=ENDPOINT [--listen=ENDPOINT ...] [...]");
   if (absl::Status s = twist::ParseServerFlags(&argc, &argv); !s.ok()) {
     return twist::BadUsage("chat_server", s.message());
@@ -33,14 +34,14 @@ int main(int argc, char** argv) {
     return twist::BadUsage("chat_server", absl::StrCat("invalid --max_line ", FLAGS_max_line,
                                                         ": must be at least 1"));
   }
-  if (FLAGS_threads > 1) {
-    // One chat room per reactor would split the users: until the room is
-    // shared across threads (issue 13), one reactor it is.
-    return twist::BadUsage("chat_server",
-                           "--threads > 1 is not supported yet: the chat room is one reactor's");
-  }
   twist::ChatOptions options;
   options.max_line = static_cast<size_t>(FLAGS_max_line);
+  // --threads=1: one reactor's room, as ever. --threads=N: one room over
+  // the pool's reactors, a ChatFactory per reactor (protocols/chat.h).
   twist::ChatFactory factory(options);
-  return twist::ServeForever("chat_server", &factory);
+  std::unique_ptr<twist::ChatPoolFactory> pooled;  // outlives the pool
+  return twist::ServeForever("chat_server", &factory, nullptr, [&](twist::ReactorPool* pool) {
+    pooled = std::make_unique<twist::ChatPoolFactory>(pool, options);
+    return pooled.get();
+  });
 }

@@ -51,7 +51,7 @@ namespace {
 // one reactor's, so they are refused here until they can be made per
 // reactor; --max_connections counts across threads.
 int ServeOnPool(absl::string_view program, Factory* factory, bool wrapped,
-                std::vector<ServerEndpointSpec> specs) {
+                std::vector<ServerEndpointSpec> specs, PoolFactory pool_factory) {
   absl::StatusOr<Spread> spread = ParseSpread(FLAGS_spread);
   if (!spread.ok()) return BadUsage(program, absl::StrCat("--spread: ", spread.status().message()));
   if (FLAGS_threads > 1024) {
@@ -81,6 +81,7 @@ int ServeOnPool(absl::string_view program, Factory* factory, bool wrapped,
   if (absl::Status s = (*pool)->installSignalHandlers(); !s.ok()) {
     return Fail(program, s.message());
   }
+  if (pool_factory != nullptr) factory = pool_factory(pool->get());
   if (FLAGS_max_connections > 0) {
     limited = std::make_unique<LimitTotalConnectionsFactory>(factory, FLAGS_max_connections);
     factory = limited.get();
@@ -108,7 +109,8 @@ int ServeOnPool(absl::string_view program, Factory* factory, bool wrapped,
 
 }  // namespace
 
-int ServeForever(absl::string_view program, Factory* factory, WrapFactory wrap) {
+int ServeForever(absl::string_view program, Factory* factory, WrapFactory wrap,
+                 PoolFactory pool_factory) {
   absl::StatusOr<std::vector<ServerEndpointSpec>> specs = ListenSpecs(/*datagram=*/false);
   if (!specs.ok()) return BadUsage(program, specs.status().message());
   if (FLAGS_backlog < 1) {
@@ -137,7 +139,10 @@ int ServeForever(absl::string_view program, Factory* factory, WrapFactory wrap) 
     files.rlim_cur = files.rlim_max;
     setrlimit(RLIMIT_NOFILE, &files);
   }
-  if (FLAGS_threads > 1) return ServeOnPool(program, factory, wrap != nullptr, *std::move(specs));
+  if (FLAGS_threads > 1) {
+    return ServeOnPool(program, factory, wrap != nullptr, *std::move(specs),
+                       std::move(pool_factory));
+  }
   // The policy wrappers outlive the reactor: its destructor still calls
   // into the connections' protocols.
   std::unique_ptr<LimitTotalConnectionsFactory> limited;

@@ -15,6 +15,14 @@ namespace twist {
 /// still calls into it).
 using WrapFactory = absl::AnyInvocable<Factory*(Reactor* reactor, Factory* factory)>;
 
+class ReactorPool;
+
+/// For --threads > 1, a program whose factory must know the pool's reactors
+/// (chat_server: one room over all of them, a ChatFactory per reactor):
+/// given the pool before it runs, returns the factory its listeners share
+/// instead of ServeForever's `factory`. It must outlive ServeForever.
+using PoolFactory = absl::AnyInvocable<Factory*(ReactorPool* pool)>;
+
 /// The start-up and shutdown every example stream server shares. Reads the
 /// flags (already parsed by ParseServerFlags, examples/listen_flags.h):
 /// every --listen, or --host and --port; --reactor and --backlog; the
@@ -28,7 +36,10 @@ using WrapFactory = absl::AnyInvocable<Factory*(Reactor* reactor, Factory* facto
 /// likewise, returning 1.
 /// `wrap`, if given, wraps `factory` once the reactor exists, inside the
 /// policies above.
-int ServeForever(absl::string_view program, Factory* factory, WrapFactory wrap = nullptr);
+/// `pool_factory`, if given, makes the factory for --threads > 1 (see
+/// PoolFactory); `factory` is then for --threads=1 only.
+int ServeForever(absl::string_view program, Factory* factory, WrapFactory wrap = nullptr,
+                 PoolFactory pool_factory = nullptr);
 
 }  // namespace twist
 

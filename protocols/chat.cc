@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <deque>
 #include <string>
+#include <memory>
+#include <mutex>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -95,18 +98,149 @@ std::string NeutraliseText(absl::string_view text) {
 
 // ---- ChatFactory ------------------------------------------------------------
 
+// One reactor's inbox in a shared room: the lines other reactors post to its
+// users, in the order they were posted. Each sender posts from its own
+// reactor's thread, so one sender's lines reach each inbox in its order.
+// Lines cross threads as shared strings; users never do.
+//
+// Flow: the reactor takes at most kDrainSlice bytes of lines per turn of its
+// loop, as a socket read would, so that its users' sockets drain between
+// slices (a reader that keeps up is not sent a burst that looks like not
+// reading). Past options.max_inbox bytes waiting, the sites whose users
+// posted are told to stop reading those users until it drains to a quarter:
+// a reactor that falls behind slows the senders instead of growing memory.
+struct ChatFactory::Site : std::enable_shared_from_this<Site> {
+  static constexpr size_t kDrainSlice = 64 * 1024;
+
+  Site(ReactorThreads* r, ChatFactory* f, size_t max)
+      : max_inbox(max), reactor(r), factory(f) {}
+
+  // Any thread: queues `line` for this reactor's users. Returns true if the
+  // inbox is over max_inbox: then `from` will be asked to resume its
+  // senders (resumeSenders) once it has drained.
+  bool post(const std::shared_ptr<const std::string>& line, const std::shared_ptr<Site>& from) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (reactor == nullptr) return false;  // the factory is gone: nobody to tell
+    inbox.push_back({line, next_seq++});
+    inbox_bytes += line->size();
+    peak_bytes = std::max(peak_bytes, inbox_bytes);
+    if (!scheduled) {
+      scheduled = true;
+      // Under mu, so that the factory's destructor (which clears reactor
+      // under mu) cannot let the reactor go while this call runs.
+      reactor->callFromThread([self = shared_from_this()] { self->drain(); });
+    }
+    if (inbox_bytes <= max_inbox) return false;
+    if (std::find(waiters.begin(), waiters.end(), from) == waiters.end()) waiters.push_back(from);
+    return true;
+  }
+
+  // On the reactor's thread: hands a slice of what arrived to the users here
+  // now (a user who left meanwhile is no longer among them); the rest waits
+  // for the next turn of the loop.
+  void drain() {
+    ChatFactory* f;
+    std::vector<std::shared_ptr<Site>> wake;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      f = factory;
+      size_t bytes = 0;
+      while (!inbox.empty() && bytes < kDrainSlice) {
+        bytes += inbox.front().line->size();
+        draining.push_back(std::move(inbox.front()));
+        inbox.pop_front();
+      }
+      inbox_bytes -= bytes;
+      if (inbox_bytes <= max_inbox / 4) wake.swap(waiters);
+      scheduled = !inbox.empty() && reactor != nullptr;
+      if (scheduled) reactor->callFromThread([self = shared_from_this()] { self->drain(); });
+    }
+    if (f != nullptr) {
+      for (const Posted& p : draining) f->deliverPosted(*p.line, p.seq);
+    }
+    draining.clear();  // keeps its capacity for the next slice
+    for (const std::shared_ptr<Site>& w : wake) w->resumeSenders();
+  }
+
+  // The number the next line posted here will have: a user who joins now
+  // gets the lines from this one on, not those posted before it joined.
+  uint64_t nextSeq() {
+    std::lock_guard<std::mutex> lock(mu);
+    return next_seq;
+  }
+
+  // Any thread: has this reactor resume the users it paused because an
+  // inbox was full.
+  void resumeSenders() {
+    std::lock_guard<std::mutex> lock(mu);
+    if (reactor == nullptr) return;
+    reactor->callFromThread([self = shared_from_this()] {
+      ChatFactory* f;
+      {
+        std::lock_guard<std::mutex> lock(self->mu);
+        f = self->factory;
+      }
+      if (f != nullptr) f->resumePaused();
+    });
+  }
+
+  const size_t max_inbox;
+  std::mutex mu;
+  ReactorThreads* reactor ABSL_GUARDED_BY(mu);
+  ChatFactory* factory ABSL_GUARDED_BY(mu);
+  struct Posted {
+    std::shared_ptr<const std::string> line;
+    uint64_t seq;
+  };
+  std::deque<Posted> inbox ABSL_GUARDED_BY(mu);
+  uint64_t next_seq ABSL_GUARDED_BY(mu) = 0;
+  size_t inbox_bytes ABSL_GUARDED_BY(mu) = 0;
+  size_t peak_bytes ABSL_GUARDED_BY(mu) = 0;
+  bool scheduled ABSL_GUARDED_BY(mu) = false;  // a drain is queued on the reactor
+  std::vector<std::shared_ptr<Site>> waiters ABSL_GUARDED_BY(mu);
+  std::vector<Posted> draining;  // reactor's thread
+};
+
 ChatFactory::ChatFactory(ChatOptions options) : options_(options) {}
+
+ChatFactory::ChatFactory(std::shared_ptr<ChatRoom> room, ReactorThreads* reactor)
+    : options_(room->options()),
+      room_(std::move(room)),
+      site_(std::make_shared<Site>(reactor, this, options_.max_inbox)) {
+  room_->addSite(site_);
+}
+
+ChatFactory::~ChatFactory() {
+  if (room_ == nullptr) return;
+  room_->removeSite(site_.get());
+  // Posts still on their way find nobody; those already queued on the
+  // reactor hold the site, not this factory. Senders elsewhere waiting for
+  // this inbox to drain wait no more.
+  std::vector<std::shared_ptr<Site>> wake;
+  {
+    std::lock_guard<std::mutex> lock(site_->mu);
+    site_->reactor = nullptr;
+    site_->factory = nullptr;
+    wake.swap(site_->waiters);
+  }
+  for (const std::shared_ptr<Site>& w : wake) w->resumeSenders();
+}
 
 std::unique_ptr<Protocol> ChatFactory::buildProtocol(const Address& addr) {
   return std::make_unique<Chat>(this);
 }
 
 std::vector<std::string> ChatFactory::names() const {
+  if (room_ != nullptr) return room_->names();
   std::vector<std::string> out;
   out.reserve(users_.size());
   for (const auto& [name, user] : users_) out.push_back(name);
   std::sort(out.begin(), out.end());
   return out;
+}
+
+size_t ChatFactory::userCount() const {
+  return room_ != nullptr ? room_->userCount() : users_.size();
 }
 
 Chat* ChatFactory::user(absl::string_view name) const {
@@ -124,12 +258,167 @@ bool ChatFactory::isValidName(absl::string_view name) const {
   return true;
 }
 
-void ChatFactory::broadcast(const Chat* except, absl::string_view line) {
+bool ChatFactory::claim(absl::string_view name, Chat* user) {
+  // Before the name is claimed: whoever sees it claimed posts after this.
+  if (room_ != nullptr) user->joined_seq_ = site_->nextSeq();
+  if (room_ != nullptr ? !room_->claim(name) : users_.contains(name)) return false;
+  users_.emplace(name, user);
+  return true;
+}
+
+bool ChatFactory::rename(const std::string& old_name, absl::string_view new_name, Chat* user) {
+  if (room_ != nullptr ? !room_->rename(old_name, new_name) : users_.contains(new_name)) {
+    return false;
+  }
+  users_.erase(old_name);
+  users_.emplace(new_name, user);
+  return true;
+}
+
+void ChatFactory::release(const std::string& name) {
+  users_.erase(name);
+  if (room_ != nullptr) room_->release(name);
+}
+
+void ChatFactory::lineDropped() {
+  ++dropped_lines_;
+  if (room_ != nullptr) room_->dropped_lines_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void ChatFactory::broadcast(Chat* except, absl::string_view line) {
+  broadcastLocal(except, line);
+  if (room_ != nullptr && postToOthers(line) && except != nullptr &&
+      except->state_ == Chat::State::kChatting) {
+    // An inbox elsewhere is full: read no more from this sender until it
+    // has drained (Site::resumeSenders).
+    except->transport()->pauseProducing();
+    paused_.insert(except);
+    room_->sender_pauses_.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+void ChatFactory::resumePaused() {
+  absl::flat_hash_set<Chat*> paused;
+  paused.swap(paused_);
+  // Resuming delivers the lines held meanwhile, which may pause it again.
+  for (Chat* user : paused) user->transport()->resumeProducing();
+}
+
+void ChatFactory::broadcastLocal(const Chat* except, absl::string_view line) {
   // Writing never calls back into a protocol (closes are deferred), so the
   // registry cannot change under this loop.
   for (const auto& [name, user] : users_) {
     if (user != except) user->send(line);
   }
+}
+
+void ChatFactory::deliverPosted(absl::string_view line, uint64_t seq) {
+  for (const auto& [name, user] : users_) {
+    if (user->joined_seq_ <= seq) user->send(line);
+  }
+}
+
+bool ChatFactory::postToOthers(absl::string_view line) {
+  room_->sitesIfChanged(site_.get(), &others_version_, &others_);
+  if (others_.empty()) return false;
+  // One copy of the line, shared by every inbox it goes to.
+  auto shared = std::make_shared<const std::string>(line);
+  bool full = false;
+  for (const std::shared_ptr<Site>& site : others_) full |= site->post(shared, site_);
+  return full;
+}
+
+// ---- ChatRoom ---------------------------------------------------------------
+
+std::vector<std::string> ChatRoom::names() const {
+  std::vector<std::string> out;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    out.assign(names_.begin(), names_.end());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+size_t ChatRoom::peakInboxBytes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  size_t peak = 0;
+  for (const std::shared_ptr<Site>& s : sites_) {
+    std::lock_guard<std::mutex> site_lock(s->mu);
+    peak = std::max(peak, s->peak_bytes);
+  }
+  return peak;
+}
+
+size_t ChatRoom::userCount() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return names_.size();
+}
+
+bool ChatRoom::claim(absl::string_view name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return names_.emplace(name).second;
+}
+
+bool ChatRoom::rename(absl::string_view old_name, absl::string_view new_name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!names_.emplace(new_name).second) return false;
+  names_.erase(old_name);
+  return true;
+}
+
+void ChatRoom::release(absl::string_view name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  names_.erase(name);
+}
+
+void ChatRoom::addSite(std::shared_ptr<Site> site) {
+  std::lock_guard<std::mutex> lock(mu_);
+  sites_.push_back(std::move(site));
+  sites_version_.fetch_add(1, std::memory_order_release);
+}
+
+void ChatRoom::removeSite(const Site* site) {
+  std::lock_guard<std::mutex> lock(mu_);
+  sites_.erase(std::remove_if(sites_.begin(), sites_.end(),
+                              [site](const std::shared_ptr<Site>& s) { return s.get() == site; }),
+               sites_.end());
+  sites_version_.fetch_add(1, std::memory_order_release);
+}
+
+bool ChatRoom::sitesIfChanged(const Site* self, uint64_t* version,
+                              std::vector<std::shared_ptr<Site>>* out) const {
+  // The reactors of a room rarely change (once each, at start-up): one
+  // atomic load per line instead of the mutex.
+  if (sites_version_.load(std::memory_order_acquire) == *version) return false;
+  std::lock_guard<std::mutex> lock(mu_);
+  *version = sites_version_.load(std::memory_order_relaxed);
+  out->clear();
+  for (const std::shared_ptr<Site>& s : sites_) {
+    if (s.get() != self) out->push_back(s);
+  }
+  return true;
+}
+
+// ---- ChatPoolFactory --------------------------------------------------------
+
+ChatPoolFactory::ChatPoolFactory(ReactorPool* pool, ChatOptions options) : pool_(pool) {
+  if (pool->size() == 1) {
+    factories_.push_back(std::make_unique<ChatFactory>(options));
+    return;
+  }
+  room_ = std::make_shared<ChatRoom>(options);
+  for (int i = 0; i < pool->size(); ++i) {
+    factories_.push_back(std::make_unique<ChatFactory>(room_, &pool->reactor(i)));
+  }
+}
+
+std::unique_ptr<Protocol> ChatPoolFactory::buildProtocol(const Address& addr) {
+  const int i = pool_->currentIndex();
+  if (i < 0 || i >= static_cast<int>(factories_.size())) return nullptr;
+  std::unique_ptr<Protocol> p = factories_[i]->buildProtocol(addr);
+  p->setFactory(factories_[i].get());
+  return p;
 }
 
 // ---- Chat -------------------------------------------------------------------
@@ -191,15 +480,16 @@ void Chat::chooseName(absl::string_view name) {
     send(kNameInvalid);
     return;
   }
-  if (room_->users_.contains(name)) {
+  if (!room_->claim(name, this)) {
     send(kNameTaken);
     return;
   }
   name_ = std::string(name);
-  room_->users_.emplace(name_, this);
   state_ = State::kChatting;
-  send(absl::StrCat("Welcome, ", name_, "!"));
+  // The others are told first, so that by the time this user reads its
+  // welcome, its join is on its way to every reactor.
   room_->broadcast(this, absl::StrCat("* ", name_, " has joined"));
+  send(absl::StrCat("Welcome, ", name_, "!"));
 }
 
 void Chat::chat(absl::string_view line) {
@@ -244,13 +534,11 @@ void Chat::rename(absl::string_view name) {
     send(absl::StrCat("You are now ", name_, "."));
     return;
   }
-  if (room_->users_.contains(name)) {
+  if (!room_->rename(name_, name, this)) {
     send(kNameTaken);
     return;
   }
   std::string old = std::exchange(name_, std::string(name));
-  room_->users_.erase(old);
-  room_->users_.emplace(name_, this);
   send(absl::StrCat("You are now ", name_, "."));
   room_->broadcast(this, absl::StrCat("* ", old, " is now ", name_));
 }
@@ -259,7 +547,8 @@ void Chat::leave() {
   const bool was_chatting = state_ == State::kChatting;
   state_ = State::kGone;
   if (!was_chatting) return;
-  room_->users_.erase(name_);
+  room_->release(name_);
+  room_->paused_.erase(this);
   room_->broadcast(this, absl::StrCat("* ", name_, " has left"));
 }
 
@@ -268,7 +557,7 @@ void Chat::connectionLost(const absl::Status& reason) { leave(); }
 bool Chat::send(absl::string_view line) {
   if (transport()->bufferedBytes() > room_->options().max_buffered) {
     ++dropped_lines_;
-    ++room_->dropped_lines_;
+    room_->lineDropped();
     return false;
   }
   absl::string_view pieces[] = {line, kCrLf};

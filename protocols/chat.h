@@ -23,16 +23,22 @@
 // UTF-8 become U+FFFD. Names must be valid UTF-8 without controls.
 
 #include <cstddef>
+#include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "framework/address.h"
 #include "framework/protocol.h"
+#include "framework/reactor_pool.h"
+#include "framework/reactor_threads.h"
 #include "protocols/basic.h"
 
 namespace twist {
@@ -58,24 +64,63 @@ struct ChatOptions {
   size_t max_buffered = 64 * 1024;
   /// Longest name, in bytes.
   size_t max_name = 32;
+  /// A room over several reactors (ChatRoom): bytes of lines posted to one
+  /// reactor and not yet handed to its users, past which the users who
+  /// posted them are not read until it has drained to a quarter of this.
+  /// A reactor that falls behind slows the senders down instead of making
+  /// the server's memory grow.
+  size_t max_inbox = 256 * 1024;
 };
 
-/// The chat room: builds a Chat per connection and owns the registry of
-/// names. It must outlive the ports using it and their connections.
+class ChatRoom;
+
+/// The chat room of one reactor: builds a Chat per connection and keeps the
+/// users connected through that reactor. It must outlive the ports using it
+/// and their connections.
+///
+/// Alone (ChatFactory(options)) it is the whole room, on one reactor, and
+/// nothing in it is locked. To spread a room over several reactors, each on
+/// its own thread, make one shared ChatRoom and one ChatFactory per reactor
+/// (ChatFactory(room, reactor)): the room holds the names, under a mutex;
+/// each factory holds its own reactor's users, touched only on that
+/// reactor's thread. A line goes to the sender's neighbours at once and to
+/// every other reactor by one post (callFromThread) to that reactor's inbox,
+/// where it is handed to the users connected there when the post runs.
+///
+/// Threads: every method of a ChatFactory, its buildProtocol, startFactory
+/// and stopFactory included, is called on its reactor's thread (or before
+/// that reactor runs, or after it stopped), as the reactor does; a factory
+/// is never shared by two reactors. The ChatRoom's methods are thread-safe.
 class ChatFactory : public Factory {
  public:
+  /// A room of its own, served by one reactor.
   explicit ChatFactory(ChatOptions options = {});
+  /// `reactor`'s share of `room`: the users who connect through `reactor`,
+  /// which must be the reactor this factory listens with. Lines for them
+  /// from other reactors are posted with reactor->callFromThread. `reactor`
+  /// must not be destroyed while another reactor of the room may still post
+  /// to it: stop every reactor's thread before destroying any reactor (as
+  /// ReactorPool does), or destroy this factory first, which stops the
+  /// posts.
+  ChatFactory(std::shared_ptr<ChatRoom> room, ReactorThreads* reactor);
+  ~ChatFactory() override;
 
   std::unique_ptr<Protocol> buildProtocol(const Address& addr) override;
 
   const ChatOptions& options() const { return options_; }
-  /// The names of the users who are chatting, sorted.
+  /// The names of the users who are chatting, in the whole room, sorted.
   std::vector<std::string> names() const;
-  size_t userCount() const { return users_.size(); }
-  /// The chatting user called `name`, or nullptr.
+  /// Users chatting in the whole room.
+  size_t userCount() const;
+  /// Users chatting through this factory's reactor.
+  size_t localUserCount() const { return users_.size(); }
+  /// The user called `name` if they chat through this factory's reactor,
+  /// else nullptr.
   Chat* user(absl::string_view name) const;
-  /// Lines not sent to slow readers so far.
+  /// Lines not sent to this reactor's slow readers so far.
   uint64_t droppedLines() const { return dropped_lines_; }
+  /// The shared room; nullptr for a room of its own.
+  const std::shared_ptr<ChatRoom>& room() const { return room_; }
 
   /// Whether `name` is acceptable: not empty, at most max_name bytes, valid
   /// UTF-8, no ASCII space and no control characters (C0, DEL, C1), does not
@@ -84,13 +129,120 @@ class ChatFactory : public Factory {
 
  private:
   friend class Chat;
+  friend class ChatRoom;
+  struct Site;
 
-  /// Sends `line` to every chatting user but `except`.
-  void broadcast(const Chat* except, absl::string_view line);
+  /// Claims `name` for `user` in the whole room: false if it is taken.
+  bool claim(absl::string_view name, Chat* user);
+  /// Moves `user` from `old_name` to `new_name`: false if that is taken.
+  bool rename(const std::string& old_name, absl::string_view new_name, Chat* user);
+  /// Frees `name`.
+  void release(const std::string& name);
+  /// Sends `line` to every chatting user but `except`, here and on the
+  /// room's other reactors; `except` (the sender) stops being read if an
+  /// inbox it posted to is full.
+  void broadcast(Chat* except, absl::string_view line);
+  /// Sends `line` to every user chatting through this reactor but `except`.
+  void broadcastLocal(const Chat* except, absl::string_view line);
+  /// A shared room: posts `line` to every other reactor's inbox. True if
+  /// one of them is over max_inbox.
+  bool postToOthers(absl::string_view line);
+  /// A line from another reactor's inbox, numbered `seq` there: to every
+  /// user here who joined before it was posted.
+  void deliverPosted(absl::string_view line, uint64_t seq);
+  /// Resumes reading the users paused by broadcast().
+  void resumePaused();
+  /// Counts a line a slow reader missed.
+  void lineDropped();
 
   ChatOptions options_;
+  // This reactor's chatting users; in a room of its own, the room's names.
   absl::flat_hash_map<std::string, Chat*> users_;
   uint64_t dropped_lines_ = 0;
+  // Shared room only (else null): the room, this reactor's inbox, and the
+  // other reactors' inboxes as last read from the room.
+  std::shared_ptr<ChatRoom> room_;
+  std::shared_ptr<Site> site_;
+  std::vector<std::shared_ptr<Site>> others_;
+  uint64_t others_version_ = 0;
+  // Users not read until a full inbox elsewhere has drained.
+  absl::flat_hash_set<Chat*> paused_;
+};
+
+/// The part of a chat room that several reactors share (each through its
+/// own ChatFactory): the names, unique across the room and claimed
+/// atomically, and the reactors' inboxes. Thread-safe. It lives as long as
+/// its factories and their posts in flight (shared_ptr).
+class ChatRoom {
+ public:
+  explicit ChatRoom(ChatOptions options = {}) : options_(options) {}
+  ChatRoom(const ChatRoom&) = delete;
+  ChatRoom& operator=(const ChatRoom&) = delete;
+
+  const ChatOptions& options() const { return options_; }
+  /// Every chatting user's name, sorted.
+  std::vector<std::string> names() const;
+  size_t userCount() const;
+  /// Lines not sent to slow readers, over all reactors.
+  uint64_t droppedLines() const { return dropped_lines_.load(std::memory_order_relaxed); }
+  /// Times a sender stopped being read because an inbox was over max_inbox.
+  uint64_t senderPauses() const { return sender_pauses_.load(std::memory_order_relaxed); }
+  /// The most bytes that ever waited in one reactor's inbox (of the
+  /// reactors whose factories still exist).
+  size_t peakInboxBytes() const;
+
+ private:
+  friend class ChatFactory;
+  using Site = ChatFactory::Site;
+
+  bool claim(absl::string_view name);
+  bool rename(absl::string_view old_name, absl::string_view new_name);
+  void release(absl::string_view name);
+  void addSite(std::shared_ptr<Site> site);
+  void removeSite(const Site* site);
+  // The inboxes of every reactor but `self`'s, if they changed since
+  // `*version`; returns whether they did.
+  bool sitesIfChanged(const Site* self, uint64_t* version,
+                      std::vector<std::shared_ptr<Site>>* out) const;
+
+  const ChatOptions options_;
+  // std::mutex, not absl::Mutex: Debian's Abseil is not built for
+  // ThreadSanitizer (see framework/reactor.h).
+  mutable std::mutex mu_;
+  absl::flat_hash_set<std::string> names_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::shared_ptr<Site>> sites_ ABSL_GUARDED_BY(mu_);
+  // Bumped under mu_ when sites_ changes; read without it on every line.
+  std::atomic<uint64_t> sites_version_{1};
+  std::atomic<uint64_t> dropped_lines_{0};
+  std::atomic<uint64_t> sender_pauses_{0};
+};
+
+/// The one factory a ReactorPool's listeners share for a chat room over
+/// all its reactors: a ChatRoom and a ChatFactory per reactor of the pool.
+/// buildProtocol runs on whichever reactor's thread takes the connection
+/// (thread-safe: it only reads what the constructor set) and builds the
+/// Chat with that reactor's ChatFactory (ReactorPool::currentIndex), which
+/// becomes the Chat's factory(); so a user lives on its reactor alone. A
+/// pool of one reactor gets a plain ChatFactory(options), without a room:
+/// one reactor's chat, exactly as without a pool. Made before the pool
+/// runs; it must outlive the pool (its reactors' connections use it).
+class ChatPoolFactory : public Factory {
+ public:
+  ChatPoolFactory(ReactorPool* pool, ChatOptions options = {});
+
+  /// nullptr (the connection is refused) on a thread that is not one of
+  /// the pool's reactors.
+  std::unique_ptr<Protocol> buildProtocol(const Address& addr) override;
+
+  /// The shared room; nullptr for a pool of one reactor.
+  const std::shared_ptr<ChatRoom>& room() const { return room_; }
+  /// Reactor `i`'s factory: call it on that reactor's thread.
+  ChatFactory& factory(int i) { return *factories_[i]; }
+
+ private:
+  ReactorPool* pool_;
+  std::shared_ptr<ChatRoom> room_;
+  std::vector<std::unique_ptr<ChatFactory>> factories_;
 };
 
 /// One client of a ChatFactory.
@@ -131,6 +283,9 @@ class Chat : public LineReceiver {
   std::string name_;
   State state_ = State::kNaming;
   uint64_t dropped_lines_ = 0;
+  // A shared room: the first line posted to this reactor's inbox after this
+  // user began to join (ChatFactory::claim); earlier ones are not for it.
+  uint64_t joined_seq_ = 0;
 };
 
 }  // namespace twist

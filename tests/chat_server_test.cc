@@ -91,6 +91,76 @@ TEST(ChatServerTest, BadFlags) {
                      "epoll, poll, select");
 }
 
+// --threads=2: one room over two reactors. Round robin puts consecutive
+// clients on alternate reactors; reuseport lets the kernel choose.
+class ChatServerThreadsTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ChatServerThreadsTest, OneRoomOverTwoReactorsThenExitsZeroOnSigterm) {
+  absl::StatusOr<Subprocess> process = Subprocess::Start(
+      testing::RunfilePath("examples/chat_server"),
+      {"--threads=2", absl::StrCat("--spread=", GetParam()), "--port=0"});
+  ASSERT_TRUE(process.ok()) << process.status();
+  absl::StatusOr<std::string> first = process->ReadStdoutLine(kWait);
+  ASSERT_TRUE(first.ok()) << first.status() << "; stderr: " << process->err();
+  ASSERT_TRUE(absl::StartsWith(*first, "listening on ")) << *first;
+  absl::StatusOr<Address> addr = testing::ParseListening(first->substr(13));
+  ASSERT_TRUE(addr.ok()) << addr.status();
+  auto expect = [](BlockingClient& c, const std::string& want) {
+    EXPECT_EQ(c.ReadExpected(want), want);
+  };
+
+  absl::StatusOr<BlockingClient> a = BlockingClient::Connect(*addr);
+  ASSERT_TRUE(a.ok()) << a.status();
+  expect(*a, "What's your name?\r\n");
+  ASSERT_TRUE(a->SendAll("alice\n").ok());
+  expect(*a, "Welcome, alice!\r\n");
+  // The name is the room's, on the other reactor too.
+  absl::StatusOr<BlockingClient> b = BlockingClient::Connect(*addr);
+  ASSERT_TRUE(b.ok()) << b.status();
+  ASSERT_TRUE(b->SendAll("alice\nbob\n").ok());
+  expect(*b, "What's your name?\r\nName taken, please choose another.\r\nWelcome, bob!\r\n");
+  expect(*a, "* bob has joined\r\n");
+  absl::StatusOr<BlockingClient> c = BlockingClient::Connect(*addr);
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE(c->SendAll("carol\n").ok());
+  expect(*c, "What's your name?\r\nWelcome, carol!\r\n");
+  expect(*a, "* carol has joined\r\n");
+  expect(*b, "* carol has joined\r\n");
+
+  ASSERT_TRUE(b->SendAll("hi\n/me waves\n/nick bea\nbye\n").ok());
+  expect(*b, "You are now bea.\r\n");
+  const std::string from_b = "<bob> hi\r\n* bob waves\r\n* bob is now bea\r\n<bea> bye\r\n";
+  expect(*a, from_b);
+  expect(*c, from_b);
+  ASSERT_TRUE(c->SendAll("/who\n").ok());
+  expect(*c, "Online: alice, bea, carol\r\n");
+  // Many lines at once: each once, in order, on both reactors.
+  std::string lines, relayed;
+  for (int i = 0; i < 500; ++i) {
+    absl::StrAppend(&lines, "line ", i, "\n");
+    absl::StrAppend(&relayed, "<alice> line ", i, "\r\n");
+  }
+  ASSERT_TRUE(a->SendAll(lines).ok());
+  expect(*b, relayed);
+  expect(*c, relayed);
+  ASSERT_TRUE(a->SendAll("/who\n").ok());
+  expect(*a, "Online: alice, bea, carol\r\n");
+
+  process->Signal(SIGTERM);
+  for (BlockingClient* client : {&*a, &*b, &*c}) {
+    absl::StatusOr<std::string> rest = client->ReadToEof();  // closed as it stops
+    ASSERT_TRUE(rest.ok()) << rest.status();
+  }
+  absl::StatusOr<int> status = process->Wait(kWait);
+  ASSERT_TRUE(status.ok()) << status.status();
+  ASSERT_TRUE(WIFEXITED(*status)) << "killed by signal " << WTERMSIG(*status);
+  EXPECT_EQ(WEXITSTATUS(*status), 0);
+  EXPECT_EQ(process->err(), "");
+}
+
+INSTANTIATE_TEST_SUITE_P(Spreads, ChatServerThreadsTest,
+                         ::testing::Values("round_robin", "reuseport"));
+
 TEST(ChatServerTest, PortInUse) {
   testing::BusyPort busy;
   ExpectOneLineError({absl::StrCat("--port=", busy.port())},

@@ -1,7 +1,7 @@
 // echo_server --threads=N as a user runs it: the connections of one port
 // served by N reactors (either spread), every byte echoed, SIGTERM ends
 // every reactor and the program exits 0; bad --threads/--spread are usage
-// errors; chat_server refuses --threads > 1 until its room is shared.
+// errors. (chat_server --threads=N: tests/chat_server_test.cc.)
 
 #include <signal.h>
 #include <sys/wait.h>
@@ -88,12 +88,6 @@ TEST(EchoServerThreadsFlagsTest, BadThreadsAndSpreadAreUsageErrors) {
       kServer, {"--threads=2", "--spread=reuseport", "--listen=unix:@twist-threads-test"},
       "echo_server: --spread=reuseport is for tcp endpoints: a unix socket cannot be "
       "shared; use --spread=round_robin");
-}
-
-TEST(EchoServerThreadsFlagsTest, ChatServerRefusesThreadsForNow) {
-  testing::ExpectOneLineFailure(
-      "examples/chat_server", {"--threads=2", "--port=0"},
-      "chat_server: --threads > 1 is not supported yet: the chat room is one reactor's");
 }
 
 }  // namespace
