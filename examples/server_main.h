@@ -2,6 +2,7 @@
 #define TWIST_EXAMPLES_SERVER_MAIN_H_
 
 #include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "framework/protocol.h"
 #include "framework/reactor_time.h"
@@ -26,6 +27,11 @@ using WrapFactory = absl::AnyInvocable<Factory*(ReactorTime* reactor, Factory* f
 /// `wrap`, if given, wraps `factory` once the reactor exists, inside the
 /// policies above.
 int ServeForever(absl::string_view program, Factory* factory, WrapFactory wrap = nullptr);
+
+/// For a server whose state lives in one process (chat's users): OK unless
+/// --workers asks for more than one process, else INVALID_ARGUMENT
+/// "--workers=N: WHY", for the program to report as bad usage.
+absl::Status RefuseWorkers(absl::string_view why);
 
 }  // namespace twist
 
