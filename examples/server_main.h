@@ -26,6 +26,10 @@ using WrapFactory = absl::AnyInvocable<Factory*(ReactorTime* reactor, Factory* f
 /// likewise, returning 1.
 /// `wrap`, if given, wraps `factory` once the reactor exists, inside the
 /// policies above.
+/// --workers=N (N > 1): the parent binds every endpoint and prints the
+/// lines, then N forked workers serve them, each with its own reactor,
+/// `wrap` and policies, supervised by the parent until SIGINT or SIGTERM
+/// (framework/process_supervisor.h; docs/design.md, "Worker processes").
 int ServeForever(absl::string_view program, Factory* factory, WrapFactory wrap = nullptr);
 
 /// For a server whose state lives in one process (chat's users): OK unless
