@@ -6,8 +6,9 @@
 Models: twist's examples/echo_server on --reactor=select, poll and epoll;
 bench/thread_per_conn_echo_server (a thread per connection, blocking I/O: the
 seeds' ThreadingTCPServer); bench/process_per_conn_echo_server (a process per
-connection: ForkingTCPServer); and twist with --threads=N, once echo_server
-has that flag (until then its rows say so). For 100, 1000 and 10000
+connection: ForkingTCPServer); twist with --threads=N, once echo_server
+has that flag (until then its rows say so); and twist with --workers=N
+(worker processes sharing the parent's listening socket). For 100, 1000 and 10000
 connections, each echoing one 64-byte message at a time (bench/loadgen,
 every byte checked), every round starts a fresh server pinned to core 1 and
 the load generator on core 0, as bench/run.py does (its helpers are used
@@ -52,7 +53,7 @@ TWIST = "examples/echo_server"
 
 class Model:
     def __init__(self, key, title, binary, flags=(), per_conn=None,
-                 needs_flag=None, threads=1):
+                 needs_flag=None, threads=1, workers=0):
         self.key = key
         self.title = title
         self.binary = binary
@@ -60,6 +61,7 @@ class Model:
         self.per_conn = per_conn  # "thread" or "process": a task per conn
         self.needs_flag = needs_flag  # a flag the binary must know
         self.threads = threads  # reactor threads: the cores it is given
+        self.workers = workers  # --workers=N: N worker processes + parent
 
     def cores(self):
         """The server's cores: 1..threads, leaving core 0 to the loadgen; on
@@ -69,7 +71,7 @@ class Model:
         return "1" if last == 1 else f"1-{last}"
 
 
-def models(twist_threads):
+def models(twist_threads, twist_workers=()):
     out = [Model(f"twist_{r}", f"twist, {r}", TWIST, [f"--reactor={r}"])
            for r in ("select", "poll", "epoll")]
     # The hook for issue 13's reactor pool: rows for --threads=N that are
@@ -81,6 +83,13 @@ def models(twist_threads):
         out.append(Model(f"twist_epoll_t{n}", f"twist, epoll, --threads={n}",
                          TWIST, ["--reactor=epoll", f"--threads={n}"],
                          needs_flag="threads", threads=n))
+    # Issue 13's worker processes: --workers=N forks N processes that share
+    # the parent's listening socket, each with its own reactor; given cores
+    # 1..N like --threads=N.
+    for n in twist_workers:
+        out.append(Model(f"twist_epoll_w{n}", f"twist, epoll, --workers={n}",
+                         TWIST, ["--reactor=epoll", f"--workers={n}"],
+                         needs_flag="workers", threads=n, workers=n))
     out.append(Model("thread", "thread per connection",
                      "bench/thread_per_conn_echo_server", per_conn="thread"))
     out.append(Model("process", "process per connection",
@@ -286,6 +295,8 @@ def check_smoke(model, connections, result, pid):
     """What --smoke asserts beyond the loadgen's own checks: counts only."""
     want = {"thread": ("threads", connections + 1),
             "process": ("processes", connections + 1)}.get(model.per_conn)
+    if model.workers:
+        want = ("processes", model.workers + 1)  # the workers and the parent
     if want and result.get(want[0]) not in tasks_allowed(want[1], want[0]):
         SMOKE_PROBLEMS.append(f"{model.key}: {result.get(want[0])} "
                               f"{want[0]} under load, expected {want[1]}")
@@ -536,6 +547,9 @@ def main():
                    help="comma-separated N for rows of twist with "
                         "--threads=N, measured once echo_server has the "
                         "flag (default 2; '' for none)")
+    p.add_argument("--twist_workers", default="2",
+                   help="comma-separated N for rows of twist with "
+                        "--workers=N (default 2; '' for none)")
     p.add_argument("--json", default=JSON_PATH,
                    help="where every round's figures go (default "
                         "bench/models.json)")
@@ -546,7 +560,8 @@ def main():
                         "pinning, no files; fails on errors, never on speed")
     args = p.parse_args()
     twist_threads = [int(n) for n in args.twist_threads.split(",") if n]
-    all_models = models(twist_threads)
+    twist_workers = [int(n) for n in args.twist_workers.split(",") if n]
+    all_models = models(twist_threads, twist_workers)
     if args.only:
         keys = set(args.only.split(","))
         unknown = keys - {m.key for m in all_models}

@@ -34,6 +34,14 @@ int main(int argc, char** argv) {
     return twist::BadUsage("chat_server", absl::StrCat("invalid --max_line ", FLAGS_max_line,
                                                         ": must be at least 1"));
   }
+  // Chat's users live in one process's memory: a second process would be
+  // a second, separate chat room.
+  if (absl::Status s = twist::RefuseWorkers(
+          "chat cannot share its users across processes (until the Redis issue): "
+          "serve it in one process");
+      !s.ok()) {
+    return twist::BadUsage("chat_server", s.message());
+  }
   twist::ChatOptions options;
   options.max_line = static_cast<size_t>(FLAGS_max_line);
   // --threads=1: one reactor's room, as ever. --threads=N: one room over

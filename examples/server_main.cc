@@ -16,6 +16,7 @@
 #include "framework/reactor.h"
 #include "framework/reactor_pool.h"
 #include "framework/tcp_port.h"
+#include "framework/process_supervisor.h"
 #include "gflags/gflags.h"
 #include "protocols/policies.h"
 
@@ -42,8 +43,92 @@ DEFINE_string(spread, "round_robin",
               "round_robin (one listener hands each to the next reactor) or "
               "reuseport (a listener per reactor on the same port, SO_REUSEPORT; "
               "tcp only).");
+DEFINE_int32(workers, 0,
+             "Worker processes serving the same port(s), forked and supervised "
+             "by this one (restarted if they die); 0 or 1: serve in this "
+             "process. --max_connections, --accept_rate and --idle_timeout "
+             "apply to each worker.");
 
 namespace twist {
+namespace {
+
+// --workers=N: the parent binds every endpoint, then forks N workers that
+// each adopt the listening sockets into a reactor of their own and serve
+// them with the same policies as a single process; the parent only
+// supervises (framework/process_supervisor.h). Parent and workers share
+// one accept queue per endpoint, so a worker that dies loses no listener
+// and no queued connection (docs/design.md, "Worker processes").
+int ServeWithWorkers(absl::string_view program, std::vector<ServerEndpointSpec> specs,
+                     Factory* factory, WrapFactory wrap) {
+  // Never asked to build anything: the parent accepts nothing. Declared
+  // before the reactor that holds ports on it.
+  Factory unused([] { return std::unique_ptr<Protocol>(); });
+  ReactorOptions options;
+  options.poller = FLAGS_reactor;
+  // The parent's reactor only binds (it is never run): its ports own the
+  // sockets and, for Unix paths, the files, removed when it is destroyed.
+  absl::StatusOr<std::unique_ptr<Reactor>> binder = Reactor::Create(options);
+  if (!binder.ok()) {
+    return BadUsage(program, absl::StrCat("--reactor: ", binder.status().message()));
+  }
+  std::vector<ListeningPort> ports;
+  for (ServerEndpointSpec& spec : specs) {
+    std::unique_ptr<ServerEndpoint> endpoint =
+        serverFromSpec(binder->get(), std::move(spec), FLAGS_backlog);
+    absl::StatusOr<ListeningPort> port = endpoint->listen(&unused);
+    if (!port.ok()) return Fail(program, port.status().message());
+    ports.push_back(*port);
+  }
+  PrintListening(ports);
+  auto serve = [&](int) -> int {
+    // A worker: what ServeForever does in one process, on adopted sockets.
+    std::unique_ptr<LimitTotalConnectionsFactory> limited;
+    std::unique_ptr<TimeoutFactory> timed;
+    Factory* served = factory;
+    absl::StatusOr<std::unique_ptr<Reactor>> reactor = Reactor::Create(options);
+    if (!reactor.ok()) return Fail(program, reactor.status().message());
+    if (absl::Status s = (*reactor)->installSignalHandlers(); !s.ok()) {
+      return Fail(program, s.message());
+    }
+    if (wrap != nullptr) served = wrap(reactor->get(), served);
+    if (FLAGS_idle_timeout > 0) {
+      timed = std::make_unique<TimeoutFactory>(reactor->get(), served,
+                                               absl::Seconds(FLAGS_idle_timeout));
+      served = timed.get();
+    }
+    if (FLAGS_max_connections > 0) {
+      limited = std::make_unique<LimitTotalConnectionsFactory>(served, FLAGS_max_connections);
+      served = limited.get();
+    }
+    for (const ListeningPort& shared : ports) {
+      absl::StatusOr<Port*> port = (*reactor)->adoptStreamPort(shared.stream()->fileno(), served);
+      if (!port.ok()) return Fail(program, port.status().message());
+      if (FLAGS_accept_rate > 0) {
+        (*port)->setAcceptRateLimit(FLAGS_accept_rate,
+                                    std::max(1, static_cast<int>(FLAGS_accept_rate / 10)));
+      }
+    }
+    (*reactor)->run();
+    // The reactor goes before the policies that wrap the factory.
+    reactor->reset();
+    return 0;
+  };
+  ProcessSupervisorOptions supervision;
+  supervision.workers = FLAGS_workers;
+  supervision.name = std::string(program);
+  if (absl::Status s = SuperviseWorkers(supervision, serve); !s.ok()) {
+    return Fail(program, s.message());
+  }
+  return 0;
+}
+
+}  // namespace
+
+absl::Status RefuseWorkers(absl::string_view why) {
+  if (FLAGS_workers <= 1) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat("--workers=", FLAGS_workers, ": ", why));
+}
+
 namespace {
 
 // --threads > 1: the endpoints on a ReactorPool. The policies that need a
@@ -139,6 +224,14 @@ int ServeForever(absl::string_view program, Factory* factory, WrapFactory wrap,
     files.rlim_cur = files.rlim_max;
     setrlimit(RLIMIT_NOFILE, &files);
   }
+  if (FLAGS_workers < 0 || FLAGS_workers > 1024) {
+    return BadUsage(program, absl::StrCat("invalid --workers ", FLAGS_workers,
+                                          ": must be 0..1024"));
+  }
+  if (FLAGS_workers > 1 && FLAGS_threads > 1) {
+    return BadUsage(program, "--threads and --workers cannot be combined yet: use one or the other");
+  }
+  if (FLAGS_workers > 1) return ServeWithWorkers(program, *std::move(specs), factory, std::move(wrap));
   if (FLAGS_threads > 1) {
     return ServeOnPool(program, factory, wrap != nullptr, *std::move(specs),
                        std::move(pool_factory));

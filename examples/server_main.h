@@ -2,6 +2,7 @@
 #define TWIST_EXAMPLES_SERVER_MAIN_H_
 
 #include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "framework/protocol.h"
 #include "framework/reactor.h"
@@ -38,8 +39,18 @@ using PoolFactory = absl::AnyInvocable<Factory*(ReactorPool* pool)>;
 /// policies above.
 /// `pool_factory`, if given, makes the factory for --threads > 1 (see
 /// PoolFactory); `factory` is then for --threads=1 only.
+/// --workers=N (N > 1): the parent binds every endpoint and prints the
+/// lines, then N forked workers serve them, each with its own reactor,
+/// `wrap` and policies, supervised by the parent until SIGINT or SIGTERM
+/// (framework/process_supervisor.h; docs/design.md, "Worker processes").
+/// --threads and --workers together are bad usage.
 int ServeForever(absl::string_view program, Factory* factory, WrapFactory wrap = nullptr,
                  PoolFactory pool_factory = nullptr);
+
+/// For a server whose state lives in one process (chat's users): OK unless
+/// --workers asks for more than one process, else INVALID_ARGUMENT
+/// "--workers=N: WHY", for the program to report as bad usage.
+absl::Status RefuseWorkers(absl::string_view why);
 
 }  // namespace twist
 

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -479,6 +480,45 @@ absl::StatusOr<Port*> Reactor::listenTCPSocket(int port, Factory* factory, int b
   }
   absl::StatusOr<Address> bound = Address::LocalOf(fd);
   auto p = std::make_unique<Port>(host(), factory, fd, bound.ok() ? *bound : *addr);
+  if (absl::Status s = p->startListening(); !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat(where, ": ", s.message()));
+  }
+  factory->doStart();
+  ports_.push_back(std::move(p));
+  return ports_.back().get();
+}
+
+absl::StatusOr<Port*> Reactor::adoptStreamPort(int fd, Factory* factory) {
+  const std::string where = absl::StrCat("cannot adopt descriptor ", fd, " as a port");
+  int type = 0;
+  int accepting = 0;
+  socklen_t len = sizeof(type);
+  if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(where, ": ", strerror(errno)));
+  }
+  len = sizeof(accepting);
+  if (type != SOCK_STREAM ||
+      ::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) != 0 || !accepting) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": not a listening stream socket"));
+  }
+  int own = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (own < 0) return absl::ErrnoToStatus(errno, where);
+  // Non-blocking is the open file's flag, shared with every duplicate: the
+  // other processes accepting on it need it as much as this one.
+  const int flags = ::fcntl(own, F_GETFL);
+  if (flags < 0 || ::fcntl(own, F_SETFL, flags | O_NONBLOCK) != 0) {
+    absl::Status s = absl::ErrnoToStatus(errno, where);
+    ::close(own);
+    return s;
+  }
+  absl::StatusOr<Address> bound = Address::LocalOf(own);
+  if (!bound.ok()) {
+    ::close(own);
+    return absl::Status(bound.status().code(),
+                        absl::StrCat(where, ": ", bound.status().message()));
+  }
+  auto p = std::make_unique<Port>(host(), factory, own, *bound);
   if (absl::Status s = p->startListening(); !s.ok()) {
     return absl::Status(s.code(), absl::StrCat(where, ": ", s.message()));
   }

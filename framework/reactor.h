@@ -211,6 +211,18 @@ class Reactor : public ReactorTime,
                                            absl::string_view interface = "",
                                            DualStack dual_stack = DualStack::kOn);
 
+  /// Serves the connections accepted on `fd`, a stream socket (TCP or
+  /// Unix) already bound and listening: one made by another process, or by
+  /// this one before fork(), so that several worker processes serve one
+  /// port (Twisted's IReactorSocket.adoptStreamPort; ProcessSupervisor).
+  /// The port works on a duplicate of `fd` and closes only that: the caller
+  /// still owns `fd`. Unlike Twisted's, it takes no address family (read
+  /// from the socket), and the port removes no Unix socket file (its
+  /// creator does). Calls the factory's doStart() like listenTCP.
+  /// Errors: INVALID_ARGUMENT for a descriptor that is not a listening
+  /// stream socket; the errno of dup/fcntl otherwise.
+  absl::StatusOr<Port*> adoptStreamPort(int fd, Factory* factory);
+
   Poller& poller() { return *poller_; }
   Clock& clock() { return *clock_; }
   size_t connectionCount() const {
