@@ -49,9 +49,14 @@ class HeldCalls : public ReactorThreads {
   void callFromThread(absl::AnyInvocable<void()> fn) override {
     calls_.push_back(std::move(fn));
   }
-  absl::Status callInThread(absl::AnyInvocable<void()>, absl::AnyInvocable<void()>) override {
+  absl::StatusOr<uint64_t> callInThread(absl::AnyInvocable<void()>,
+                                        absl::AnyInvocable<void(absl::Status)>) override {
     return absl::UnimplementedError("not here");
   }
+  void cancelThreadCall(uint64_t) override {}
+  void suggestThreadPoolSize(int) override {}
+  std::weak_ptr<const void> liveness() const override { return alive_; }
+  std::shared_ptr<const int> alive_ = std::make_shared<const int>(0);
   // Runs what was posted so far; returns how many calls that was.
   size_t run() {
     std::vector<absl::AnyInvocable<void()>> calls;
