@@ -47,6 +47,7 @@ class StreamConnection : public Transport, private Selectable {
   size_t bufferedBytes() const final { return out_.size(); }
   bool readingPaused() const final { return reading_paused_; }
   void setWriteBufferWaterMarks(size_t low, size_t high) final;
+  absl::Status wrapProtocol(ProtocolWrap wrap) final;
 
   Protocol* protocol() const { return protocol_.get(); }
   /// The socket; -1 once the connection is closed.

@@ -7,6 +7,7 @@
 #include <memory>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -14,6 +15,8 @@
 #include "framework/address.h"
 
 namespace twist {
+
+class Protocol;
 
 /// Something that produces data for a consumer (Twisted's IPushProducer /
 /// IPullProducer). A push ("streaming") producer writes on its own and is
@@ -99,6 +102,17 @@ class Transport : public Producer {
   virtual size_t bufferedBytes() const = 0;
   /// Defaults: low 32 KiB, high 64 KiB.
   virtual void setWriteBufferWaterMarks(size_t low, size_t high) = 0;
+
+  /// Puts the protocol this transport serves inside another, in the middle
+  /// of the connection: what startTLS (protocols/tls.h) does to slip a TLS
+  /// layer under a protocol. `wrap` gets the current protocol and returns
+  /// the one that takes its place and owns it; that one is connected to
+  /// this transport at once (its connectionMade runs) and must move the old
+  /// protocol onto itself (Protocol::moveToTransport). Call it from the
+  /// protocol's own callbacks. FAILED_PRECONDITION once the connection is
+  /// closing; UNIMPLEMENTED for a transport that cannot (the default).
+  using ProtocolWrap = absl::AnyInvocable<std::unique_ptr<Protocol>(std::unique_ptr<Protocol>)>;
+  virtual absl::Status wrapProtocol(ProtocolWrap wrap);
 
  protected:
   // For implementations of registerProducer and its undoing: `p` is now

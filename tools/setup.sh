@@ -19,6 +19,10 @@ packages=(
   python3-matplotlib  # bench/models.py draws its plots with it
   clang
   libfuzzer-14-dev
+  libssl-dev  # protocols/tls: OpenSSL 3 (issue 16)
+  openssl  # the TLS tests make their certificates with the CLI and run s_client
+  python3-openssl  # Twisted's TLS client in tls_test (twisted.internet.ssl)
+  python3-service-identity  # ... which checks host names with it
 )
 
 missing=()
