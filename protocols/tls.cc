@@ -385,7 +385,12 @@ void TLSMemoryBIOProtocol::connectionLost(const absl::Status& reason) {
                                                reason.message()));
     report();
     final_reason = reason_;
-  } else if (reason.ok() && !got_close_notify_ && !sent_close_notify_) {
+  } else if (got_close_notify_ && !absl::IsAborted(reason)) {
+    // The peer ended the TLS session properly: a reset or a broken pipe
+    // after that (our close_notify reaching a peer already gone) changes
+    // nothing, as in Twisted.
+    final_reason = ConnectionDone();
+  } else if (reason.ok() && !sent_close_notify_) {
     final_reason = TlsTruncated();
   }
   ProtocolWrapper::connectionLost(final_reason);
