@@ -9,6 +9,7 @@
 #include <openssl/ssl.h>
 #include <sys/socket.h>
 
+#include <deque>
 #include <memory>
 #include <string>
 #include <vector>
@@ -130,12 +131,14 @@ class OneClient : public ClientFactory {
 
 // A TLS server on 127.0.0.1 whose connections are Recorders (echoing),
 // with its handshake failures counted.
+// Its Recorders' records are in `seen`, which outlives the reactor (its
+// destructor still closes connections, whose Recorders then write there).
 struct Server {
-  explicit Server(Reactor* reactor, std::shared_ptr<TlsContext> context,
-                  absl::Duration handshake_timeout = absl::Seconds(30))
-      : plain([this] { return std::make_unique<Recorder>(&seen.emplace_back(), true); }),
+  Server(Reactor* reactor, std::deque<Seen>* seen_store, std::shared_ptr<TlsContext> context,
+         absl::Duration handshake_timeout = absl::Seconds(30))
+      : seen(*seen_store),
+        plain([this] { return std::make_unique<Recorder>(&seen.emplace_back(), true); }),
         tls(std::move(context), &plain, reactor, handshake_timeout) {
-    seen.reserve(64);  // Recorders keep pointers into it
     tls.setHandshakeFailureHandler(
         [this](const Address&, const absl::Status& reason) { failures.push_back(reason); });
     absl::StatusOr<Port*> p = reactor->listenTCP(0, &tls, 50, "127.0.0.1");
@@ -143,7 +146,7 @@ struct Server {
     port = *p;
   }
   Address address() const { return port->getHost(); }
-  std::vector<Seen> seen;
+  std::deque<Seen>& seen;
   Factory plain;
   TLSMemoryBIOFactory tls;
   std::vector<absl::Status> failures;
@@ -206,19 +209,23 @@ class TlsTest : public ::testing::Test {
     Certs();
     reactor_ = testing::MakeReactor("epoll");
   }
+  // What the Recorders write to lives longer than the reactor (declared
+  // first, destroyed last), whose destructor may still close connections.
+  Seen& NewSeen() { return seen_.emplace_back(); }
+  std::deque<Seen>* NewStore() { return &stores_.emplace_back(); }
+  std::deque<Seen> seen_;
+  std::deque<std::deque<Seen>> stores_;
   std::unique_ptr<Reactor> reactor_;
 };
 
 TEST_F(TlsTest, UnixSocketEchoesWithPeerCertificateAlpnAndSni) {
   testing::SocketDir dir;
-  Seen server_seen_storage;
-  std::vector<Seen> server_seen;
-  server_seen.reserve(4);
+  std::deque<Seen>& server_seen = *NewStore();
   Factory plain([&] { return std::make_unique<Recorder>(&server_seen.emplace_back(), true); });
   TLSMemoryBIOFactory tls(ServerContext("server", {"h2", "http/1.1"}), &plain, reactor_.get());
   ASSERT_TRUE(reactor_->listenUNIX(dir.path("tls.sock"), &tls).ok());
 
-  Seen client;
+  Seen& client = NewSeen();
   OneClient user(&client, "hello over unix");
   TLSMemoryBIOClientFactory client_tls(ClientContext("localhost", "ca", {"http/1.1", "h2"}), &user,
                                        reactor_.get());
@@ -263,7 +270,7 @@ TEST_F(TlsTest, ClientOverTheTlsEndpointSeesEachVerificationFailure) {
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.server_cert + " " + c.host + " " + c.ca);
-    Server server(reactor_.get(), ServerContext(c.server_cert));
+    Server server(reactor_.get(), NewStore(), ServerContext(c.server_cert));
     // The endpoint dials 127.0.0.1 whatever name it checks: the host is
     // given as a literal address in each case but "localhost".
     const std::string endpoint = absl::StrCat(
@@ -277,7 +284,7 @@ TEST_F(TlsTest, ClientOverTheTlsEndpointSeesEachVerificationFailure) {
       TlsClientOptions o;
       o.hostname = "127.0.0.2";
       o.ca_certs_file = Certs().pem("ca");
-      Seen client;
+      Seen& client = NewSeen();
       OneClient user(&client, "x");
       TLSMemoryBIOClientFactory f(*TlsContext::ForClient(o), &user, reactor_.get());
       reactor_->connectTCP("127.0.0.1", server.address().port(), &f);
@@ -286,7 +293,7 @@ TEST_F(TlsTest, ClientOverTheTlsEndpointSeesEachVerificationFailure) {
       EXPECT_TRUE(absl::StrContains(client.reason.message(), c.expected)) << client.reason;
       continue;
     }
-    Seen client;
+    Seen& client = NewSeen();
     OneClient user(&client, "x");
     ASSERT_TRUE(ep->connect(&user).ok());
     ASSERT_TRUE(RunUntil(*reactor_, [&] { return client.lost && !server.failures.empty(); }))
@@ -301,7 +308,7 @@ TEST_F(TlsTest, ClientOverTheTlsEndpointSeesEachVerificationFailure) {
     EXPECT_EQ(server.tls.handshakeFailures(), 1);
     // ... and still serves a good client afterwards.
     if (c.server_cert == "server") {
-      Seen good;
+      Seen& good = NewSeen();
       OneClient good_user(&good, "still here");
       auto ok = clientFromString(reactor_.get(),
                                  absl::StrCat("tls:host=localhost:port=", server.address().port(),
@@ -317,7 +324,7 @@ TEST_F(TlsTest, ClientOverTheTlsEndpointSeesEachVerificationFailure) {
 }
 
 TEST_F(TlsTest, PeerWithoutCloseNotifyIsReportedAsTruncated) {
-  Server server(reactor_.get(), ServerContext());
+  Server server(reactor_.get(), NewStore(), ServerContext());
   for (bool clean : {false, true}) {
     SCOPED_TRACE(clean ? "close_notify" : "no close_notify");
     absl::StatusOr<BlockingClient> c = BlockingClient::Connect(server.address());
@@ -345,7 +352,7 @@ TEST_F(TlsTest, PeerWithoutCloseNotifyIsReportedAsTruncated) {
 }
 
 TEST_F(TlsTest, LoseConnectionSendsCloseNotifyAfterWhatWasWritten) {
-  Server server(reactor_.get(), ServerContext());
+  Server server(reactor_.get(), NewStore(), ServerContext());
   absl::StatusOr<BlockingClient> c = BlockingClient::Connect(server.address());
   ASSERT_TRUE(c.ok());
   RawTlsClient raw;
@@ -362,7 +369,7 @@ TEST_F(TlsTest, LoseConnectionSendsCloseNotifyAfterWhatWasWritten) {
 }
 
 TEST_F(TlsTest, HandshakeFailuresEndOnlyThatConnectionWithAReadableReason) {
-  Server server(reactor_.get(), ServerContext());
+  Server server(reactor_.get(), NewStore(), ServerContext());
   struct Case {
     std::string name;
     std::string send;       // raw bytes, or "" for a TLS 1.1 client
@@ -402,7 +409,7 @@ TEST_F(TlsTest, HandshakeFailuresEndOnlyThatConnectionWithAReadableReason) {
     }
   }
   // The server still serves.
-  Seen good;
+  Seen& good = NewSeen();
   OneClient user(&good, "fine");
   TLSMemoryBIOClientFactory f(ClientContext(), &user, reactor_.get());
   reactor_->connectTCP("127.0.0.1", server.address().port(), &f);
@@ -410,7 +417,7 @@ TEST_F(TlsTest, HandshakeFailuresEndOnlyThatConnectionWithAReadableReason) {
 }
 
 TEST_F(TlsTest, HandshakeTimeoutClosesAStalledPeer) {
-  Server server(reactor_.get(), ServerContext(), absl::Milliseconds(200));
+  Server server(reactor_.get(), NewStore(), ServerContext(), absl::Milliseconds(200));
   for (bool partial : {false, true}) {
     SCOPED_TRACE(partial ? "half a hello" : "silent");
     const size_t before = server.failures.size();
@@ -519,7 +526,7 @@ TEST_F(TlsTest, EchoesSixtyFourMegabytesByteForByte) {
   std::string payload(kTotal, '\0');
   for (size_t i = 0; i < kTotal; ++i) payload[i] = StreamByte(i);
 
-  Seen client;
+  Seen& client = NewSeen();
   OneClient user(&client);
   TLSMemoryBIOClientFactory f(ClientContext(), &user, reactor_.get());
   reactor_->connectTCP("127.0.0.1", (*port)->getHost().port(), &f);
