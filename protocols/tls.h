@@ -152,6 +152,8 @@ class TLSMemoryBIOProtocol : public ProtocolWrapper, public TlsTransport {
   void deliver();
   // Writes plaintext through SSL, then sends the records.
   void encrypt(absl::string_view data);
+  // Sends what OpenSSL wrote during its last call, in one write.
+  void flushOut();
   // Keeps the ciphertext OpenSSL has not read yet in held_.
   void keepInput();
   // The peer's close_notify arrived.
@@ -189,8 +191,10 @@ class TLSMemoryBIOProtocol : public ProtocolWrapper, public TlsTransport {
 /// Serves another factory's protocols over TLS (Twisted's
 /// TLSMemoryBIOFactory, server side):
 ///
-///   auto context = TlsContext::ForServer({.certificate_chain_file = "cert.pem",
-///                                         .private_key_file = "key.pem"});
+///   TlsServerOptions options;
+///   options.certificate_chain_file = "cert.pem";
+///   options.private_key_file = "key.pem";
+///   auto context = TlsContext::ForServer(options);  // check context.ok()
 ///   TLSMemoryBIOFactory tls(*context, echo.get(), reactor);
 ///   reactor->listenTCP(8443, &tls);
 ///
