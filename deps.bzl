@@ -16,7 +16,7 @@ It declares, unless the workspace already declared a repository of that name
     @bazel_tools would otherwise download. rules_cc and remote_coverage_tools
     are small stand-ins kept in twist's third_party/; rules_java is Debian's
     bazel-rules-java.
-  - com_google_absl, com_google_googletest, com_github_gflags_gflags,
+  - com_google_absl, com_google_googletest, com_github_gflags_gflags, openssl,
     com_github_google_benchmark: Debian's -dev packages under the upstream
     names and labels (third_party/system_libs.bzl).
 

@@ -42,7 +42,9 @@ DEFINE_string(reactor, "epoll", "How to wait for sockets: epoll, poll or select.
 DEFINE_string(connect, "",
               "Endpoint to connect to, instead of --host/--port: "
               "tcp:host=H:port=P[:timeout=S][:bindAddress=A] (every address of H "
-              "raced, IPv6 and IPv4, 0.3 s apart) or unix:path=P[:timeout=S]. "
+              "raced, IPv6 and IPv4, 0.3 s apart), unix:path=P[:timeout=S], or "
+              "tls:host=H:port=P[:caCertsFile=CA.pem] (TLS; the server's certificate "
+              "must name H). "
               "Its timeout= overrides --timeout.");
 DEFINE_double(timeout, 10,
               "Seconds to wait for each connection to be made, name resolution included.");
@@ -281,7 +283,8 @@ int main(int argc, char** argv) {
       "connection), checks every echoed byte and prints one summary line.\n"
       "Usage: echo_client [--host=127.0.0.1] --port=8000 [--connections=N]\n"
       "                   [--messages=M] [--size=S] [--reactor=epoll] [--timeout=10]\n"
-      "       echo_client --connect=ENDPOINT [...] (tcp:host=H:port=P, unix:path=P)");
+      "       echo_client --connect=ENDPOINT [...] (tcp:host=H:port=P, unix:path=P,\n"
+      "                   tls:host=H:port=P:caCertsFile=CA.pem)");
   if (absl::Status s = twist::ParseFlags(&argc, &argv); !s.ok()) {
     return twist::BadUsage("echo_client", s.message());
   }

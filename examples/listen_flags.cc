@@ -16,7 +16,9 @@ DEFINE_string(listen, "",
               "Endpoint to listen on; repeat for several, served in the order given: "
               "tcp:PORT[:interface=ADDR][:backlog=N], tcp6:PORT[:interface=ADDR], "
               "unix:PATH[:mode=0666][:lockfile=1] (unix:@NAME: abstract), "
-              "udp:PORT[:interface=ADDR] (datagram servers). '\\:' is a colon inside "
+              "udp:PORT[:interface=ADDR] (datagram servers), "
+              "ssl:PORT:privateKey=KEY.pem[:certKey=CERT.pem] (TLS, in servers linked with "
+              "//protocols:tls_endpoints). '\\:' is a colon inside "
               "a value (interface=\\:\\:1). Replaces --host/--port.");
 DEFINE_string(host, "127.0.0.1",
               "Address to listen on, with --port the short form of one endpoint: a "
@@ -91,7 +93,7 @@ absl::StatusOr<std::vector<ServerEndpointSpec>> ListenSpecs(bool datagram) {
       if (spec->datagram() != datagram) {
         return absl::InvalidArgumentError(absl::StrCat(
             "--listen=", listen, ": this server takes ",
-            datagram ? "datagram endpoints (udp:)" : "stream endpoints (tcp:, tcp6:, unix:)"));
+            datagram ? "datagram endpoints (udp:)" : "stream endpoints (tcp:, tcp6:, unix:, ssl:)"));
       }
       specs.push_back(*std::move(spec));
     }

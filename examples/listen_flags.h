@@ -23,7 +23,7 @@ absl::Status ParseServerFlags(int* argc, char*** argv);
 
 /// The endpoints the command line names, in order: every --listen, or else
 /// the one --host and --port name. `datagram`: the server serves udp:
-/// endpoints only, else stream ones (tcp:, tcp6:, unix:) only. A bad one
+/// endpoints only, else stream ones (tcp:, tcp6:, unix:, ssl:) only. A bad one
 /// is InvalidArgument naming the flag: "--listen=tpc:8000: unknown endpoint
 /// type 'tpc' ...", "invalid --port 70000: must be 0..65535".
 absl::StatusOr<std::vector<ServerEndpointSpec>> ListenSpecs(bool datagram);

@@ -243,7 +243,43 @@ class UnixClientEndpoint final : public ClientEndpoint {
   ClientEndpointSpec spec_;
 };
 
+absl::Status NoTls(absl::string_view type) {
+  return Bad(absl::StrCat(type, ": endpoints need twist's TLS support, which this program "
+                                "does not link (//protocols:tls_endpoints)"));
+}
+
+// A spec of type ssl: or tls: made without parsing, in a program without
+// the TLS library: fails when used.
+class MissingTlsEndpoint final : public ServerEndpoint, public ClientEndpoint {
+ public:
+  absl::StatusOr<ListeningPort> listen(Factory*) override { return NoTls("ssl"); }
+  absl::StatusOr<ListeningPort> listenDatagram(DatagramProtocol*, size_t) override {
+    return NoTls("ssl");
+  }
+  bool datagram() const override { return false; }
+  std::string describe() const override { return "tls (unavailable)"; }
+
+ protected:
+  absl::StatusOr<ConnectingAttempt> startConnecting(ClientFactory*) override {
+    return NoTls("tls");
+  }
+};
+
+struct TlsMakers {
+  endpoints_internal::TlsServerMaker server = nullptr;
+  endpoints_internal::TlsClientMaker client = nullptr;
+};
+TlsMakers& Tls() {
+  static TlsMakers makers;
+  return makers;
+}
+
 }  // namespace
+
+void endpoints_internal::SetTlsEndpointMakers(TlsServerMaker server, TlsClientMaker client) {
+  Tls().server = server;
+  Tls().client = client;
+}
 
 // --- Parsing ---------------------------------------------------------------
 
@@ -360,8 +396,50 @@ absl::StatusOr<ServerEndpointSpec> ParseServerEndpoint(absl::string_view descrip
     }
     return spec;
   }
+  if (type == "ssl") {
+    // Twisted's _parseSSL: ssl:PORT:privateKey=...:certKey=...
+    const Params params{"ssl",
+                        {"port", "privateKey", "certKey", "interface", "backlog",
+                         "handshakeTimeout"},
+                        "ssl:PORT:privateKey=KEY.pem[:certKey=CERT.pem][:interface=ADDR]"
+                        "[:backlog=N][:handshakeTimeout=S]"};
+    if (Tls().server == nullptr) return NoTls("ssl");
+    auto values = Bind(parsed, params);
+    if (!values.ok()) return values.status();
+    spec.type = ServerEndpointSpec::Type::kSsl;
+    auto port = values->find("port");
+    if (port == values->end()) {
+      return Bad(absl::StrCat("ssl endpoint needs a port (", params.usage, ")"));
+    }
+    absl::StatusOr<int> p = ParsePort(port->second, 0);
+    if (!p.ok()) return p.status();
+    spec.port = *p;
+    if (auto it = values->find("interface"); it != values->end() && !it->second.empty()) {
+      absl::StatusOr<std::string> i = ParseInterface(it->second, false);
+      if (!i.ok()) return i.status();
+      spec.interface = *i;
+    }
+    auto key = values->find("privateKey");
+    if (key == values->end() || key->second.empty()) {
+      return Bad(absl::StrCat("ssl endpoint needs privateKey= (", params.usage, ")"));
+    }
+    spec.private_key = key->second;
+    auto cert = values->find("certKey");
+    spec.cert_key = cert != values->end() && !cert->second.empty() ? cert->second
+                                                                    : spec.private_key;
+    if (absl::Status s = ParseIfGiven(*values, "backlog", &ParseBacklog, &spec.backlog);
+        !s.ok()) {
+      return s;
+    }
+    if (absl::Status s = ParseIfGiven(*values, "handshakeTimeout", &ParseTimeout,
+                                      &spec.handshake_timeout);
+        !s.ok()) {
+      return s;
+    }
+    return spec;
+  }
   return Bad(absl::StrCat("unknown endpoint type '", parsed.args[0],
-                          "' (a server endpoint is tcp:, tcp6:, unix: or udp:)"));
+                          "' (a server endpoint is tcp:, tcp6:, unix:, udp: or ssl:)"));
 }
 
 absl::StatusOr<ClientEndpointSpec> ParseClientEndpoint(absl::string_view description) {
@@ -369,9 +447,17 @@ absl::StatusOr<ClientEndpointSpec> ParseClientEndpoint(absl::string_view descrip
   if (!split.ok()) return split.status();
   auto& [parsed, type] = *split;
   ClientEndpointSpec spec;
-  if (type == "tcp") {
-    const Params params{"tcp client", {"host", "port", "timeout", "bindAddress"},
-                        "tcp:host=H:port=P[:timeout=S][:bindAddress=A]"};
+  if (type == "tcp" || type == "tls") {
+    const bool tls = type == "tls";
+    const Params params =
+        tls ? Params{"tls client",
+                     {"host", "port", "timeout", "bindAddress", "caCertsFile", "certificate",
+                      "privateKey"},
+                     "tls:host=H:port=P[:caCertsFile=CA.pem][:certificate=C.pem]"
+                     "[:privateKey=K.pem][:timeout=S][:bindAddress=A]"}
+            : Params{"tcp client", {"host", "port", "timeout", "bindAddress"},
+                     "tcp:host=H:port=P[:timeout=S][:bindAddress=A]"};
+    if (tls && Tls().client == nullptr) return NoTls("tls");
     // Twisted's _parseClientTCP: tcp:H:P, or one positional argument that
     // is the port when host= is given, else the host.
     // Only host and port may be positional (tcp:H:P), as in Twisted.
@@ -388,15 +474,15 @@ absl::StatusOr<ClientEndpointSpec> ParseClientEndpoint(absl::string_view descrip
     }
     auto values = Bind(named, params);
     if (!values.ok()) return values.status();
-    spec.type = ClientEndpointSpec::Type::kTcp;
+    spec.type = tls ? ClientEndpointSpec::Type::kTls : ClientEndpointSpec::Type::kTcp;
     auto host = values->find("host");
     if (host == values->end() || host->second.empty()) {
-      return Bad(absl::StrCat("tcp client endpoint needs a host (", params.usage, ")"));
+      return Bad(absl::StrCat(type, " client endpoint needs a host (", params.usage, ")"));
     }
     spec.host = host->second;
     auto port = values->find("port");
     if (port == values->end()) {
-      return Bad(absl::StrCat("tcp client endpoint needs a port (", params.usage, ")"));
+      return Bad(absl::StrCat(type, " client endpoint needs a port (", params.usage, ")"));
     }
     absl::StatusOr<int> p = ParsePort(port->second, 1);
     if (!p.ok()) return p.status();
@@ -413,6 +499,10 @@ absl::StatusOr<ClientEndpointSpec> ParseClientEndpoint(absl::string_view descrip
       }
       spec.bind_address = *a;
     }
+    if (auto it = values->find("caCertsFile"); it != values->end()) spec.ca_certs_file = it->second;
+    if (auto it = values->find("certificate"); it != values->end()) spec.certificate = it->second;
+    if (auto it = values->find("privateKey"); it != values->end()) spec.private_key = it->second;
+    if (spec.private_key.empty()) spec.private_key = spec.certificate;
     return spec;
   }
   if (type == "unix") {
@@ -429,7 +519,7 @@ absl::StatusOr<ClientEndpointSpec> ParseClientEndpoint(absl::string_view descrip
     return spec;
   }
   return Bad(absl::StrCat("unknown endpoint type '", parsed.args[0],
-                          "' (a client endpoint is tcp: or unix:)"));
+                          "' (a client endpoint is tcp:, unix: or tls:)"));
 }
 
 // --- ListeningPort and construction ----------------------------------------
@@ -456,6 +546,9 @@ std::unique_ptr<ServerEndpoint> serverFromSpec(Reactor* reactor, ServerEndpointS
       return std::make_unique<StreamServerEndpoint>(reactor, std::move(spec), backlog);
     case ServerEndpointSpec::Type::kUdp:
       return std::make_unique<UdpServerEndpoint>(reactor, std::move(spec));
+    case ServerEndpointSpec::Type::kSsl:
+      if (Tls().server != nullptr) return Tls().server(reactor, std::move(spec), backlog);
+      return std::make_unique<MissingTlsEndpoint>();
   }
   return nullptr;
 }
@@ -468,6 +561,10 @@ absl::StatusOr<std::unique_ptr<ServerEndpoint>> serverFromString(
 }
 
 std::unique_ptr<ClientEndpoint> clientFromSpec(Reactor* reactor, ClientEndpointSpec spec) {
+  if (spec.type == ClientEndpointSpec::Type::kTls) {
+    if (Tls().client != nullptr) return Tls().client(reactor, std::move(spec));
+    return std::make_unique<MissingTlsEndpoint>();
+  }
   if (spec.type == ClientEndpointSpec::Type::kUnix) {
     return std::make_unique<UnixClientEndpoint>(reactor, std::move(spec));
   }

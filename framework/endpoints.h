@@ -33,11 +33,19 @@ class UdpPort;
 ///   tcp6:PORT[:interface=ADDR][:backlog=N]    (interface "::" by default)
 ///   unix:PATH[:mode=0666][:lockfile=1][:backlog=N]   (unix:@NAME: abstract)
 ///   udp:PORT[:interface=ADDR]
+///   ssl:PORT:privateKey=KEY.pem[:certKey=CERT.pem][:interface=ADDR][:backlog=N]
+///       [:handshakeTimeout=S]   (TLS over tcp; certKey defaults to privateKey)
 ///
 /// Client types:
 ///
 ///   tcp:host=H:port=P[:timeout=S][:bindAddress=A]   (or tcp:H:P)
 ///   unix:path=P[:timeout=S]                         (or unix:P)
+///   tls:host=H:port=P[:caCertsFile=CA.pem][:certificate=C.pem][:privateKey=K.pem]
+///       [:timeout=S][:bindAddress=A]   (or tls:H:P; the server's certificate
+///       is checked against H, and against the system's CAs without caCertsFile)
+///
+/// ssl: and tls: are served by //protocols:tls_endpoints (OpenSSL), which a
+/// program links to use them; without it they are InvalidArgument saying so.
 ///
 /// Positional arguments fill the parameters in the order shown (Twisted's
 /// `_parse`: tcp:8000:127.0.0.1 is interface 127.0.0.1). A bad string is
@@ -56,7 +64,7 @@ absl::StatusOr<EndpointArguments> ParseEndpointArguments(absl::string_view descr
 
 /// A server endpoint string, parsed and checked (no socket yet).
 struct ServerEndpointSpec {
-  enum class Type { kTcp, kTcp6, kUnix, kUdp };
+  enum class Type { kTcp, kTcp6, kUnix, kUdp, kSsl };
   Type type = Type::kTcp;
   int port = 0;                // tcp, tcp6, udp
   std::string interface;       // tcp, tcp6, udp: a numeric address
@@ -64,6 +72,9 @@ struct ServerEndpointSpec {
   std::string path;            // unix: a file path, or "@name" (abstract)
   int mode = 0666;             // unix: the socket file's permissions
   bool lockfile = true;        // unix: guard the path with PATH.lock
+  std::string private_key;     // ssl: PEM private key (privateKey=)
+  std::string cert_key;        // ssl: PEM certificate chain (certKey=)
+  std::optional<absl::Duration> handshake_timeout;  // ssl; unset: 30 s
   bool datagram() const { return type == Type::kUdp; }
   bool abstract() const { return type == Type::kUnix && !path.empty() && path[0] == '@'; }
 };
@@ -71,7 +82,7 @@ absl::StatusOr<ServerEndpointSpec> ParseServerEndpoint(absl::string_view descrip
 
 /// A client endpoint string, parsed and checked.
 struct ClientEndpointSpec {
-  enum class Type { kTcp, kUnix };
+  enum class Type { kTcp, kUnix, kTls };
   Type type = Type::kTcp;
   std::string host;  // tcp: a name or a numeric address
   int port = 0;      // tcp: 1..65535
@@ -79,6 +90,9 @@ struct ClientEndpointSpec {
   std::optional<absl::Duration> timeout;
   std::optional<Address> bind_address;  // tcp
   std::string path;                     // unix ("@name": abstract)
+  std::string ca_certs_file;            // tls: CAs to trust; "": the system's
+  std::string certificate;              // tls: a client certificate, PEM
+  std::string private_key;              // tls: its key
 };
 absl::StatusOr<ClientEndpointSpec> ParseClientEndpoint(absl::string_view description);
 
@@ -205,6 +219,14 @@ std::unique_ptr<ServerEndpoint> serverFromSpec(Reactor* reactor, ServerEndpointS
 absl::StatusOr<std::unique_ptr<ClientEndpoint>> clientFromString(
     Reactor* reactor, absl::string_view description);
 std::unique_ptr<ClientEndpoint> clientFromSpec(Reactor* reactor, ClientEndpointSpec spec);
+
+namespace endpoints_internal {
+// The ssl: and tls: endpoints, installed by //protocols:tls_endpoints when a
+// program links it (the framework itself does not depend on OpenSSL).
+using TlsServerMaker = std::unique_ptr<ServerEndpoint> (*)(Reactor*, ServerEndpointSpec, int);
+using TlsClientMaker = std::unique_ptr<ClientEndpoint> (*)(Reactor*, ClientEndpointSpec);
+void SetTlsEndpointMakers(TlsServerMaker server, TlsClientMaker client);
+}  // namespace endpoints_internal
 
 // --- connectProtocol -------------------------------------------------------
 

@@ -48,6 +48,11 @@ class Protocol {
   F* factoryAs() const {
     return dynamic_cast<F*>(factory_);
   }
+  /// Points this protocol at another transport without connecting it
+  /// again (connectionMade does not run): for a layer slipped under a
+  /// protocol in the middle of its connection (Transport::wrapProtocol,
+  /// startTLS), as Twisted assigns `protocol.transport`.
+  void moveToTransport(Transport* transport) { transport_ = transport; }
   /// Set by the reactor (or a test) before makeConnection().
   void setFactory(Factory* factory) { factory_ = factory; }
 

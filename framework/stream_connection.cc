@@ -282,6 +282,19 @@ void StreamConnection::resumeProducing() {
 
 void StreamConnection::stopProducing() { loseConnection(); }
 
+absl::Status StreamConnection::wrapProtocol(ProtocolWrap wrap) {
+  if (state_ != State::kConnected) {
+    return absl::FailedPreconditionError("the connection is closing");
+  }
+  // The old protocol may be in the middle of a callback of ours: it lives
+  // on inside the new one, so nothing is destroyed under it.
+  Factory* factory = protocol_->factory();
+  protocol_ = wrap(std::move(protocol_));
+  if (protocol_->factory() == nullptr) protocol_->setFactory(factory);
+  protocol_->makeConnection(this);
+  return absl::OkStatus();
+}
+
 absl::Status StreamConnection::registerProducer(Producer* producer,
                                              bool streaming) {
   if (producer_ != nullptr) {

@@ -49,6 +49,8 @@ class StreamConnection : public Transport, private Selectable {
   void setWriteBufferWaterMarks(size_t low, size_t high) final;
   ConnectionHandle makeHandle(Transport* as) final;
 
+  absl::Status wrapProtocol(ProtocolWrap wrap) final;
+
   Protocol* protocol() const { return protocol_.get(); }
   /// The socket; -1 once the connection is closed.
   int fd() const { return fd_; }

@@ -19,6 +19,10 @@ void Transport::unlinkProducer(Producer* p) {
   c.erase(std::remove(c.begin(), c.end(), this), c.end());
 }
 
+absl::Status Transport::wrapProtocol(ProtocolWrap) {
+  return absl::UnimplementedError("this transport cannot put its protocol inside another");
+}
+
 void Transport::unlinkConsumers(Producer* producer) {
   std::unique_ptr<std::vector<Transport*>> consumers = std::move(producer->consumers_);
   if (consumers == nullptr) return;

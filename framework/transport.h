@@ -7,6 +7,7 @@
 #include <memory>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -15,6 +16,8 @@
 #include "framework/connection_handle.h"
 
 namespace twist {
+
+class Protocol;
 
 /// Something that produces data for a consumer (Twisted's IPushProducer /
 /// IPullProducer). A push ("streaming") producer writes on its own and is
@@ -110,6 +113,17 @@ class Transport : public Producer {
   /// reactor makes one; a wrapper asks the transport it wraps. Default:
   /// an empty handle (no reactor: calls are dropped).
   virtual ConnectionHandle makeHandle(Transport* as) { return ConnectionHandle(); }
+
+  /// Puts the protocol this transport serves inside another, in the middle
+  /// of the connection: what startTLS (protocols/tls.h) does to slip a TLS
+  /// layer under a protocol. `wrap` gets the current protocol and returns
+  /// the one that takes its place and owns it; that one is connected to
+  /// this transport at once (its connectionMade runs) and must move the old
+  /// protocol onto itself (Protocol::moveToTransport). Call it from the
+  /// protocol's own callbacks. FAILED_PRECONDITION once the connection is
+  /// closing; UNIMPLEMENTED for a transport that cannot (the default).
+  using ProtocolWrap = absl::AnyInvocable<std::unique_ptr<Protocol>(std::unique_ptr<Protocol>)>;
+  virtual absl::Status wrapProtocol(ProtocolWrap wrap);
 
  protected:
   // For implementations of registerProducer and its undoing: `p` is now

@@ -109,6 +109,19 @@ ConnectionHandle ProtocolWrapper::makeHandle(Transport* as) {
   return transport()->makeHandle(as);
 }
 
+absl::Status ProtocolWrapper::wrapProtocol(ProtocolWrap wrap) {
+  if (transport() == nullptr || transport()->disconnecting()) {
+    return absl::FailedPreconditionError("the connection is closing");
+  }
+  Factory* factory = wrapped_->factory();
+  wrapped_ = wrap(std::move(wrapped_));
+  if (wrapped_->factory() == nullptr) wrapped_->setFactory(factory);
+  half_closeable_ = dynamic_cast<HalfCloseableProtocol*>(wrapped_.get());
+  buffering_ = dynamic_cast<BufferingProtocol*>(wrapped_.get());
+  wrapped_->makeConnection(this);
+  return absl::OkStatus();
+}
+
 std::unique_ptr<Protocol> WrappingFactory::buildProtocol(const Address& addr) {
   std::unique_ptr<Protocol> p = buildWrapped(addr);
   if (p == nullptr) return nullptr;

@@ -96,6 +96,9 @@ class ProtocolWrapper : public Protocol,
   size_t bufferedBytes() const override;
   void setWriteBufferWaterMarks(size_t low, size_t high) override;
   ConnectionHandle makeHandle(Transport* as) override;
+
+  /// Puts the wrapped protocol inside another (startTLS under a policy).
+  absl::Status wrapProtocol(ProtocolWrap wrap) override;
   /// `factory`'s protocol for `addr`, with its own factory() set: what a
   /// wrapping factory wraps. nullptr if `factory` refuses.
   static std::unique_ptr<Protocol> buildWrapped(Factory* factory, const Address& addr);

@@ -261,14 +261,14 @@ TEST(BadFlags, AreOneLineAndExit2AndHelpExits0) {
 TEST(BadEndpoints, AreOneLineAndExit2) {
   ExpectBadUsage("examples/echo_server", {"--listen=tpc:8000"},
                  "echo_server: --listen=tpc:8000: unknown endpoint type 'tpc' (a server "
-                 "endpoint is tcp:, tcp6:, unix: or udp:)");
+                 "endpoint is tcp:, tcp6:, unix:, udp: or ssl:)");
   // A bad one after good ones: nothing is listened on, nothing printed.
   ExpectBadUsage("examples/echo_server",
                  {"--listen=tcp:0:interface=127.0.0.1", "--listen=tcp:70000"},
                  "echo_server: --listen=tcp:70000: port 70000 out of range (0..65535)");
   ExpectBadUsage("examples/echo_server", {"--listen=udp:9000"},
                  "echo_server: --listen=udp:9000: this server takes stream endpoints (tcp:, "
-                 "tcp6:, unix:)");
+                 "tcp6:, unix:, ssl:)");
   ExpectBadUsage("examples/echo_server", {"--listen=tcp:0", "--port=8000"},
                  "echo_server: --host/--port and --listen both name where to listen: use "
                  "one or the other");
@@ -286,7 +286,7 @@ TEST(BadEndpoints, AreOneLineAndExit2) {
                  "is not a numeric IPv4 or IPv6 address");
   ExpectBadUsage("examples/echo_client", {"--connect=tpc:host=a:port=1"},
                  "echo_client: --connect=tpc:host=a:port=1: unknown endpoint type 'tpc' (a "
-                 "client endpoint is tcp: or unix:)");
+                 "client endpoint is tcp:, unix: or tls:)");
   ExpectBadUsage("examples/echo_client", {"--connect=tcp:host=a:port=70000"},
                  "echo_client: --connect=tcp:host=a:port=70000: port 70000 out of range "
                  "(1..65535)");

@@ -136,9 +136,11 @@ TEST(ServerEndpointSpec, RefusesAndNamesTheBadPart) {
   const std::string long_path(108, 'p');
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"", "empty endpoint description"},
-      {"tpc:8000", "unknown endpoint type 'tpc' (a server endpoint is tcp:, tcp6:, unix: or udp:)"},
-      {"8000", "unknown endpoint type '8000' (a server endpoint is tcp:, tcp6:, unix: or udp:)"},
-      {"ssl:443", "unknown endpoint type 'ssl' (a server endpoint is tcp:, tcp6:, unix: or udp:)"},
+      {"tpc:8000", "unknown endpoint type 'tpc' (a server endpoint is tcp:, tcp6:, unix:, udp: or ssl:)"},
+      {"8000", "unknown endpoint type '8000' (a server endpoint is tcp:, tcp6:, unix:, udp: or ssl:)"},
+      // Without //protocols:tls_endpoints linked, as in this test.
+      {"ssl:443", "ssl: endpoints need twist's TLS support, which this program does not link "
+                  "(//protocols:tls_endpoints)"},
       {"tcp:70000", "port 70000 out of range (0..65535)"},
       {"tcp:-1", "port '-1' is not a number"},
       {"tcp:80x", "port '80x' is not a number"},
@@ -227,8 +229,8 @@ TEST(ClientEndpointSpec, AcceptsAndReads) {
 TEST(ClientEndpointSpec, RefusesAndNamesTheBadPart) {
   const std::string usage = "(tcp:host=H:port=P[:timeout=S][:bindAddress=A])";
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {"tpc:host=a:port=1", "unknown endpoint type 'tpc' (a client endpoint is tcp: or unix:)"},
-      {"udp:host=a:port=1", "unknown endpoint type 'udp' (a client endpoint is tcp: or unix:)"},
+      {"tpc:host=a:port=1", "unknown endpoint type 'tpc' (a client endpoint is tcp:, unix: or tls:)"},
+      {"udp:host=a:port=1", "unknown endpoint type 'udp' (a client endpoint is tcp:, unix: or tls:)"},
       {"tcp:port=80", "tcp client endpoint needs a host " + usage},
       {"tcp:host=:port=80", "tcp client endpoint needs a host " + usage},
       {"tcp:host=a", "tcp client endpoint needs a port " + usage},

@@ -1,4 +1,4 @@
-"""Wires Debian's Abseil, GoogleTest, gflags and Google Benchmark into Bazel.
+"""Wires Debian's Abseil, GoogleTest, gflags, Google Benchmark and OpenSSL into Bazel.
 
 Each library becomes a repository under its upstream name (@com_google_absl,
 @com_google_googletest, @com_github_gflags_gflags, @com_github_google_benchmark)
@@ -80,7 +80,7 @@ _flat_repository = repository_rule(
 )
 
 def system_libs():
-    """Declares the four repositories, except those the workspace already has."""
+    """Declares the five repositories, except those the workspace already has."""
     if not native.existing_rule("com_google_absl"):
         _absl_repository(name = "com_google_absl")
     if not native.existing_rule("com_google_googletest"):
@@ -102,5 +102,15 @@ def system_libs():
             targets = {
                 "benchmark": ["-lbenchmark", "-pthread"],
                 "benchmark_main": ["-lbenchmark_main", "-lbenchmark", "-pthread"],
+            },
+        )
+    if not native.existing_rule("openssl"):
+        # Debian's libssl-dev (OpenSSL 3): @openssl//:ssl (libssl, with
+        # libcrypto) and @openssl//:crypto, the targets' usual names.
+        _flat_repository(
+            name = "openssl",
+            targets = {
+                "crypto": ["-lcrypto"],
+                "ssl": ["-lssl", "-lcrypto"],
             },
         )

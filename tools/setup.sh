@@ -22,6 +22,10 @@ packages=(
   libfuzzer-14-dev
   nginx-light  # bench/http.py: the server hello_http is measured against
   wrk          # bench/http.py's load generator
+  libssl-dev  # protocols/tls: OpenSSL 3 (issue 16)
+  openssl  # the TLS tests make their certificates with the CLI and run s_client
+  python3-openssl  # Twisted's TLS client in tls_test (twisted.internet.ssl)
+  python3-service-identity  # ... which checks host names with it
 )
 
 missing=()
