@@ -19,6 +19,7 @@ packages=(
   python3-matplotlib  # bench/models.py draws its plots with it
   clang
   libfuzzer-14-dev
+  redis-server  # protocols/redis tests start their own (issue 17)
 )
 
 missing=()
