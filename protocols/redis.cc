@@ -176,9 +176,8 @@ absl::Status RedisProtocol::notWritable() const {
 Deferred<RedisReply> RedisProtocol::send(absl::Span<const absl::string_view> args, Kind kind,
                                          int64_t expected, const char* step) {
   if (absl::Status s = notWritable(); !s.ok()) return fail<RedisReply>(std::move(s));
-  std::string wire;
-  AppendCommand(&wire, args);
-  transport()->write(wire);
+  AppendCommand(&out_, args);
+  if (!batching_ && !receiving_) flush();
   Pending p{kind, Deferred<RedisReply>(), step, expected, {}};
   Deferred<RedisReply> d = p.done;
   pending_.push_back(std::move(p));
@@ -253,12 +252,21 @@ Deferred<RedisReply> RedisProtocol::pubsub(absl::string_view verb,
   return send(args, Kind::kPubSub, expected);
 }
 
+void RedisProtocol::flush() {
+  if (out_.empty() || lost_ || transport() == nullptr) return;
+  std::string out = std::move(out_);
+  out_.clear();
+  transport()->write(out);
+}
+
 void RedisProtocol::connectionMade() {
   connected_ = true;
   peer_ = transport()->getPeer().ToString();
   // HELLO 3 [AUTH user pass], or AUTH [user] pass; then SELECT.
   const std::string user = options_.username.empty() ? "default" : options_.username;
   const std::string db = absl::StrCat(options_.db);
+  const bool batching = batching_;
+  batching_ = true;  // the handshake in one write
   if (options_.resp3) {
     if (options_.password.empty()) {
       send({"HELLO", "3"}, Kind::kHandshake, 1, "HELLO 3");
@@ -278,6 +286,8 @@ void RedisProtocol::connectionMade() {
     send({"SELECT", db}, Kind::kHandshake, 1, "SELECT");
     ++handshake_left_;
   }
+  batching_ = batching;
+  flush();
   if (handshake_left_ == 0) {
     ready_ = true;
     if (on_ready_) on_ready_(absl::OkStatus());
@@ -287,6 +297,17 @@ void RedisProtocol::connectionMade() {
 void RedisProtocol::dataReceived(absl::string_view data) {
   if (lost_ || !failure_.ok()) return;
   parser_.append(data);
+  // Commands the callbacks issue go out in one write, after the loop.
+  const bool outer = !receiving_;
+  receiving_ = true;
+  handleReplies();
+  if (outer) {
+    receiving_ = false;
+    if (!batching_) flush();
+  }
+}
+
+void RedisProtocol::handleReplies() {
   while (!lost_ && failure_.ok()) {
     absl::StatusOr<std::optional<RedisReply>> r = parser_.next();
     if (!r.ok()) {

@@ -135,6 +135,14 @@ class RedisProtocol : public Protocol {
   /// Forgets every callback above (their owner is going away).
   void clearCallbacks();
 
+  /// Writing: by default each command is written at once, except that
+  /// commands issued from inside a reply's callbacks go out together when
+  /// the received data has been handled. With batching on, commands gather
+  /// until flush(): one write for a whole pipeline instead of one each
+  /// (RedisClient flushes at the end of the reactor's turn).
+  void setBatching(bool on) { batching_ = on; }
+  void flush();
+
   /// The handshake is done and the connection still up.
   bool ready() const { return ready_ && !lost_; }
   /// Commands (and handshake steps) sent and not answered yet.
@@ -164,6 +172,7 @@ class RedisProtocol : public Protocol {
                             int64_t expected, const char* step = "");
   Deferred<RedisReply> pubsub(absl::string_view verb, absl::Span<const absl::string_view> names);
   absl::Status notWritable() const;
+  void handleReplies();
   void handle(RedisReply reply);
   // A pub/sub message or confirmation, or another push: true if consumed.
   bool handlePubSub(RedisReply& reply);
@@ -177,6 +186,9 @@ class RedisProtocol : public Protocol {
   absl::flat_hash_set<std::string> patterns_;
   int64_t server_subscriptions_ = 0;  // the count in the last confirmation
   int handshake_left_ = 0;
+  std::string out_;         // commands not written yet
+  bool batching_ = false;
+  bool receiving_ = false;  // inside dataReceived
   bool connected_ = false;
   bool ready_ = false;
   bool lost_ = false;

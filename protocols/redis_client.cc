@@ -52,7 +52,9 @@ void RedisClient::stop() {
   if (stopped_) return;
   stopped_ = true;
   factory_->stopTrying();
+  flush_call_.cancel().IgnoreError();
   if (protocol_ != nullptr) {
+    protocol_->flush();
     protocol_->clearCallbacks();
     if (protocol_->transport() != nullptr) protocol_->transport()->loseConnection();
     protocol_ = nullptr;
@@ -70,6 +72,7 @@ std::unique_ptr<Protocol> RedisClient::buildProtocol() {
   if (stopped_) return nullptr;
   auto p = std::make_unique<RedisProtocol>(static_cast<const RedisOptions&>(options_));
   RedisProtocol* raw = p.get();
+  p->setBatching(true);
   p->setMessageCallback([this](const RedisMessage& m) {
     if (on_message_) on_message_(m);
   });
@@ -125,7 +128,15 @@ void RedisClient::protocolReady(RedisProtocol* p, const absl::Status& status) {
     queue_.pop_front();
     p->command(q.args).chainDeferred(q.done);
   }
+  p->flush();
   if (protocol_ == p) report(true, absl::OkStatus());
+}
+
+void RedisClient::scheduleFlush() {
+  if (flush_call_.active()) return;
+  flush_call_ = reactor_->callLater(absl::ZeroDuration(), [this] {
+    if (protocol_ != nullptr) protocol_->flush();
+  });
 }
 
 void RedisClient::protocolLost(RedisProtocol* p, const absl::Status& reason) {
@@ -163,7 +174,10 @@ Deferred<RedisReply> RedisClient::command(absl::Span<const absl::string_view> ar
   if (name == "PSUBSCRIBE") return subscription(true, true, args.subspan(1));
   if (name == "UNSUBSCRIBE") return subscription(false, false, args.subspan(1));
   if (name == "PUNSUBSCRIBE") return subscription(true, false, args.subspan(1));
-  if (ready() && queue_.empty()) return protocol_->command(args);
+  if (ready() && queue_.empty()) {
+    scheduleFlush();
+    return protocol_->command(args);
+  }
   if (queued() >= options_.max_queued) return fail<RedisReply>(queueFull());
   Queued q{std::vector<std::string>(args.begin(), args.end()), Deferred<RedisReply>()};
   Deferred<RedisReply> d = q.done;
@@ -194,7 +208,10 @@ Deferred<RedisReply> RedisClient::subscription(bool patterns, bool adding,
     }
     if (!ready() && queued() >= options_.max_queued) return fail<RedisReply>(queueFull());
     for (absl::string_view n : names) set.insert(std::string(n));
-    if (ready()) return patterns ? protocol_->psubscribe(names) : protocol_->subscribe(names);
+    if (ready()) {
+      scheduleFlush();
+      return patterns ? protocol_->psubscribe(names) : protocol_->subscribe(names);
+    }
     Waiter w{patterns, Deferred<RedisReply>()};
     Deferred<RedisReply> d = w.done;
     waiters_.push_back(std::move(w));
@@ -205,7 +222,10 @@ Deferred<RedisReply> RedisClient::subscription(bool patterns, bool adding,
   } else {
     for (absl::string_view n : names) set.erase(n);
   }
-  if (ready()) return patterns ? protocol_->punsubscribe(names) : protocol_->unsubscribe(names);
+  if (ready()) {
+    scheduleFlush();
+    return patterns ? protocol_->punsubscribe(names) : protocol_->unsubscribe(names);
+  }
   return succeed(RedisReply::Array({}));
 }
 

@@ -23,6 +23,7 @@
 #include "absl/types/span.h"
 #include "framework/client_factory.h"
 #include "framework/defer.h"
+#include "framework/delayed_call.h"
 #include "protocols/redis.h"
 #include "protocols/resp.h"
 
@@ -144,6 +145,9 @@ class RedisClient {
   void attemptFailed(const absl::Status& reason);
   void report(bool up, const absl::Status& why);
   absl::Status queueFull() const;
+  // Writes what the protocol gathered at the end of this turn: a burst of
+  // commands goes out in one write.
+  void scheduleFlush();
   Deferred<RedisReply> subscription(bool patterns, bool adding,
                                     absl::Span<const absl::string_view> names);
 
@@ -158,6 +162,7 @@ class RedisClient {
   absl::AnyInvocable<void(const RedisMessage&)> on_message_;
   absl::AnyInvocable<void(const absl::Status&)> on_connection_;
   std::optional<bool> reported_up_;
+  DelayedCall flush_call_;
   bool started_ = false;
   bool stopped_ = false;
   int connections_ = 0;

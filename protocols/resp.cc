@@ -461,9 +461,8 @@ absl::StatusOr<std::vector<RedisReply>> ParseAllReplies(absl::string_view data,
 // ---- Writing ----------------------------------------------------------------
 
 void AppendCommand(std::string* out, absl::Span<const absl::string_view> args) {
-  size_t size = 16;
-  for (absl::string_view a : args) size += a.size() + 16;
-  out->reserve(out->size() + size);
+  // No reserve() to the exact size: appending command after command to one
+  // buffer would then reallocate and copy it every time (quadratic).
   absl::StrAppend(out, "*", args.size(), "\r\n");
   for (absl::string_view a : args) {
     absl::StrAppend(out, "$", a.size(), "\r\n");
