@@ -93,10 +93,12 @@ TEST(FuzzTargetsTest, LineReceiver) { RunAll("line", line::FuzzOne, 20000); }
 TEST(FuzzTargetsTest, Int32StringReceiver) { RunAll("int32", int32::FuzzOne, 20000); }
 TEST(FuzzTargetsTest, NetstringReceiver) { RunAll("netstring", netstring::FuzzOne, 20000); }
 TEST(FuzzTargetsTest, Chat) { RunAll("chat", chat::FuzzOne, 10000); }
+TEST(FuzzTargetsTest, RespParser) { RunAll("resp", resp::FuzzOne, 20000); }
 
 // Empty and tiny inputs are valid programs for every target.
 TEST(FuzzTargetsTest, EmptyAndOneByteInputs) {
-  for (FuzzFn fn : {line::FuzzOne, int32::FuzzOne, netstring::FuzzOne, chat::FuzzOne}) {
+  for (FuzzFn fn : {line::FuzzOne, int32::FuzzOne, netstring::FuzzOne, chat::FuzzOne,
+                    resp::FuzzOne}) {
     EXPECT_EQ(RunInput(fn, ""), 0);
     for (int b = 0; b < 256; ++b) EXPECT_EQ(RunInput(fn, std::string(1, static_cast<char>(b))), 0);
   }
