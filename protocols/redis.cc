@@ -161,6 +161,7 @@ void RedisProtocol::clearCallbacks() {
   on_push_ = nullptr;
   on_ready_ = nullptr;
   on_lost_ = nullptr;
+  ++callbacks_gen_;
 }
 
 absl::Status RedisProtocol::notWritable() const {
@@ -290,7 +291,7 @@ void RedisProtocol::connectionMade() {
   flush();
   if (handshake_left_ == 0) {
     ready_ = true;
-    if (on_ready_) on_ready_(absl::OkStatus());
+    redis_internal::CallSlot(on_ready_, callbacks_gen_, absl::OkStatus());
   }
 }
 
@@ -327,22 +328,20 @@ bool RedisProtocol::handlePubSub(RedisReply& reply) {
       push || server_subscriptions_ > 0 ||
       (!pending_.empty() && pending_.front().kind == Kind::kPubSub);
   if (!subscribed_mode || reply.elements.empty() || !reply.elements[0].isString()) {
-    if (push && on_push_) on_push_(reply);
+    if (push) redis_internal::CallSlot(on_push_, callbacks_gen_, reply);
     return push;
   }
   const std::string& kind = reply.elements[0].str;
   const size_t n = reply.elements.size();
   if (kind == "message" && n == 3 && (push || server_subscriptions_ > 0)) {
-    if (on_message_) {
-      on_message_(RedisMessage{reply.elements[1].str, reply.elements[2].str, ""});
-    }
+    redis_internal::CallSlot(on_message_, callbacks_gen_,
+                             RedisMessage{reply.elements[1].str, reply.elements[2].str, ""});
     return true;
   }
   if (kind == "pmessage" && n == 4 && (push || server_subscriptions_ > 0)) {
-    if (on_message_) {
-      on_message_(RedisMessage{reply.elements[2].str, reply.elements[3].str,
-                               reply.elements[1].str});
-    }
+    redis_internal::CallSlot(
+        on_message_, callbacks_gen_,
+        RedisMessage{reply.elements[2].str, reply.elements[3].str, reply.elements[1].str});
     return true;
   }
   if (IsConfirmation(kind) && n == 3 && !pending_.empty() &&
@@ -360,7 +359,7 @@ bool RedisProtocol::handlePubSub(RedisReply& reply) {
     return true;
   }
   if (push) {
-    if (on_push_) on_push_(reply);
+    redis_internal::CallSlot(on_push_, callbacks_gen_, reply);
     return true;
   }
   return false;

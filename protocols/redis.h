@@ -12,6 +12,7 @@
 #include <initializer_list>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
@@ -25,6 +26,22 @@
 #include "protocols/resp.h"
 
 namespace twist {
+
+namespace redis_internal {
+// Calls the function in `slot`, if any, so that it may replace or clear
+// its own slot (or the owner's others) while it runs: it is moved out for
+// the call and put back only if no setter ran meanwhile (`gen` counts
+// them).
+template <class Sig, class... A>
+void CallSlot(absl::AnyInvocable<Sig>& slot, const uint64_t& gen, A&&... args) {
+  if (!slot) return;
+  absl::AnyInvocable<Sig> running = std::move(slot);
+  slot = nullptr;
+  const uint64_t before = gen;
+  running(std::forward<A>(args)...);
+  if (gen == before) slot = std::move(running);
+}
+}  // namespace redis_internal
 
 /// Where a Redis server is and how to open a session with it.
 struct RedisOptions {
@@ -117,20 +134,24 @@ class RedisProtocol : public Protocol {
   /// Called with each message of a subscription.
   void setMessageCallback(absl::AnyInvocable<void(const RedisMessage&)> cb) {
     on_message_ = std::move(cb);
+    ++callbacks_gen_;
   }
   /// Called with RESP3 pushes that are not pub/sub messages (client-side
   /// caching invalidations, say).
   void setPushCallback(absl::AnyInvocable<void(const RedisReply&)> cb) {
     on_push_ = std::move(cb);
+    ++callbacks_gen_;
   }
   /// Called once: OK when the handshake is done (at once from
   /// connectionMade() when there is none), or why it failed.
   void setReadyCallback(absl::AnyInvocable<void(const absl::Status&)> cb) {
     on_ready_ = std::move(cb);
+    ++callbacks_gen_;
   }
   /// Called from connectionLost(), after the commands in flight failed.
   void setLostCallback(absl::AnyInvocable<void(const absl::Status&)> cb) {
     on_lost_ = std::move(cb);
+    ++callbacks_gen_;
   }
   /// Forgets every callback above (their owner is going away).
   void clearCallbacks();
@@ -198,6 +219,7 @@ class RedisProtocol : public Protocol {
   absl::AnyInvocable<void(const RedisReply&)> on_push_;
   absl::AnyInvocable<void(const absl::Status&)> on_ready_;
   absl::AnyInvocable<void(const absl::Status&)> on_lost_;
+  uint64_t callbacks_gen_ = 0;  // setters and clearCallbacks() so far
 };
 
 }  // namespace twist

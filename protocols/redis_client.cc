@@ -74,7 +74,7 @@ std::unique_ptr<Protocol> RedisClient::buildProtocol() {
   RedisProtocol* raw = p.get();
   p->setBatching(true);
   p->setMessageCallback([this](const RedisMessage& m) {
-    if (on_message_) on_message_(m);
+    if (!stopped_) redis_internal::CallSlot(on_message_, callbacks_gen_, m);
   });
   p->setReadyCallback([this, raw](const absl::Status& s) { protocolReady(raw, s); });
   p->setLostCallback([this, raw](const absl::Status& s) { protocolLost(raw, s); });
@@ -152,7 +152,7 @@ void RedisClient::attemptFailed(const absl::Status& reason) { report(false, reas
 void RedisClient::report(bool up, const absl::Status& why) {
   if (stopped_ || reported_up_ == up) return;
   reported_up_ = up;
-  if (on_connection_) on_connection_(up ? absl::OkStatus() : why);
+  redis_internal::CallSlot(on_connection_, callbacks_gen_, up ? absl::OkStatus() : why);
 }
 
 absl::Status RedisClient::queueFull() const {

@@ -107,12 +107,14 @@ class RedisClient {
 
   void setMessageCallback(absl::AnyInvocable<void(const RedisMessage&)> cb) {
     on_message_ = std::move(cb);
+    ++callbacks_gen_;
   }
   /// Called when a connection becomes ready (OK) and when the client goes
   /// from ready (or starting) to not ready (why): once per change, not per
   /// failed attempt.
   void setConnectionCallback(absl::AnyInvocable<void(const absl::Status&)> cb) {
     on_connection_ = std::move(cb);
+    ++callbacks_gen_;
   }
 
   /// A connection is ready now.
@@ -161,6 +163,7 @@ class RedisClient {
   absl::flat_hash_set<std::string> patterns_;
   absl::AnyInvocable<void(const RedisMessage&)> on_message_;
   absl::AnyInvocable<void(const absl::Status&)> on_connection_;
+  uint64_t callbacks_gen_ = 0;
   std::optional<bool> reported_up_;
   DelayedCall flush_call_;
   bool started_ = false;

@@ -22,6 +22,9 @@ constexpr absl::string_view kRedisErrorPayload = "type.twist/redis.error";
 // header's count is only a claim until the elements arrive.
 constexpr int64_t kReserveAhead = 16;
 constexpr int64_t kBulkReserveAhead = 64 * 1024;
+// Consumed input is dropped once it is at least this and half the buffer.
+// Small, so that short fuzz inputs reach it too.
+constexpr size_t kCompactAt = 256;
 
 // Strict: an optional '-', then one or more digits, within int64.
 bool ParseInt64(absl::string_view s, int64_t* out) {
@@ -435,9 +438,10 @@ absl::StatusOr<std::optional<RedisReply>> RespParser::next() {
   if (pos_ == buf_.size()) {
     buf_.clear();
     pos_ = scan_ = 0;
-  } else if (pos_ >= 4096 && pos_ * 2 >= buf_.size()) {
+  } else if (pos_ >= kCompactAt && pos_ * 2 >= buf_.size()) {
     buf_.erase(0, pos_);
-    scan_ -= pos_;
+    // A bulk payload may have taken pos_ past the last line's scan.
+    scan_ = scan_ > pos_ ? scan_ - pos_ : 0;
     pos_ = 0;
   }
   return done;

@@ -305,6 +305,27 @@ TEST(RedisProtocolTest, PubSubResp3Pushes) {
   EXPECT_EQ(pushes[0].elements[0], RedisReply::Bulk("invalidate"));
 }
 
+// A callback may replace or clear itself while it runs (ASan would see the
+// running function destroyed otherwise).
+TEST(RedisProtocolTest, MessageCallbackMayReplaceItself) {
+  RedisProtocol p;
+  StringTransport t;
+  t.connect(&p);
+  std::vector<std::string> seen;
+  p.setMessageCallback([&](const RedisMessage& m) {
+    seen.push_back("first:" + m.payload);
+    p.setMessageCallback([&](const RedisMessage& m2) {
+      seen.push_back("second:" + m2.payload);
+      p.clearCallbacks();
+    });
+  });
+  Results got;
+  Collect(p.subscribe({"c"}), &got);
+  const std::string msg = "*3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nx\r\n";
+  t.receive("*3\r\n$9\r\nsubscribe\r\n$1\r\nc\r\n:1\r\n" + msg + msg + msg);
+  EXPECT_EQ(seen, (std::vector<std::string>{"first:x", "second:x"}));
+}
+
 TEST(RedisAddressTest, Urls) {
   auto o = ParseRedisAddress("redis://:p%40ss@example.com:6380/2");
   ASSERT_TRUE(o.ok()) << o.status();

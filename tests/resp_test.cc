@@ -251,6 +251,30 @@ TEST(RespParserTest, LinearInInputHoweverSplit) {
   EXPECT_LE(max_buffered, long_line.size());
 }
 
+// A bulk payload takes the read position past where the last line's scan
+// stopped; dropping the consumed input then must not move the scan before
+// the buffer (found by ASan in redis_server_test).
+TEST(RespParserTest, CompactionAfterABulkPayload) {
+  for (size_t len : {300, 5000}) {
+    RespParser p;
+    const std::string payload(len, 'x');
+    p.append(absl::StrCat("$", len, "\r\n", payload, "\r\n+OK\r\n:1"));
+    auto a = p.next();
+    ASSERT_TRUE(a.ok() && a->has_value());
+    EXPECT_EQ(**a, RedisReply::Bulk(payload));
+    auto b = p.next();
+    ASSERT_TRUE(b.ok() && b->has_value());
+    EXPECT_EQ(**b, RedisReply::SimpleString("OK"));
+    auto c = p.next();
+    ASSERT_TRUE(c.ok());
+    EXPECT_FALSE(c->has_value());
+    p.append("\r\n");
+    auto d = p.next();
+    ASSERT_TRUE(d.ok() && d->has_value());
+    EXPECT_EQ(**d, RedisReply::Integer(1));
+  }
+}
+
 TEST(RespErrorTest, ErrorStatus) {
   absl::Status s = RedisError("WRONGTYPE Operation against a key");
   EXPECT_TRUE(IsRedisError(s));
