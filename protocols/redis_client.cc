@@ -92,8 +92,15 @@ void RedisClient::protocolReady(RedisProtocol* p, const absl::Status& status) {
   }
   factory_->resetDelay();
   ++connections_;
-  // Subscriptions first, so that nothing queued runs before them; then the
-  // queue, in order.
+  // The queue first, in order, then the subscriptions: commands issued
+  // before a subscribe were meant to run before it, and on RESP2 they could
+  // not run after it (a subscribed connection takes pub/sub commands only).
+  while (!queue_.empty() && protocol_ == p && p->ready()) {
+    Queued q = std::move(queue_.front());
+    queue_.pop_front();
+    p->command(q.args).chainDeferred(q.done);
+  }
+  if (protocol_ != p) return;  // a callback stopped the client
   std::vector<Waiter> waiters = std::move(waiters_);
   waiters_.clear();
   for (bool patterns : {false, true}) {
@@ -122,11 +129,6 @@ void RedisClient::protocolReady(RedisProtocol* p, const absl::Status& status) {
     // A failure here reaches the waiters (if any) and the connection
     // callback; it is not an unhandled error.
     d.addErrback([](absl::Status) { return RedisReply::Null(); });
-  }
-  while (!queue_.empty() && protocol_ == p && p->ready()) {
-    Queued q = std::move(queue_.front());
-    queue_.pop_front();
-    p->command(q.args).chainDeferred(q.done);
   }
   p->flush();
   if (protocol_ == p) report(true, absl::OkStatus());

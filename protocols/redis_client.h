@@ -62,7 +62,7 @@ struct RedisClientOptions : RedisOptions {
 ///   sent in order once the next connection's handshake is done; beyond
 ///   that they fail at once with RESOURCE_EXHAUSTED.
 /// - Subscriptions are remembered: after a reconnection the client sends
-///   SUBSCRIBE and PSUBSCRIBE for all of them before anything queued.
+///   what was queued, then SUBSCRIBE and PSUBSCRIBE for all of them.
 ///   Messages published while no connection was up are lost (Redis
 ///   pub/sub keeps nothing).
 /// - Reconnection uses ReconnectingClientFactory; the delay resets once a

@@ -233,6 +233,7 @@ absl::Status RespParser::fail(absl::string_view why) {
   pos_ = scan_ = 0;
   stack_.clear();
   attributes_.clear();
+  attributed_ = false;
   bulk_.reset();
   return error_;
 }
@@ -240,6 +241,7 @@ absl::Status RespParser::fail(absl::string_view why) {
 RedisReply RespParser::begin(RedisReply::Type type) {
   RedisReply r;
   r.type = type;
+  attributed_ = false;
   if (!attributes_.empty()) {
     r.attributes = std::move(attributes_);
     attributes_.clear();
@@ -263,6 +265,7 @@ void RespParser::complete(RedisReply value, std::optional<RedisReply>* done) {
       // (with any that came before this attribute).
       attributes_ = std::move(finished.reply.attributes);
       for (RedisReply& e : finished.reply.elements) attributes_.push_back(std::move(e));
+      attributed_ = true;
       return;
     }
     value = std::move(finished.reply);
@@ -365,7 +368,10 @@ absl::Status RespParser::parseLine(absl::string_view line, std::optional<RedisRe
                                                : RedisReply::Type::kMap;
       const int64_t elements = paired ? 2 * n : n;
       if (elements == 0) {
-        if (t == '|') return absl::OkStatus();  // no attributes: nothing to hold
+        if (t == '|') {  // no attributes, but a value must still follow
+          attributed_ = true;
+          return absl::OkStatus();
+        }
         complete(begin(type), done);
         return absl::OkStatus();
       }

@@ -136,7 +136,7 @@ class RespParser {
   size_t buffered() const { return buf_.size() - pos_; }
   /// Whether a reply is under way (part of it parsed, or bytes held).
   bool midReply() const {
-    return !stack_.empty() || bulk_ || buffered() > 0 || !attributes_.empty();
+    return !stack_.empty() || bulk_ || buffered() > 0 || attributed_;
   }
   const RespLimits& limits() const { return limits_; }
 
@@ -160,6 +160,7 @@ class RespParser {
   size_t scan_ = 0;  // where the search for the current line's LF resumes
   std::vector<Frame> stack_;
   std::vector<RedisReply> attributes_;  // a finished attribute awaiting its value
+  bool attributed_ = false;  // an attribute (even an empty one) awaits its value
   // A bulk payload being received: the reply, and bytes still to come
   // (payload, then CRLF).
   std::optional<RedisReply> bulk_;

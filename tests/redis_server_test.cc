@@ -3,6 +3,7 @@
 // pub/sub across connections, AUTH, SELECT, RESP3, a server killed and
 // restarted mid-session, the bounded queue (issue 17).
 
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -332,6 +333,42 @@ TEST_F(RedisServerTest, QueueWhileDisconnectedIsBounded) {
   for (int i = 0; i < 3; ++i) EXPECT_EQ(*Wait(queued[i]), RedisReply::Integer(i + 1));
   EXPECT_EQ(c->queued(), 0u);
   EXPECT_EQ(*Wait(c->command({"INCR", "n"})), RedisReply::Integer(4));
+}
+
+// The README's example, as written there (with the server's address).
+TEST_F(RedisServerTest, ReadmeExample) {
+  auto server = StartRedis({"--requirepass", "secret"});
+  ASSERT_NE(server, nullptr);
+  Reactor* reactor = reactor_.get();
+  std::ostringstream out;
+  auto& cout = out;
+
+  twist::RedisClientOptions options;  // max_queued, back-off, timeout
+  auto address = twist::ParseRedisAddress(
+      absl::StrCat("redis://:secret@127.0.0.1:", server->port(), "/2"), options);
+  ASSERT_TRUE(address.ok()) << address.status();
+  static_cast<twist::RedisOptions&>(options) = *address;
+  twist::RedisClient redis(reactor, options);
+  redis.start();
+
+  redis.command({"SET", "greeting", "hello"});
+  redis.command({"GET", "greeting"}).addCallbacks(
+      [&cout](twist::RedisReply r) { cout << r.str << "\n"; return r; },
+      [](absl::Status e) -> absl::StatusOr<twist::RedisReply> { return e; });
+
+  redis.setMessageCallback([&cout](const twist::RedisMessage& m) {
+    cout << m.channel << ": " << m.payload << "\n";
+  });
+  Deferred<RedisReply> subscribed = redis.subscribe({"room"});
+  redis.setConnectionCallback([&cout](const absl::Status& s) {
+    cout << (s.ok() ? "redis is back" : "redis is away: " + std::string(s.message())) << "\n";
+  });
+
+  ASSERT_TRUE(Wait(subscribed).ok());
+  auto pub = Client(absl::StrCat("redis://:secret@127.0.0.1:", server->port()));
+  EXPECT_EQ(*Wait(pub->command({"PUBLISH", "room", "hi"})), RedisReply::Integer(1));
+  ASSERT_TRUE(RunUntil(*reactor_, [&] { return out.str() == "redis is back\nhello\nroom: hi\n"; }))
+      << out.str();
 }
 
 TEST_F(RedisServerTest, StoppedClientFailsWhatIsQueued) {

@@ -181,7 +181,7 @@ TEST(RespParserTest, MalformedInputIsAnErrorNotACrash) {
 }
 
 TEST(RespParserTest, IncompleteIsNotAnError) {
-  for (absl::string_view part : {"+O", "$5\r\nab", "*2\r\n:1\r\n", "|1\r\n+a\r\n+b\r\n", "$1\r\na\r"}) {
+  for (absl::string_view part : {"+O", "$5\r\nab", "*2\r\n:1\r\n", "|1\r\n+a\r\n+b\r\n", "$1\r\na\r", "|0\r\n"}) {
     RespParser p;
     p.append(part);
     auto r = p.next();
