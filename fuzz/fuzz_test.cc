@@ -3,7 +3,7 @@
 // inputs: mutations of the seeds and plain random bytes. A target aborts on
 // a violated invariant, so a failure here is a crash, with the target's own
 // message on stderr. An input tools/fuzz.sh finds crashing goes into the
-// corpus as regression-* (none so far), with a named test below.
+// corpus as regression-*, with a named test below.
 
 #include <dirent.h>
 
@@ -94,11 +94,20 @@ TEST(FuzzTargetsTest, Int32StringReceiver) { RunAll("int32", int32::FuzzOne, 200
 TEST(FuzzTargetsTest, NetstringReceiver) { RunAll("netstring", netstring::FuzzOne, 20000); }
 TEST(FuzzTargetsTest, Chat) { RunAll("chat", chat::FuzzOne, 10000); }
 TEST(FuzzTargetsTest, Http) { RunAll("http", http::FuzzOne, 5000); }
+TEST(FuzzTargetsTest, RespParser) { RunAll("resp", resp::FuzzOne, 20000); }
+
+// Found by tools/fuzz.sh (corpus/resp/regression-empty-attribute-at-end):
+// an empty attribute ("|0") at the end of the input left the parser saying
+// no reply was under way, though the value it describes had yet to come.
+TEST(FuzzTargetsTest, RespEmptyAttributeAtTheEndIsUnfinished) {
+  const std::string input("\x00\x03\x04\x00\x08|0\r\n+:1\r\n|0\r\n", 18);
+  EXPECT_EQ(RunInput(resp::FuzzOne, input), 0);
+}
 
 // Empty and tiny inputs are valid programs for every target.
 TEST(FuzzTargetsTest, EmptyAndOneByteInputs) {
   for (FuzzFn fn : {line::FuzzOne, int32::FuzzOne, netstring::FuzzOne, chat::FuzzOne,
-                    http::FuzzOne}) {
+                    http::FuzzOne, resp::FuzzOne}) {
     EXPECT_EQ(RunInput(fn, ""), 0);
     for (int b = 0; b < 256; ++b) EXPECT_EQ(RunInput(fn, std::string(1, static_cast<char>(b))), 0);
   }

@@ -17,6 +17,7 @@ namespace int32 { int FuzzOne(const uint8_t* data, size_t size); }
 namespace netstring { int FuzzOne(const uint8_t* data, size_t size); }
 namespace chat { int FuzzOne(const uint8_t* data, size_t size); }
 namespace http { int FuzzOne(const uint8_t* data, size_t size); }
+namespace resp { int FuzzOne(const uint8_t* data, size_t size); }
 
 }  // namespace fuzz
 }  // namespace twist

@@ -3,7 +3,7 @@
 # (-fsanitize=fuzzer,address,undefined) and runs each for SECONDS (default
 # 60), starting from its seed corpus in fuzz/corpus/<target>/.
 #
-#   tools/fuzz.sh [SECONDS] [TARGET...]     targets: line int32 netstring chat http
+#   tools/fuzz.sh [SECONDS] [TARGET...]     targets: line int32 netstring chat http resp
 #
 # Exits non-zero if any target finds a crash, a leak or a violated invariant
 # (the input is saved as fuzz-out/<target>/crash-*: add it to the corpus and
@@ -23,7 +23,7 @@ if ! [[ "$seconds" =~ ^[0-9]+$ ]] || [ "$seconds" -eq 0 ]; then
 fi
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(line int32 netstring chat http)
+[ ${#targets[@]} -eq 0 ] && targets=(line int32 netstring chat http resp)
 
 out="${FUZZ_OUT:-$root/fuzz-out}"
 cxx="${CXX_FUZZ:-clang++}"
@@ -41,7 +41,7 @@ flags=(-std=c++17 -g -O1 -fno-omit-frame-pointer -I"$root"
 # use costs link time only.
 shopt -s nullglob
 sources=()
-for src in "$root"/framework/*.cc "$root"/protocols/*.cc fuzz/framing_fuzz.cc fuzz/chat_fuzz.cc fuzz/http_fuzz.cc; do
+for src in "$root"/framework/*.cc "$root"/protocols/*.cc fuzz/framing_fuzz.cc fuzz/chat_fuzz.cc fuzz/http_fuzz.cc fuzz/resp_fuzz.cc; do
   sources+=("${src#"$root"/}")
 done
 shopt -u nullglob

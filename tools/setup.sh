@@ -26,6 +26,7 @@ packages=(
   openssl  # the TLS tests make their certificates with the CLI and run s_client
   python3-openssl  # Twisted's TLS client in tls_test (twisted.internet.ssl)
   python3-service-identity  # ... which checks host names with it
+  redis-server  # protocols/redis tests start their own (issue 17)
 )
 
 missing=()
