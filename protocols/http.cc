@@ -389,6 +389,10 @@ HttpChannel::~HttpChannel() {
 
 void HttpChannel::connectionMade() {
   transport()->registerProducer(this, /*streaming=*/true).IgnoreError();
+  // Responses are written whole, one write per read of requests; a streamed
+  // body's small pieces must not wait for the client's delayed ACK (nginx's
+  // tcp_nodelay, on by default).
+  if (auto* tcp = dynamic_cast<TcpTransport*>(transport())) tcp->setTcpNoDelay(true).IgnoreError();
   last_input_ = now();
   const absl::Duration timeout = site_->options().keepalive_timeout;
   if (timeout > absl::ZeroDuration()) {

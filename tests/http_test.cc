@@ -132,6 +132,7 @@ TEST_F(HttpTest, HelloWorld) {
   EXPECT_EQ(r[0].header("date").size(), 29u) << r[0].header("date");
   EXPECT_FALSE(r[0].has("connection"));
   EXPECT_FALSE(t_->disconnecting()) << "HTTP/1.1 is persistent by default";
+  EXPECT_TRUE(t_->tcpNoDelay()) << "streamed pieces must not wait for a delayed ACK";
 }
 
 TEST_F(HttpTest, ErrorStatusesCloseTheConnection) {
