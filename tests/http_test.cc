@@ -372,6 +372,16 @@ TEST_F(HttpTest, KeepAliveTimeout) {
   EXPECT_EQ(r[0].code, 408);
   EXPECT_TRUE(t_->disconnecting());
 
+  // A close the client does not let flush is cut off after another timeout
+  // or two.
+  Connect();
+  t_->receive("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+  EXPECT_TRUE(t_->disconnecting());
+  clock_.advance(absl::Seconds(10));
+  EXPECT_FALSE(t_->aborted());
+  clock_.advance(absl::Seconds(10));
+  EXPECT_TRUE(t_->aborted());
+
   // A response under way is not idle.
   Connect();
   t_->receive("GET /later HTTP/1.1\r\nHost: a\r\n\r\n");
