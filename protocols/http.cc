@@ -389,6 +389,10 @@ HttpChannel::~HttpChannel() {
 
 void HttpChannel::connectionMade() {
   transport()->registerProducer(this, /*streaming=*/true).IgnoreError();
+  // Responses are written whole, one write per read of requests; a streamed
+  // body's small pieces must not wait for the client's delayed ACK (nginx's
+  // tcp_nodelay, on by default).
+  if (auto* tcp = dynamic_cast<TcpTransport*>(transport())) tcp->setTcpNoDelay(true).IgnoreError();
   last_input_ = now();
   const absl::Duration timeout = site_->options().keepalive_timeout;
   if (timeout > absl::ZeroDuration()) {
@@ -609,8 +613,20 @@ void HttpChannel::askPullProducer() {
 }
 
 void HttpChannel::onTimeout() {
-  if (dead_ || lost_) return;
+  if (lost_) return;
   const absl::Duration timeout = site_->options().keepalive_timeout;
+  if (dead_) {
+    // Closing, and the last answer not flushed: a client that does not
+    // read gets one whole timeout more, then is cut off, so a closed
+    // connection cannot linger for ever.
+    if (abort_next_) {
+      transport()->abortConnection();
+      return;
+    }
+    abort_next_ = true;
+    timer_ = site_->reactor()->callLater(timeout, [this] { onTimeout(); });
+    return;
+  }
   absl::Duration wait = timeout;
   if (!in_progress_) {
     const absl::Duration idle = now() - last_input_;
@@ -621,6 +637,8 @@ void HttpChannel::onTimeout() {
         dead_ = true;
         transport()->loseConnection();
       }
+      abort_next_ = true;
+      timer_ = site_->reactor()->callLater(timeout, [this] { onTimeout(); });
       return;
     }
     wait = timeout - idle;

@@ -47,7 +47,9 @@ class Site;
 struct HttpOptions {
   HttpLimits limits;
   /// A keep-alive connection with no request under way is closed after
-  /// this long without input (a half-received request gets 408 first).
+  /// this long without input (a half-received request gets 408 first); a
+  /// closing connection whose client does not take the last answer is
+  /// aborted after up to twice this long.
   absl::Duration keepalive_timeout = absl::Seconds(60);
 };
 
@@ -279,6 +281,7 @@ class HttpChannel : public Protocol, public Producer {
   bool write_paused_ = false;
   bool reading_paused_ = false;
   bool lost_ = false;
+  bool abort_next_ = false;  // the timer cuts a close that has not flushed
   Producer* producer_ = nullptr;  // the response's
   bool producer_streaming_ = false;
   bool asking_ = false;

@@ -37,18 +37,6 @@ void ForEachToken(absl::string_view list, F f) {
 
 }  // namespace
 
-bool IsHttpTokenChar(unsigned char c) {
-  static const bool* table = [] {
-    static bool t[256] = {};
-    for (int c = '0'; c <= '9'; ++c) t[c] = true;
-    for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
-    for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
-    for (const char* p = "!#$%&'*+-.^_`|~"; *p; ++p) t[static_cast<unsigned char>(*p)] = true;
-    return t;
-  }();
-  return table[c];
-}
-
 absl::string_view HttpReason(int code) {
   switch (code) {
     case 100: return "Continue";

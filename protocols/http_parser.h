@@ -132,8 +132,24 @@ class HttpParser {
 /// "Unknown".
 absl::string_view HttpReason(int code);
 
-/// Whether `c` is a token character (RFC 9110 tchar).
-bool IsHttpTokenChar(unsigned char c);
+namespace internal {
+// RFC 9110 tchar: "!#$%&'*+-.^_`|~", digits and letters.
+struct TokenTable {
+  bool t[256] = {};
+  constexpr TokenTable() {
+    for (int c = '0'; c <= '9'; ++c) t[c] = true;
+    for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
+    for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
+    const char extra[] = "!#$%&'*+-.^_`|~";
+    for (int i = 0; extra[i] != 0; ++i) t[static_cast<unsigned char>(extra[i])] = true;
+  }
+};
+inline constexpr TokenTable kTokenTable{};
+}  // namespace internal
+
+/// Whether `c` is a token character (RFC 9110 tchar). Inline: the parser
+/// asks it of every byte of every method and field name.
+inline bool IsHttpTokenChar(unsigned char c) { return internal::kTokenTable.t[c]; }
 
 }  // namespace twist
 

@@ -188,7 +188,18 @@ def with_root():
         shutil.rmtree(base)
 
 
+def bad_flags():
+    for args, want in ((["--max_body=-1"], "hello_http: invalid --max_body -1: must be >= 0 bytes\n"),
+                       (["--root=/nonexistent/dir"],
+                        "hello_http: --root: cannot open directory /nonexistent/dir: "
+                        "No such file or directory\n")):
+        r = subprocess.run([BIN, *args], capture_output=True, text=True, timeout=20)
+        check(r.returncode == 2 and r.stdout == "" and r.stderr == want,
+              "%s: exit %d, %r" % (args, r.returncode, r.stderr))
+
+
 def main():
+    bad_flags()
     s = Server()
     try:
         with_curl(s)

@@ -132,6 +132,7 @@ TEST_F(HttpTest, HelloWorld) {
   EXPECT_EQ(r[0].header("date").size(), 29u) << r[0].header("date");
   EXPECT_FALSE(r[0].has("connection"));
   EXPECT_FALSE(t_->disconnecting()) << "HTTP/1.1 is persistent by default";
+  EXPECT_TRUE(t_->tcpNoDelay()) << "streamed pieces must not wait for a delayed ACK";
 }
 
 TEST_F(HttpTest, ErrorStatusesCloseTheConnection) {
@@ -370,6 +371,16 @@ TEST_F(HttpTest, KeepAliveTimeout) {
   ASSERT_EQ(r.size(), 1u);
   EXPECT_EQ(r[0].code, 408);
   EXPECT_TRUE(t_->disconnecting());
+
+  // A close the client does not let flush is cut off after another timeout
+  // or two.
+  Connect();
+  t_->receive("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+  EXPECT_TRUE(t_->disconnecting());
+  clock_.advance(absl::Seconds(10));
+  EXPECT_FALSE(t_->aborted());
+  clock_.advance(absl::Seconds(10));
+  EXPECT_TRUE(t_->aborted());
 
   // A response under way is not idle.
   Connect();
