@@ -52,24 +52,51 @@ TEST(DeferToThreadTest, ErrorsAndUnitResults) {
   bad.addErrback([](absl::Status) { return absl::OkStatus(); });
 }
 
+// Work that holds a pool thread until release() (or the helper goes):
+// waitStarted() returns once a thread runs it. Declare it before the
+// reactor, so that a thread still blocked is let go after the reactor.
+class BlockingWork {
+ public:
+  ~BlockingWork() {
+    if (!released_) release();
+  }
+  template <class T = int>
+  Deferred<T> start(ReactorThreads* reactor, T value = T()) {
+    return deferToThread(reactor, [gate = gate_, started = started_, value] {
+      started->set_value();
+      gate.wait();
+      return value;
+    });
+  }
+  void waitStarted() { started_future_.wait(); }
+  bool startedWithin(absl::Duration d) {
+    return started_future_.wait_for(absl::ToChronoMilliseconds(d)) ==
+           std::future_status::ready;
+  }
+  void release() {
+    released_ = true;
+    release_.set_value();
+  }
+
+ private:
+  std::promise<void> release_;
+  std::shared_future<void> gate_ = release_.get_future().share();
+  std::shared_ptr<std::promise<void>> started_ = std::make_shared<std::promise<void>>();
+  std::future<void> started_future_ = started_->get_future();
+  bool released_ = false;
+};
+
 TEST(DeferToThreadTest, ReactorDestroyedWhileTheWorkRuns) {
+  BlockingWork work;
   auto reactor = testing::MakeReactor("epoll");
-  std::promise<void> release;
-  std::shared_future<void> gate = release.get_future().share();
-  std::promise<void> started;
   bool fired = false;
-  Deferred<int> d = deferToThread(reactor.get(), [gate, &started] {
-    started.set_value();
-    gate.wait();
-    return 1;
-  });
-  d.addBoth([&](absl::StatusOr<int> r) {
+  work.start(reactor.get(), 1).addBoth([&](absl::StatusOr<int> r) {
     fired = true;
     return r;
   });
-  started.get_future().wait();
+  work.waitStarted();
   reactor.reset();  // the work is still running
-  release.set_value();
+  work.release();
   // The pool's thread finds no reactor and drops the result; nothing fires.
   // (The pool went with the reactor; its thread ends on its own.)
   EXPECT_FALSE(fired);
@@ -89,31 +116,24 @@ std::unique_ptr<Reactor> ReactorWithGrace(absl::Duration grace) {
 // CANCELLED (delivered while run() shuts down) is what lets A finish, so
 // A's result arrives before run() returns only if both rules hold.
 TEST(DeferToThreadTest, StoppingDropsQueuedWorkAndWaitsForRunningWork) {
+  BlockingWork a;
   std::unique_ptr<Reactor> reactor = ReactorWithGrace(absl::Seconds(20));
   reactor->suggestThreadPoolSize(1);
-  std::promise<void> release;
-  std::shared_future<void> gate = release.get_future().share();
-  std::promise<void> started;
   std::optional<absl::StatusOr<int>> a_result;
   std::optional<absl::Status> b_result;
   bool b_ran = false;
   reactor->callWhenRunning([&] {
-    Deferred<int> a = deferToThread(reactor.get(), [gate, &started] {
-      started.set_value();
-      gate.wait();
-      return 7;
-    });
-    a.addBoth([&](absl::StatusOr<int> r) {
+    a.start(reactor.get(), 7).addBoth([&](absl::StatusOr<int> r) {
       a_result = r;
       return r;
     });
     Deferred<Unit> b = deferToThread(reactor.get(), [&b_ran] { b_ran = true; });
     b.addBoth([&](absl::StatusOr<Unit> r) {
       b_result = r.status();
-      release.set_value();  // only now can A finish
+      a.release();  // only now can A finish
       return absl::StatusOr<Unit>(Unit{});
     });
-    started.get_future().wait();  // A holds the one thread; B is queued
+    a.waitStarted();  // A holds the one thread; B is queued
     EXPECT_EQ(reactor->threadPool().queued(), 1u);
     reactor->stop();
   });
@@ -128,101 +148,78 @@ TEST(DeferToThreadTest, StoppingDropsQueuedWorkAndWaitsForRunningWork) {
   EXPECT_LT(absl::Now() - begun, absl::Seconds(20)) << "waited out the grace";
 }
 
-// Work that outlasts the grace is not waited for: run() returns, says so
-// on stderr, and the reactor is still safe to destroy while it runs.
-TEST(DeferToThreadTest, RunningWorkPastTheGraceIsNotWaitedFor) {
-  std::unique_ptr<Reactor> reactor = ReactorWithGrace(absl::Milliseconds(200));
-  std::promise<void> release;
-  std::shared_future<void> gate = release.get_future().share();
-  std::promise<void> started;
-  bool fired = false;
+// Started work that the reactor stops on, as `stop` says: waited for up to
+// the grace (`cancel`: not at all, nobody wants it). Returns what run()
+// printed on stderr and whether the Deferred fired before run() returned.
+struct StopOutcome {
+  std::string err;
+  std::optional<absl::Status> fired;
+  absl::Duration took;
+};
+StopOutcome StopWhileWorkRuns(absl::Duration grace, bool cancel) {
+  BlockingWork work;
+  std::unique_ptr<Reactor> reactor = ReactorWithGrace(grace);
+  StopOutcome out;
   reactor->callWhenRunning([&] {
-    Deferred<int> d = deferToThread(reactor.get(), [gate, &started] {
-      started.set_value();
-      gate.wait();
-      return 1;
-    });
+    Deferred<int> d = work.start(reactor.get(), 1);
     d.addBoth([&](absl::StatusOr<int> r) {
-      fired = true;
-      return r;
-    });
-    started.get_future().wait();
-    reactor->stop();
-  });
-  ::testing::internal::CaptureStderr();
-  reactor->run();
-  const std::string err = ::testing::internal::GetCapturedStderr();
-  EXPECT_FALSE(fired);
-  EXPECT_NE(err.find("1 thread pool task(s) still running after the shutdown grace"),
-            std::string::npos)
-      << err;
-  reactor.reset();
-  release.set_value();
-}
-
-// Work whose Deferred was cancelled is not waited for (nobody wants it):
-// a blocked read of stdin must not hold a client's exit for the grace.
-TEST(DeferToThreadTest, CancelledWorkIsNotWaitedForWhenStopping) {
-  std::unique_ptr<Reactor> reactor = ReactorWithGrace(absl::Seconds(20));
-  std::promise<void> release;
-  std::shared_future<void> gate = release.get_future().share();
-  std::promise<void> started;
-  std::optional<absl::Status> result;
-  reactor->callWhenRunning([&] {
-    Deferred<int> d = deferToThread(reactor.get(), [gate, &started] {
-      started.set_value();
-      gate.wait();
-      return 1;
-    });
-    d.addBoth([&](absl::StatusOr<int> r) {
-      result = r.status();
+      out.fired = r.status();
       return absl::StatusOr<int>(0);
     });
-    started.get_future().wait();
-    d.cancel();
+    work.waitStarted();
+    if (cancel) d.cancel();
     reactor->stop();
   });
   const absl::Time begun = absl::Now();
   ::testing::internal::CaptureStderr();
   reactor->run();
-  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
-  EXPECT_LT(absl::Now() - begun, absl::Seconds(10)) << "waited for cancelled work";
-  ASSERT_TRUE(result.has_value());
-  EXPECT_TRUE(absl::IsCancelled(*result)) << *result;
-  reactor.reset();
-  release.set_value();
+  out.err = ::testing::internal::GetCapturedStderr();
+  out.took = absl::Now() - begun;
+  return out;  // the reactor goes, then the work is let go
+}
+
+// Work that outlasts the grace is not waited for: run() returns, says so
+// on stderr, and the reactor is still safe to destroy while it runs.
+TEST(DeferToThreadTest, RunningWorkPastTheGraceIsNotWaitedFor) {
+  StopOutcome out = StopWhileWorkRuns(absl::Milliseconds(200), /*cancel=*/false);
+  EXPECT_FALSE(out.fired.has_value());
+  EXPECT_NE(out.err.find("1 thread pool task(s) still running after the shutdown grace"),
+            std::string::npos)
+      << out.err;
+}
+
+// Work whose Deferred was cancelled is not waited for (nobody wants it):
+// a blocked read of stdin must not hold a client's exit for the grace.
+TEST(DeferToThreadTest, CancelledWorkIsNotWaitedForWhenStopping) {
+  StopOutcome out = StopWhileWorkRuns(absl::Seconds(20), /*cancel=*/true);
+  EXPECT_EQ(out.err, "");
+  EXPECT_LT(out.took, absl::Seconds(10)) << "waited for cancelled work";
+  ASSERT_TRUE(out.fired.has_value());
+  EXPECT_TRUE(absl::IsCancelled(*out.fired)) << *out.fired;
 }
 
 // suggestThreadPoolSize (Twisted's name): a larger size takes queued work
 // at once; the pool never runs more threads than it is given.
 TEST(DeferToThreadTest, SuggestThreadPoolSizeResizesThePool) {
+  BlockingWork a;
+  BlockingWork b;
   auto reactor = testing::MakeReactor("epoll");
   reactor->suggestThreadPoolSize(1);
-  std::promise<void> release;
-  std::shared_future<void> gate = release.get_future().share();
-  std::promise<void> a_started;
-  std::promise<void> b_started;
-  std::future<void> b_seen = b_started.get_future();
-  Deferred<Unit> a = deferToThread(reactor.get(), [gate, &a_started] {
-    a_started.set_value();
-    gate.wait();
-  });
-  Deferred<Unit> b = deferToThread(reactor.get(), [gate, &b_started] {
-    b_started.set_value();
-    gate.wait();
-  });
-  a_started.get_future().wait();
+  Deferred<int> da = a.start(reactor.get(), 1);
+  Deferred<int> db = b.start(reactor.get(), 2);
+  a.waitStarted();
   EXPECT_EQ(reactor->threadPool().threadCount(), 1);
   EXPECT_EQ(reactor->threadPool().queued(), 1u);  // B waits: one thread only
   reactor->suggestThreadPoolSize(2);
   EXPECT_EQ(reactor->threadPool().maxThreads(), 2);
-  ASSERT_EQ(b_seen.wait_for(std::chrono::seconds(10)), std::future_status::ready)
+  ASSERT_TRUE(b.startedWithin(absl::Seconds(10)))
       << "the larger size did not take the queued work";
   EXPECT_EQ(reactor->threadPool().threadCount(), 2);
-  release.set_value();
-  ASSERT_TRUE(RunUntil(*reactor, [&] { return a.called() && b.called(); }));
-  EXPECT_TRUE(a.result()->ok());
-  EXPECT_TRUE(b.result()->ok());
+  a.release();
+  b.release();
+  ASSERT_TRUE(RunUntil(*reactor, [&] { return da.called() && db.called(); }));
+  EXPECT_EQ(**da.result(), 1);
+  EXPECT_EQ(**db.result(), 2);
 }
 
 }  // namespace
