@@ -143,10 +143,18 @@ int ServeOnPool(absl::string_view program, Factory* factory, bool wrapped,
     return BadUsage(program,
                     absl::StrCat("invalid --threads ", FLAGS_threads, ": must be 1..1024"));
   }
-  if (FLAGS_idle_timeout > 0 || wrapped) {
+  if (FLAGS_idle_timeout > 0) {
     return BadUsage(program, absl::StrCat("--threads=", FLAGS_threads,
                                           " cannot be combined with --idle_timeout or a "
                                           "rate limit yet (they time one reactor)"));
+  }
+  if (wrapped) {
+    // The program's own factory (a rate limit, an HTTP site, the menu bot's
+    // timers) is built on one reactor.
+    return BadUsage(program, absl::StrCat("--threads=", FLAGS_threads, ": ", program,
+                                          " times its connections on one reactor and cannot "
+                                          "share them out yet; --workers=", FLAGS_threads,
+                                          " runs it on more cores"));
   }
   for (const ServerEndpointSpec& spec : specs) {
     if (spec.type == ServerEndpointSpec::Type::kUnix && *spread == Spread::kReusePort) {
