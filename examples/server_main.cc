@@ -52,6 +52,38 @@ DEFINE_int32(workers, 0,
 namespace twist {
 namespace {
 
+// The policies of --idle_timeout and --max_connections around a factory
+// served by one reactor (a program's `wrap` innermost). Owns the wrappers,
+// which must outlive the reactor: its destructor still calls into the
+// connections' protocols.
+class Policies {
+ public:
+  Factory* Wrap(Reactor* reactor, Factory* factory, WrapFactory& wrap) {
+    if (wrap != nullptr) factory = wrap(reactor, factory);
+    if (FLAGS_idle_timeout > 0) {
+      timed_ = std::make_unique<TimeoutFactory>(reactor, factory,
+                                                absl::Seconds(FLAGS_idle_timeout));
+      factory = timed_.get();
+    }
+    if (FLAGS_max_connections > 0) {
+      limited_ = std::make_unique<LimitTotalConnectionsFactory>(factory, FLAGS_max_connections);
+      factory = limited_.get();
+    }
+    return factory;
+  }
+
+ private:
+  std::unique_ptr<TimeoutFactory> timed_;
+  std::unique_ptr<LimitTotalConnectionsFactory> limited_;
+};
+
+// At most `rate` accepts per second on `port`, in bursts of a tenth of a
+// second's worth, so that a rate of 1000/s is not held to one accept per
+// millisecond.
+void LimitAcceptRate(Port* port, double rate) {
+  port->setAcceptRateLimit(rate, std::max(1, static_cast<int>(rate / 10)));
+}
+
 // --workers=N: the parent binds every endpoint, then forks N workers that
 // each adopt the listening sockets into a reactor of their own and serve
 // them with the same policies as a single process; the parent only
@@ -82,31 +114,17 @@ int ServeWithWorkers(absl::string_view program, std::vector<ServerEndpointSpec> 
   PrintListening(ports);
   auto serve = [&](int) -> int {
     // A worker: what ServeForever does in one process, on adopted sockets.
-    std::unique_ptr<LimitTotalConnectionsFactory> limited;
-    std::unique_ptr<TimeoutFactory> timed;
-    Factory* served = factory;
+    Policies policies;  // outlives the reactor
     absl::StatusOr<std::unique_ptr<Reactor>> reactor = Reactor::Create(options);
     if (!reactor.ok()) return Fail(program, reactor.status().message());
     if (absl::Status s = (*reactor)->installSignalHandlers(); !s.ok()) {
       return Fail(program, s.message());
     }
-    if (wrap != nullptr) served = wrap(reactor->get(), served);
-    if (FLAGS_idle_timeout > 0) {
-      timed = std::make_unique<TimeoutFactory>(reactor->get(), served,
-                                               absl::Seconds(FLAGS_idle_timeout));
-      served = timed.get();
-    }
-    if (FLAGS_max_connections > 0) {
-      limited = std::make_unique<LimitTotalConnectionsFactory>(served, FLAGS_max_connections);
-      served = limited.get();
-    }
+    Factory* served = policies.Wrap(reactor->get(), factory, wrap);
     for (const ListeningPort& shared : ports) {
       absl::StatusOr<Port*> port = (*reactor)->adoptStreamPort(shared.stream()->fileno(), served);
       if (!port.ok()) return Fail(program, port.status().message());
-      if (FLAGS_accept_rate > 0) {
-        (*port)->setAcceptRateLimit(FLAGS_accept_rate,
-                                    std::max(1, static_cast<int>(FLAGS_accept_rate / 10)));
-      }
+      if (FLAGS_accept_rate > 0) LimitAcceptRate(*port, FLAGS_accept_rate);
     }
     (*reactor)->run();
     // The reactor goes before the policies that wrap the factory.
@@ -191,7 +209,7 @@ int ServeOnPool(absl::string_view program, Factory* factory, bool wrapped,
     if (FLAGS_accept_rate > 0) {
       // The rate is the server's: shared out between the listeners.
       const double each = FLAGS_accept_rate / static_cast<double>(ports->size());
-      for (Port* p : *ports) p->setAcceptRateLimit(each, std::max(1, static_cast<int>(each / 10)));
+      for (Port* p : *ports) LimitAcceptRate(p, each);
     }
     listening.push_back(ListeningPort((*ports)[0]));
   }
@@ -244,10 +262,7 @@ int ServeForever(absl::string_view program, Factory* factory, WrapFactory wrap,
     return ServeOnPool(program, factory, wrap != nullptr, *std::move(specs),
                        std::move(pool_factory));
   }
-  // The policy wrappers outlive the reactor: its destructor still calls
-  // into the connections' protocols.
-  std::unique_ptr<LimitTotalConnectionsFactory> limited;
-  std::unique_ptr<TimeoutFactory> timed;
+  Policies policies;  // outlives the reactor
   ReactorOptions options;
   options.poller = FLAGS_reactor;
   absl::StatusOr<std::unique_ptr<Reactor>> reactor = Reactor::Create(options);
@@ -259,17 +274,7 @@ int ServeForever(absl::string_view program, Factory* factory, WrapFactory wrap,
   if (absl::Status s = (*reactor)->installSignalHandlers(); !s.ok()) {
     return Fail(program, s.message());
   }
-  if (wrap != nullptr) factory = wrap(reactor->get(), factory);
-  if (FLAGS_idle_timeout > 0) {
-    timed = std::make_unique<TimeoutFactory>(
-        reactor->get(), factory, absl::Seconds(FLAGS_idle_timeout));
-    factory = timed.get();
-  }
-  if (FLAGS_max_connections > 0) {
-    limited = std::make_unique<LimitTotalConnectionsFactory>(
-        factory, FLAGS_max_connections);
-    factory = limited.get();
-  }
+  factory = policies.Wrap(reactor->get(), factory, wrap);
   // Every endpoint listens before the first line is printed, so that the
   // lines are all there is to read before the server is ready.
   std::vector<ListeningPort> ports;
@@ -279,10 +284,7 @@ int ServeForever(absl::string_view program, Factory* factory, WrapFactory wrap,
     absl::StatusOr<ListeningPort> port = endpoint->listen(factory);
     if (!port.ok()) return Fail(program, port.status().message());
     if (FLAGS_accept_rate > 0 && port->stream() != nullptr) {
-      // A burst of a tenth of a second's worth, so that a rate of 1000/s is
-      // not held to one accept per millisecond.
-      port->stream()->setAcceptRateLimit(
-          FLAGS_accept_rate, std::max(1, static_cast<int>(FLAGS_accept_rate / 10)));
+      LimitAcceptRate(port->stream(), FLAGS_accept_rate);
     }
     ports.push_back(*port);
   }
