@@ -26,6 +26,15 @@ namespace {
 
 using ::testing::MatchesRegex;
 
+// Options for `workers` workers of a supervisor named "sup" (the prefix of
+// its lines).
+ProcessSupervisorOptions SupOptions(int workers) {
+  ProcessSupervisorOptions options;
+  options.workers = workers;
+  options.name = "sup";
+  return options;
+}
+
 class Supervised {
  public:
   // Forks a process that runs SuperviseWorkers(options, worker) and exits 0
@@ -73,6 +82,13 @@ class Supervised {
       buf_.append(chunk, got);
     }
   }
+  // Stop() and its wait status: the supervisor exited 0 (it stopped its
+  // workers and SuperviseWorkers returned OK).
+  ::testing::AssertionResult StopsCleanly() {
+    const int status = Stop();
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure() << "the supervisor's wait status is " << status;
+  }
   // SIGTERM, then the supervisor's wait status.
   int Stop() {
     kill(pid_, SIGTERM);
@@ -93,9 +109,7 @@ class Supervised {
 };
 
 TEST(ProcessSupervisorTest, AWorkerThatKeepsDyingIsRestartedWithGrowingDelays) {
-  ProcessSupervisorOptions options;
-  options.workers = 1;
-  options.name = "sup";
+  ProcessSupervisorOptions options = SupOptions(1);
   options.min_restart_delay = absl::Milliseconds(10);
   options.max_restart_delay = absl::Milliseconds(40);
   options.stable_after = absl::Seconds(100);
@@ -108,14 +122,11 @@ TEST(ProcessSupervisorTest, AWorkerThatKeepsDyingIsRestartedWithGrowingDelays) {
                   MatchesRegex(".*exited with status 3; restarting it in 40ms"),
                   MatchesRegex(".*restarting it in 40ms"),
                   MatchesRegex(".*restarting it in 40ms")));
-  const int status = s.Stop();
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_TRUE(s.StopsCleanly());
 }
 
 TEST(ProcessSupervisorTest, AWorkerThatLivedLongEnoughRestartsAfterTheShortestDelay) {
-  ProcessSupervisorOptions options;
-  options.workers = 2;
-  options.name = "sup";
+  ProcessSupervisorOptions options = SupOptions(2);
   options.min_restart_delay = absl::Milliseconds(10);
   options.max_restart_delay = absl::Seconds(1);
   options.stable_after = absl::Milliseconds(20);
@@ -128,14 +139,11 @@ TEST(ProcessSupervisorTest, AWorkerThatLivedLongEnoughRestartsAfterTheShortestDe
     EXPECT_THAT(line, MatchesRegex("sup: worker [01] \\(pid [0-9]+\\) exited with status "
                                    "[07]; restarting it in 10ms"));
   }
-  const int status = s.Stop();
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_TRUE(s.StopsCleanly());
 }
 
 TEST(ProcessSupervisorTest, AWorkerThatIgnoresSigtermIsKilledAfterTheStopTimeout) {
-  ProcessSupervisorOptions options;
-  options.workers = 1;
-  options.name = "sup";
+  ProcessSupervisorOptions options = SupOptions(1);
   options.stop_timeout = absl::Milliseconds(100);
   Supervised s(options, [](int) {
     // Never reads its signalfd: the SIGTERM stays pending.
@@ -144,8 +152,7 @@ TEST(ProcessSupervisorTest, AWorkerThatIgnoresSigtermIsKilledAfterTheStopTimeout
     return 0;
   });
   ASSERT_THAT(s.Lines(1), ::testing::ElementsAre("up"));
-  const int status = s.Stop();
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_TRUE(s.StopsCleanly());
   EXPECT_THAT(s.Lines(1), ::testing::ElementsAre(MatchesRegex(
                               "sup: worker 0 \\(pid [0-9]+\\) still running 100ms after "
                               "SIGTERM; killing it")));
