@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/types/optional.h"
 #include "gtest/gtest.h"
+#include "tests/echoed_client.h"
 #include "tests/subprocess.h"
 #include "tests/test_util.h"
 
@@ -45,18 +46,12 @@ TEST_P(EchoServerThreadsTest, EchoesOnEveryReactorThenExitsZeroOnSigterm) {
   ASSERT_TRUE(where.ok()) << where.status();
   absl::optional<testing::ServerProgram> server;
   server.emplace(testing::ServerProgram{*std::move(process), *where});
-  std::vector<BlockingClient> clients;
-  for (int i = 0; i < 20; ++i) {
-    absl::StatusOr<BlockingClient> c = BlockingClient::Connect(server->address);
-    ASSERT_TRUE(c.ok()) << c.status();
-    const std::string msg = absl::StrCat("client ", i, "\n");
-    ASSERT_TRUE(c->SendAll(msg).ok());
-    EXPECT_EQ(c->ReadExpected(msg), msg);
-    clients.push_back(*std::move(c));
-  }
+  absl::StatusOr<std::vector<BlockingClient>> clients = testing::EchoedClients(
+      server->address, 20, [](int i) { return absl::StrCat("client ", i, "\n"); });
+  ASSERT_TRUE(clients.ok()) << clients.status();
   server->process.Signal(SIGTERM);
   // Every reactor closes its connections as it shuts down...
-  for (BlockingClient& c : clients) {
+  for (BlockingClient& c : *clients) {
     absl::StatusOr<std::string> rest = c.ReadToEof();
     ASSERT_TRUE(rest.ok()) << rest.status();
     EXPECT_EQ(*rest, "");

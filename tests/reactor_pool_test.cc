@@ -27,12 +27,14 @@
 #include "framework/tcp_port.h"
 #include "gtest/gtest.h"
 #include "protocols/policies.h"
+#include "tests/echoed_client.h"
 #include "tests/test_util.h"
 
 namespace twist {
 namespace {
 
 using ::twist::testing::BlockingClient;
+using ::twist::testing::EchoedClients;
 using ::twist::testing::kTimeout;
 using ::twist::testing::LoopbackOf;
 
@@ -237,14 +239,9 @@ TEST(ReactorPoolTest, UnixRoundRobinAndNoReusePort) {
   ASSERT_TRUE(ports.ok()) << ports.status();
   const Address to = (*ports)[0]->getHost();
   PoolThread running(pool.get());
-  std::vector<BlockingClient> clients;
-  for (int i = 0; i < 6; ++i) {
-    absl::StatusOr<BlockingClient> c = BlockingClient::Connect(to);
-    ASSERT_TRUE(c.ok()) << c.status();
-    ASSERT_TRUE(c->SendAll(absl::StrCat("u", i)).ok());
-    EXPECT_EQ(c->ReadExpected(absl::StrCat("u", i)), absl::StrCat("u", i));
-    clients.push_back(*std::move(c));
-  }
+  absl::StatusOr<std::vector<BlockingClient>> clients =
+      EchoedClients(to, 6, [](int i) { return absl::StrCat("u", i); });
+  ASSERT_TRUE(clients.ok()) << clients.status();
   for (auto& n : factory.made) EXPECT_EQ(n.load(), 2);
   pool->stop();
   EXPECT_TRUE(running.Join());
@@ -272,14 +269,9 @@ TEST_P(StopFromReactorTest, StopsEveryReactorAndClosesConnections) {
   PoolThread running(pool.get());
   ASSERT_TRUE(AllRunning(*pool));
   // One connection per reactor, each answered (so each is there).
-  std::vector<BlockingClient> clients;
-  for (int i = 0; i < 4; ++i) {
-    absl::StatusOr<BlockingClient> c = BlockingClient::Connect(to);
-    ASSERT_TRUE(c.ok()) << c.status();
-    ASSERT_TRUE(c->SendAll("hi").ok());
-    ASSERT_EQ(c->ReadExpected("hi"), "hi");
-    clients.push_back(*std::move(c));
-  }
+  absl::StatusOr<std::vector<BlockingClient>> clients =
+      EchoedClients(to, 4, [](int) { return std::string("hi"); });
+  ASSERT_TRUE(clients.ok()) << clients.status();
   ReactorPool* p = pool.get();
   Reactor* r = &pool->reactor(which);
   r->callFromThread([p, r, own = own_reactor] {
@@ -290,7 +282,7 @@ TEST_P(StopFromReactorTest, StopsEveryReactorAndClosesConnections) {
     }
   });
   EXPECT_TRUE(running.Join());
-  for (auto& c : clients) {
+  for (auto& c : *clients) {
     absl::StatusOr<std::string> rest = c.ReadUntilClosed();
     EXPECT_TRUE(rest.ok()) << rest.status();
   }
@@ -309,19 +301,14 @@ TEST(ReactorPoolTest, SignalStopsEveryReactor) {
   PoolThread running(pool.get(), /*install_signals=*/true);
   ASSERT_TRUE(AllRunning(*pool));
   ASSERT_TRUE(running.installed());
-  std::vector<BlockingClient> clients;
-  for (int i = 0; i < 3; ++i) {
-    absl::StatusOr<BlockingClient> c = BlockingClient::Connect(to);
-    ASSERT_TRUE(c.ok()) << c.status();
-    ASSERT_TRUE(c->SendAll("x").ok());
-    ASSERT_EQ(c->ReadExpected("x"), "x");
-    clients.push_back(*std::move(c));
-  }
+  absl::StatusOr<std::vector<BlockingClient>> clients =
+      EchoedClients(to, 3, [](int) { return std::string("x"); });
+  ASSERT_TRUE(clients.ok()) << clients.status();
   // To the thread of reactor 0, which blocks it: its signalfd reads it (a
   // signal to the process could land on a thread of the test runner's).
   ASSERT_EQ(pthread_kill(running.native(), SIGTERM), 0);
   EXPECT_TRUE(running.Join());
-  for (auto& c : clients) EXPECT_TRUE(c.ReadUntilClosed().ok());
+  for (auto& c : *clients) EXPECT_TRUE(c.ReadUntilClosed().ok());
 }
 
 // A protocol that hands its connection's handle to the test, and says when
@@ -336,6 +323,17 @@ struct HandleBox {
   bool Wait(Pred pred) {
     std::unique_lock<std::mutex> lock(mu);
     return cv.wait_for(lock, std::chrono::seconds(absl::ToInt64Seconds(kTimeout)), pred);
+  }
+  // The handle of the connection made last, once it is made (empty if
+  // none was within kTimeout); clears `made` for the next.
+  ConnectionHandle TakeHandle() {
+    std::unique_lock<std::mutex> lock(mu);
+    if (!cv.wait_for(lock, std::chrono::seconds(absl::ToInt64Seconds(kTimeout)),
+                     [this] { return made; })) {
+      return ConnectionHandle();
+    }
+    made = false;
+    return handle;
   }
 };
 
@@ -391,19 +389,10 @@ TEST(ConnectionHandleTest, PostsRunOnTheConnectionsReactorUntilItIsGone) {
   // Two connections: the second lands on reactor 1 (round robin).
   absl::StatusOr<BlockingClient> first = BlockingClient::Connect(to);
   ASSERT_TRUE(first.ok());
-  ASSERT_TRUE(box.Wait([&] { return box.made; }));
-  {
-    std::lock_guard<std::mutex> lock(box.mu);
-    box.made = false;
-  }
+  ASSERT_TRUE(box.TakeHandle());
   absl::StatusOr<BlockingClient> client = BlockingClient::Connect(to);
   ASSERT_TRUE(client.ok());
-  ASSERT_TRUE(box.Wait([&] { return box.made; }));
-  ConnectionHandle handle;
-  {
-    std::lock_guard<std::mutex> lock(box.mu);
-    handle = box.handle;
-  }
+  ConnectionHandle handle = box.TakeHandle();
   ASSERT_TRUE(handle);
 
   // From this thread: the write happens on the connection's reactor.
@@ -451,12 +440,8 @@ TEST(ConnectionHandleTest, PostsQueuedWhenTheReactorIsDestroyedAreDropped) {
   auto running = std::make_unique<PoolThread>(pool.get());
   absl::StatusOr<BlockingClient> client = BlockingClient::Connect(to);
   ASSERT_TRUE(client.ok());
-  ASSERT_TRUE(box.Wait([&] { return box.made; }));
-  ConnectionHandle handle;
-  {
-    std::lock_guard<std::mutex> lock(box.mu);
-    handle = box.handle;
-  }
+  ConnectionHandle handle = box.TakeHandle();
+  ASSERT_TRUE(handle);
   pool->stop();
   ASSERT_TRUE(running->Join());
   running.reset();

@@ -30,6 +30,7 @@
 #include "framework/address.h"
 #include "framework/clock.h"
 #include "gtest/gtest.h"
+#include "tests/echoed_client.h"
 #include "tests/subprocess.h"
 #include "tests/test_util.h"
 
@@ -37,6 +38,7 @@ namespace twist {
 namespace {
 
 using testing::BlockingClient;
+using testing::EchoedClient;
 using testing::ServerProgram;
 
 constexpr absl::Duration kWait = absl::Seconds(20);
@@ -166,17 +168,6 @@ std::vector<pid_t> ServingWorkers(const std::vector<int>& client_ports, int serv
   return out;
 }
 
-// Connects, and checks an echo: proof that some worker accepted and serves.
-absl::StatusOr<BlockingClient> EchoingClient(const Address& server) {
-  absl::StatusOr<BlockingClient> c = BlockingClient::Connect(server);
-  if (!c.ok()) return c.status();
-  if (absl::Status s = c->SendAll("ping"); !s.ok()) return s;
-  absl::StatusOr<std::string> got = c->ReadExactly(4);
-  if (!got.ok()) return got.status();
-  if (*got != "ping") return absl::InternalError(absl::StrCat("echoed '", *got, "'"));
-  return c;
-}
-
 void ExpectCleanStop(ServerProgram& server) {
   server.process.Signal(SIGTERM);
   absl::StatusOr<int> status = server.process.Wait(kWait);
@@ -197,7 +188,7 @@ TEST(WorkersTest, SpreadsConnectionsOverTheWorkers) {
   ASSERT_EQ(workers.size(), kWorkers);
   std::vector<BlockingClient> clients;
   for (int i = 0; i < kClients; ++i) {
-    absl::StatusOr<BlockingClient> c = EchoingClient(server->address);
+    absl::StatusOr<BlockingClient> c = EchoedClient(server->address);
     ASSERT_TRUE(c.ok()) << "client " << i << ": " << c.status();
     clients.push_back(*std::move(c));
   }
@@ -246,7 +237,7 @@ TEST(WorkersTest, AKilledWorkerIsReplacedWhileClientsKeepConnecting) {
   std::set<pid_t> now;
   const bool replaced = WaitUntil(
       [&] {
-        absl::StatusOr<BlockingClient> c = EchoingClient(server->address);
+        absl::StatusOr<BlockingClient> c = EchoedClient(server->address);
         EXPECT_TRUE(c.ok()) << "client " << served << " after the kill: " << c.status();
         served += c.ok();
         now = ChildrenOf(parent);
@@ -265,7 +256,7 @@ TEST(WorkersTest, AKilledWorkerIsReplacedWhileClientsKeepConnecting) {
   std::vector<BlockingClient> clients;
   bool landed = false;
   for (int i = 0; i < 200 && !landed && clock.now() - killed_at < kWait; ++i) {
-    absl::StatusOr<BlockingClient> c = EchoingClient(server->address);
+    absl::StatusOr<BlockingClient> c = EchoedClient(server->address);
     ASSERT_TRUE(c.ok()) << c.status();
     clients.push_back(*std::move(c));
     const std::vector<pid_t> serving =
@@ -319,7 +310,7 @@ TEST(WorkersTest, SigtermStopsFourWorkersAndLeavesNoProcessBehind) {
     ASSERT_EQ(workers.size(), 4u);
     std::vector<BlockingClient> clients;
     for (int i = 0; i < 8; ++i) {
-      absl::StatusOr<BlockingClient> c = EchoingClient(server->address);
+      absl::StatusOr<BlockingClient> c = EchoedClient(server->address);
       ASSERT_TRUE(c.ok()) << c.status();
       clients.push_back(*std::move(c));
     }
@@ -357,7 +348,7 @@ TEST(WorkersTest, WorkersExitWhenTheParentIsKilled) {
   ASSERT_TRUE(server.ok()) << server.status();
   const std::set<pid_t> workers = WaitForWorkers(server->process.pid(), 2);
   ASSERT_EQ(workers.size(), 2u);
-  absl::StatusOr<BlockingClient> c = EchoingClient(server->address);
+  absl::StatusOr<BlockingClient> c = EchoedClient(server->address);
   ASSERT_TRUE(c.ok()) << c.status();
   server->process.Signal(SIGKILL);
   // The workers hold the parent's stdout and stderr: Wait() returns once
@@ -403,7 +394,7 @@ TEST(WorkersTest, OneWorkerIsTheSingleProcess) {
   for (const char* flag : {"--workers=0", "--workers=1"}) {
     absl::StatusOr<ServerProgram> server = testing::StartServerProgram(kServer, {flag});
     ASSERT_TRUE(server.ok()) << server.status();
-    absl::StatusOr<BlockingClient> c = EchoingClient(server->address);
+    absl::StatusOr<BlockingClient> c = EchoedClient(server->address);
     ASSERT_TRUE(c.ok()) << c.status();
     EXPECT_TRUE(ChildrenOf(server->process.pid(), true).empty()) << flag;
     ExpectCleanStop(*server);
