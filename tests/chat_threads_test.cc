@@ -31,6 +31,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "protocols/chat.h"
+#include "tests/line_client.h"
 #include "tests/test_util.h"
 
 namespace twist {
@@ -205,56 +206,9 @@ TEST(ChatRoomUnitTest, ASlowReaderOnAnotherReactorMissesLinesThere) {
 
 // ---- Loopback: reactors on threads -----------------------------------------
 
-// A client socket read without blocking; the test thread waits for any of
-// them with poll(2) (WaitFor), while the reactors run on their own threads.
-class LineClient {
- public:
-  explicit LineClient(BlockingClient c) : c_(std::move(c)) {
-    int one = 1;
-    setsockopt(c_.fd(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  }
-  void send(absl::string_view data) {
-    absl::Status s = c_.SendAll(data);
-    EXPECT_TRUE(s.ok()) << s;
-  }
-  void pump() {
-    char buf[65536];
-    while (!eof_) {
-      ssize_t n = ::recv(c_.fd(), buf, sizeof(buf), MSG_DONTWAIT);
-      if (n > 0) {
-        in_.append(buf, static_cast<size_t>(n));
-        continue;
-      }
-      if (n < 0 && errno == EINTR) continue;
-      if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) eof_ = true;
-      break;
-    }
-    size_t start = 0, pos;
-    while ((pos = in_.find("\r\n", start)) != std::string::npos) {
-      lines_.push_back(in_.substr(start, pos - start));
-      start = pos + 2;
-    }
-    in_.erase(0, start);
-  }
-  // A client that does not read: WaitFor leaves it alone.
-  void stopReading() { reading_ = false; }
-  bool reading() const { return reading_; }
-  bool hasLine() const { return !lines_.empty(); }
-  std::string pop() {
-    std::string l = std::move(lines_.front());
-    lines_.pop_front();
-    return l;
-  }
-  bool eof() const { return eof_; }
-  BlockingClient& socket() { return c_; }
-
- private:
-  BlockingClient c_;
-  std::string in_;
-  std::deque<std::string> lines_;
-  bool eof_ = false;
-  bool reading_ = true;
-};
+// The test thread waits for any client with poll(2) (WaitFor), while the
+// reactors run on their own threads.
+using testing::LineClient;
 
 class ChatThreadsTest : public ::testing::Test {
  protected:
