@@ -565,14 +565,9 @@ TEST_P(ChatTest, ClientThatNeverReadsDoesNotStallOrBloat) {
   for (int batch = 0; batch < kLines / 64; ++batch) {
     std::string lines;
     for (int i = 0; i < 64; ++i) absl::StrAppend(&lines, batch * 64 + i, " ", body, "\r\n");
-    // From a thread of its own: the kernel need not take a whole batch at
-    // once (a Unix socket's send buffer holds ~200 KiB), and this thread
-    // must keep the reactor reading meanwhile.
-    std::atomic<bool> sent{false};
-    std::thread sender([&] {
-      talker.send(lines);
-      sent = true;
-    });
+    // A Unix socket's send buffer holds ~200 KiB: this thread must keep the
+    // reactor reading meanwhile.
+    testing::BackgroundSend sender(talker, std::move(lines));
     // The reader keeps up; the talker and the reader are never held back.
     bool ok = RunUntil(*reactor_, [&] {
       reader.pump();
@@ -582,9 +577,8 @@ TEST_P(ChatTest, ClientThatNeverReadsDoesNotStallOrBloat) {
         ++got;
       }
       max_buffered = std::max(max_buffered, slow_chat->transport()->bufferedBytes());
-      return got == (batch + 1) * 64 && sent.load();
+      return got == (batch + 1) * 64 && sender.done();
     });
-    sender.join();
     ASSERT_TRUE(ok) << "the reader got " << got << " lines";
   }
   EXPECT_EQ(got, kLines);

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <deque>
 #include <future>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <thread>
@@ -87,10 +88,23 @@ struct FakeUser {
   StringTransport transport;
 };
 
-TEST(ChatRoomUnitTest, LinesReachOtherReactorsWhenTheirPostsRun) {
-  auto room = std::make_shared<ChatRoom>();
+// A room over two reactors whose posts run when the test says.
+class ChatRoomUnitTest : public ::testing::Test {
+ protected:
+  // Runs what was posted to both reactors and drops what `users` got so
+  // far: a room where everyone's join has reached everyone.
+  void Settle(std::initializer_list<FakeUser*> users) {
+    r1.run();
+    r2.run();
+    for (FakeUser* u : users) u->lines();
+  }
+
+  std::shared_ptr<ChatRoom> room = std::make_shared<ChatRoom>();
   HeldCalls r1, r2;
-  ChatFactory f1(room, &r1), f2(room, &r2);
+  ChatFactory f1{room, &r1}, f2{room, &r2};
+};
+
+TEST_F(ChatRoomUnitTest, LinesReachOtherReactorsWhenTheirPostsRun) {
   FakeUser a(&f1), b(&f2), c(&f1);
   a.transport.receive("alice\n");
   c.transport.receive("carol\n");
@@ -130,19 +144,12 @@ TEST(ChatRoomUnitTest, LinesReachOtherReactorsWhenTheirPostsRun) {
   c.lines();
 }
 
-TEST(ChatRoomUnitTest, AUserWhoLeftBeforeThePostRanIsSkipped) {
-  auto room = std::make_shared<ChatRoom>();
-  HeldCalls r1, r2;
-  ChatFactory f1(room, &r1), f2(room, &r2);
+TEST_F(ChatRoomUnitTest, AUserWhoLeftBeforeThePostRanIsSkipped) {
   FakeUser a(&f1), b(&f2), c(&f2);
   a.transport.receive("alice\n");
   b.transport.receive("bob\n");
   c.transport.receive("carol\n");
-  r1.run();
-  r2.run();
-  a.lines();
-  b.lines();
-  c.lines();
+  Settle({&a, &b, &c});
   a.transport.receive("hello\n");
   c.transport.disconnect();  // carol leaves while "hello" is on its way
   r2.run();
@@ -153,52 +160,44 @@ TEST(ChatRoomUnitTest, AUserWhoLeftBeforeThePostRanIsSkipped) {
   EXPECT_THAT(room->names(), ElementsAre("alice", "bob"));
 }
 
-TEST(ChatRoomUnitTest, AFactoryThatIsGoneIsPostedNothing) {
-  auto room = std::make_shared<ChatRoom>();
-  HeldCalls r1, r2;
-  ChatFactory f1(room, &r1);
+TEST_F(ChatRoomUnitTest, AFactoryThatIsGoneIsPostedNothing) {
+  HeldCalls r3;
   FakeUser a(&f1);
   a.transport.receive("alice\n");
   {
-    ChatFactory f2(room, &r2);
-    FakeUser b(&f2);
+    ChatFactory f3(room, &r3);
+    FakeUser b(&f3);
     b.transport.receive("bob\n");
     a.transport.receive("for bob\n");
-    EXPECT_EQ(r2.pending(), 1u);
+    EXPECT_EQ(r3.pending(), 1u);
     b.transport.disconnect();
   }
   // The post already queued holds the inbox, not the factory: it runs and
   // finds nobody.
-  EXPECT_EQ(r2.run(), 1u);
+  EXPECT_EQ(r3.run(), 1u);
   a.transport.receive("to nobody\n");
-  EXPECT_EQ(r2.pending(), 0u) << "posted to a factory that is gone";
+  EXPECT_EQ(r3.pending(), 0u) << "posted to a factory that is gone";
   r1.run();
   EXPECT_THAT(a.lines(), ElementsAre("What's your name?", "Welcome, alice!", "* bob has joined",
                                      "* bob has left"));
 }
 
-TEST(ChatRoomUnitTest, ASlowReaderOnAnotherReactorMissesLinesThere) {
-  ChatOptions options;
-  options.max_buffered = 1000;
-  auto room = std::make_shared<ChatRoom>(options);
-  HeldCalls r1, r2;
-  ChatFactory f1(room, &r1), f2(room, &r2);
+TEST_F(ChatRoomUnitTest, ASlowReaderOnAnotherReactorMissesLinesThere) {
+  const size_t max_buffered = room->options().max_buffered;
   FakeUser talker(&f1), slow(&f2);
   talker.transport.receive("t\n");
   slow.transport.receive("s\n");
-  r1.run();
-  r2.run();
-  slow.lines();
+  Settle({&slow});
   // Over the bound where the slow user is: lines posted there are dropped
   // there, per user, as on one reactor.
-  slow.transport.setBufferedBytes(1001);
+  slow.transport.setBufferedBytes(max_buffered + 1);
   talker.transport.receive("one\ntwo\n");
   r2.run();
   EXPECT_THAT(slow.lines(), IsEmpty());
   EXPECT_EQ(f2.droppedLines(), 2u);
   EXPECT_EQ(f1.droppedLines(), 0u);
   EXPECT_EQ(room->droppedLines(), 2u);
-  slow.transport.setBufferedBytes(1000);  // caught up enough
+  slow.transport.setBufferedBytes(max_buffered);  // caught up enough
   talker.transport.receive("three\n");
   r2.run();
   EXPECT_THAT(slow.lines(), ElementsAre("<t> three"));
@@ -562,22 +561,16 @@ TEST_F(ChatThreadsTest, AUserWhoDoesNotReadOnAnotherThreadMissesLinesInsteadOfBu
   for (int batch = 0; batch < kLines / 64; ++batch) {
     std::string lines;
     for (int i = 0; i < 64; ++i) absl::StrAppend(&lines, batch * 64 + i, " ", body, "\r\n");
-    // From a thread of its own: the kernel need not take a whole batch at
-    // once, and this thread must keep reading for the reader meanwhile.
-    std::atomic<bool> sent{false};
-    std::thread sender([&] {
-      talker.send(lines);
-      sent = true;
-    });
+    // This thread must keep reading for the reader meanwhile.
+    testing::BackgroundSend sender(talker, std::move(lines));
     bool ok = WaitFor([&] {
       while (reader.hasLine()) {
         std::string l = reader.pop();
         EXPECT_EQ(l, absl::StrCat("<talker> ", got, " ", body)) << l.substr(0, 40);
         ++got;
       }
-      return got == (batch + 1) * 64 && sent.load();
+      return got == (batch + 1) * 64 && sender.done();
     });
-    sender.join();
     ASSERT_TRUE(ok) << "the reader got " << got << " lines; dropped in the room: "
                     << room_->droppedLines();
     // What reactor 2 holds for `slow`, seen on its own thread.
@@ -627,11 +620,7 @@ TEST_F(ChatThreadsTest, AReactorThatFallsBehindSlowsTheSenderInsteadOfGrowingMem
   const std::string body(1000, 'b');
   std::string lines;
   for (int i = 0; i < kLines; ++i) absl::StrAppend(&lines, i, " ", body, "\r\n");
-  std::atomic<bool> sent{false};
-  std::thread sender([&] {
-    talker.send(lines);
-    sent = true;
-  });
+  testing::BackgroundSend sender(talker, std::move(lines));
   ASSERT_TRUE(WaitFor([&] { return room_->senderPauses() > 0; }));
   // Reactor 0 still serves its other users meanwhile (who hear the talker
   // at once: they share its reactor).
@@ -639,7 +628,7 @@ TEST_F(ChatThreadsTest, AReactorThatFallsBehindSlowsTheSenderInsteadOfGrowingMem
   std::string l = Next(other);
   for (int i = 0; i < kLines && absl::StartsWith(l, "<talker> "); ++i) l = Next(other);
   EXPECT_EQ(l, "Online: other, reader, talker");
-  EXPECT_FALSE(sent.load()) << "the talker was read on although reactor 1 is full";
+  EXPECT_FALSE(sender.done()) << "the talker was read on although reactor 1 is full";
   gate.set_value();
   int got = 0;
   ASSERT_TRUE(WaitFor([&] {
@@ -648,9 +637,8 @@ TEST_F(ChatThreadsTest, AReactorThatFallsBehindSlowsTheSenderInsteadOfGrowingMem
       EXPECT_EQ(l, absl::StrCat("<talker> ", got, " ", body)) << l.substr(0, 40);
       ++got;
     }
-    return got == kLines && sent.load();
+    return got == kLines && sender.done();
   })) << "the reader got " << got << " lines";
-  sender.join();
   EXPECT_EQ(room_->droppedLines(), 0u);
   // What reactor 1 was sent while it was held up: max_inbox, and one line
   // more at most (the one that found it full).

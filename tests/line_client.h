@@ -11,8 +11,10 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include <atomic>
 #include <deque>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -76,6 +78,34 @@ class LineClient {
   std::deque<std::string> lines_;
   bool eof_ = false;
   bool reading_ = true;
+};
+
+/// Sends `data` on `c` from a thread of its own, so that this thread can go
+/// on reading (or turning the reactor) meanwhile: the kernel need not take
+/// it all at once. When an ASSERT leaves the test early, the destructor shuts
+/// the socket's sending side so that a send nobody reads any more fails
+/// instead of blocking the join (a joinable std::thread would terminate).
+class BackgroundSend {
+ public:
+  BackgroundSend(LineClient& c, std::string data)
+      : fd_(c.socket().fd()), thread_([this, &c, data = std::move(data)] {
+          c.send(data);
+          done_ = true;
+        }) {}
+  ~BackgroundSend() {
+    if (!done_.load()) ::shutdown(fd_, SHUT_WR);
+    thread_.join();
+  }
+  BackgroundSend(const BackgroundSend&) = delete;
+  BackgroundSend& operator=(const BackgroundSend&) = delete;
+
+  /// Whether all of `data` was sent.
+  bool done() const { return done_.load(); }
+
+ private:
+  std::atomic<bool> done_{false};
+  const int fd_;
+  std::thread thread_;  // last: it starts once done_ exists
 };
 
 }  // namespace testing
