@@ -386,18 +386,17 @@ void ChatRoom::removeSite(const Site* site) {
   sites_version_.fetch_add(1, std::memory_order_release);
 }
 
-bool ChatRoom::sitesIfChanged(const Site* self, uint64_t* version,
+void ChatRoom::sitesIfChanged(const Site* self, uint64_t* version,
                               std::vector<std::shared_ptr<Site>>* out) const {
   // The reactors of a room rarely change (once each, at start-up): one
   // atomic load per line instead of the mutex.
-  if (sites_version_.load(std::memory_order_acquire) == *version) return false;
+  if (sites_version_.load(std::memory_order_acquire) == *version) return;
   std::lock_guard<std::mutex> lock(mu_);
   *version = sites_version_.load(std::memory_order_relaxed);
   out->clear();
   for (const std::shared_ptr<Site>& s : sites_) {
     if (s.get() != self) out->push_back(s);
   }
-  return true;
 }
 
 // ---- ChatPoolFactory --------------------------------------------------------

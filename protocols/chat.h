@@ -200,9 +200,9 @@ class ChatRoom {
   void release(absl::string_view name);
   void addSite(std::shared_ptr<Site> site);
   void removeSite(const Site* site);
-  // The inboxes of every reactor but `self`'s, if they changed since
-  // `*version`; returns whether they did.
-  bool sitesIfChanged(const Site* self, uint64_t* version,
+  // Replaces `*out` with the inboxes of every reactor but `self`'s if they
+  // changed since `*version`.
+  void sitesIfChanged(const Site* self, uint64_t* version,
                       std::vector<std::shared_ptr<Site>>* out) const;
 
   const ChatOptions options_;

@@ -9,7 +9,6 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "framework/address.h"
@@ -25,7 +24,6 @@ using testing::BlockingClient;
 using testing::Subprocess;
 
 constexpr absl::Duration kWait = absl::Seconds(20);
-
 
 // Over each stream transport the server can listen on: --listen on tcp
 // (127.0.0.1), tcp6 (::1), a unix socket file and an abstract name.
@@ -96,15 +94,11 @@ TEST(ChatServerTest, BadFlags) {
 class ChatServerThreadsTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(ChatServerThreadsTest, OneRoomOverTwoReactorsThenExitsZeroOnSigterm) {
-  absl::StatusOr<Subprocess> process = Subprocess::Start(
-      testing::RunfilePath("examples/chat_server"),
-      {"--threads=2", absl::StrCat("--spread=", GetParam()), "--port=0"});
-  ASSERT_TRUE(process.ok()) << process.status();
-  absl::StatusOr<std::string> first = process->ReadStdoutLine(kWait);
-  ASSERT_TRUE(first.ok()) << first.status() << "; stderr: " << process->err();
-  ASSERT_TRUE(absl::StartsWith(*first, "listening on ")) << *first;
-  absl::StatusOr<Address> addr = testing::ParseListening(first->substr(13));
-  ASSERT_TRUE(addr.ok()) << addr.status();
+  absl::StatusOr<testing::ServerProgram> server = testing::StartServerProgram(
+      "examples/chat_server", {"--threads=2", absl::StrCat("--spread=", GetParam())});
+  ASSERT_TRUE(server.ok()) << server.status();
+  Subprocess* process = &server->process;
+  const Address* addr = &server->address;
   auto expect = [](BlockingClient& c, const std::string& want) {
     EXPECT_EQ(c.ReadExpected(want), want);
   };

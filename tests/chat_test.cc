@@ -28,6 +28,7 @@
 #include "framework/string_transport.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/line_client.h"
 #include "tests/test_util.h"
 
 namespace twist {
@@ -172,56 +173,9 @@ TEST(ChatUnitTest, ControlBytesAndBadUtf8AreNeutralisedInRelayedText) {
 
 // ---- Loopback ---------------------------------------------------------------
 
-// A client socket read without blocking: the test thread also runs the
-// reactor, so every wait turns the loop (RunUntil) and pumps the clients.
-class LineClient {
- public:
-  LineClient(BlockingClient c, bool tcp) : c_(std::move(c)) {
-    int one = 1;
-    if (tcp) setsockopt(c_.fd(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  }
-
-  void send(absl::string_view data) {
-    absl::Status s = c_.SendAll(data);
-    EXPECT_TRUE(s.ok()) << s;
-  }
-  // Reads what arrived, without blocking.
-  void pump() {
-    char buf[65536];
-    while (!eof_) {
-      ssize_t n = ::recv(c_.fd(), buf, sizeof(buf), MSG_DONTWAIT);
-      if (n > 0) {
-        in_.append(buf, static_cast<size_t>(n));
-        continue;
-      }
-      if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) eof_ = true;
-      if (n < 0 && errno == EINTR) continue;
-      break;
-    }
-    size_t pos;
-    while ((pos = in_.find("\r\n")) != std::string::npos) {
-      lines_.push_back(in_.substr(0, pos));
-      in_.erase(0, pos + 2);
-    }
-  }
-  bool hasLine() const { return !lines_.empty(); }
-  std::string pop() {
-    std::string l = std::move(lines_.front());
-    lines_.pop_front();
-    return l;
-  }
-  size_t pending() const { return lines_.size(); }
-  bool eof() const { return eof_; }
-  // Bytes after the last "\r\n": a line sent without its ending shows here.
-  const std::string& partial() const { return in_; }
-  BlockingClient& socket() { return c_; }
-
- private:
-  BlockingClient c_;
-  std::string in_;
-  std::deque<std::string> lines_;
-  bool eof_ = false;
-};
+// The test thread also runs the reactor, so every wait turns the loop
+// (RunUntil) and pumps the clients.
+using testing::LineClient;
 
 // Each chat test runs on every poller over each stream transport (tcp,
 // tcp6, unix; abstract once): testing::TransportTest.
@@ -611,14 +565,9 @@ TEST_P(ChatTest, ClientThatNeverReadsDoesNotStallOrBloat) {
   for (int batch = 0; batch < kLines / 64; ++batch) {
     std::string lines;
     for (int i = 0; i < 64; ++i) absl::StrAppend(&lines, batch * 64 + i, " ", body, "\r\n");
-    // From a thread of its own: the kernel need not take a whole batch at
-    // once (a Unix socket's send buffer holds ~200 KiB), and this thread
-    // must keep the reactor reading meanwhile.
-    std::atomic<bool> sent{false};
-    std::thread sender([&] {
-      talker.send(lines);
-      sent = true;
-    });
+    // A Unix socket's send buffer holds ~200 KiB: this thread must keep the
+    // reactor reading meanwhile.
+    testing::BackgroundSend sender(talker, std::move(lines));
     // The reader keeps up; the talker and the reader are never held back.
     bool ok = RunUntil(*reactor_, [&] {
       reader.pump();
@@ -628,9 +577,8 @@ TEST_P(ChatTest, ClientThatNeverReadsDoesNotStallOrBloat) {
         ++got;
       }
       max_buffered = std::max(max_buffered, slow_chat->transport()->bufferedBytes());
-      return got == (batch + 1) * 64 && sent.load();
+      return got == (batch + 1) * 64 && sender.done();
     });
-    sender.join();
     ASSERT_TRUE(ok) << "the reader got " << got << " lines";
   }
   EXPECT_EQ(got, kLines);

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <deque>
 #include <future>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <thread>
@@ -31,6 +32,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "protocols/chat.h"
+#include "tests/line_client.h"
 #include "tests/test_util.h"
 
 namespace twist {
@@ -86,10 +88,23 @@ struct FakeUser {
   StringTransport transport;
 };
 
-TEST(ChatRoomUnitTest, LinesReachOtherReactorsWhenTheirPostsRun) {
-  auto room = std::make_shared<ChatRoom>();
+// A room over two reactors whose posts run when the test says.
+class ChatRoomUnitTest : public ::testing::Test {
+ protected:
+  // Runs what was posted to both reactors and drops what `users` got so
+  // far: a room where everyone's join has reached everyone.
+  void Settle(std::initializer_list<FakeUser*> users) {
+    r1.run();
+    r2.run();
+    for (FakeUser* u : users) u->lines();
+  }
+
+  std::shared_ptr<ChatRoom> room = std::make_shared<ChatRoom>();
   HeldCalls r1, r2;
-  ChatFactory f1(room, &r1), f2(room, &r2);
+  ChatFactory f1{room, &r1}, f2{room, &r2};
+};
+
+TEST_F(ChatRoomUnitTest, LinesReachOtherReactorsWhenTheirPostsRun) {
   FakeUser a(&f1), b(&f2), c(&f1);
   a.transport.receive("alice\n");
   c.transport.receive("carol\n");
@@ -129,19 +144,12 @@ TEST(ChatRoomUnitTest, LinesReachOtherReactorsWhenTheirPostsRun) {
   c.lines();
 }
 
-TEST(ChatRoomUnitTest, AUserWhoLeftBeforeThePostRanIsSkipped) {
-  auto room = std::make_shared<ChatRoom>();
-  HeldCalls r1, r2;
-  ChatFactory f1(room, &r1), f2(room, &r2);
+TEST_F(ChatRoomUnitTest, AUserWhoLeftBeforeThePostRanIsSkipped) {
   FakeUser a(&f1), b(&f2), c(&f2);
   a.transport.receive("alice\n");
   b.transport.receive("bob\n");
   c.transport.receive("carol\n");
-  r1.run();
-  r2.run();
-  a.lines();
-  b.lines();
-  c.lines();
+  Settle({&a, &b, &c});
   a.transport.receive("hello\n");
   c.transport.disconnect();  // carol leaves while "hello" is on its way
   r2.run();
@@ -152,52 +160,44 @@ TEST(ChatRoomUnitTest, AUserWhoLeftBeforeThePostRanIsSkipped) {
   EXPECT_THAT(room->names(), ElementsAre("alice", "bob"));
 }
 
-TEST(ChatRoomUnitTest, AFactoryThatIsGoneIsPostedNothing) {
-  auto room = std::make_shared<ChatRoom>();
-  HeldCalls r1, r2;
-  ChatFactory f1(room, &r1);
+TEST_F(ChatRoomUnitTest, AFactoryThatIsGoneIsPostedNothing) {
+  HeldCalls r3;
   FakeUser a(&f1);
   a.transport.receive("alice\n");
   {
-    ChatFactory f2(room, &r2);
-    FakeUser b(&f2);
+    ChatFactory f3(room, &r3);
+    FakeUser b(&f3);
     b.transport.receive("bob\n");
     a.transport.receive("for bob\n");
-    EXPECT_EQ(r2.pending(), 1u);
+    EXPECT_EQ(r3.pending(), 1u);
     b.transport.disconnect();
   }
   // The post already queued holds the inbox, not the factory: it runs and
   // finds nobody.
-  EXPECT_EQ(r2.run(), 1u);
+  EXPECT_EQ(r3.run(), 1u);
   a.transport.receive("to nobody\n");
-  EXPECT_EQ(r2.pending(), 0u) << "posted to a factory that is gone";
+  EXPECT_EQ(r3.pending(), 0u) << "posted to a factory that is gone";
   r1.run();
   EXPECT_THAT(a.lines(), ElementsAre("What's your name?", "Welcome, alice!", "* bob has joined",
                                      "* bob has left"));
 }
 
-TEST(ChatRoomUnitTest, ASlowReaderOnAnotherReactorMissesLinesThere) {
-  ChatOptions options;
-  options.max_buffered = 1000;
-  auto room = std::make_shared<ChatRoom>(options);
-  HeldCalls r1, r2;
-  ChatFactory f1(room, &r1), f2(room, &r2);
+TEST_F(ChatRoomUnitTest, ASlowReaderOnAnotherReactorMissesLinesThere) {
+  const size_t max_buffered = room->options().max_buffered;
   FakeUser talker(&f1), slow(&f2);
   talker.transport.receive("t\n");
   slow.transport.receive("s\n");
-  r1.run();
-  r2.run();
-  slow.lines();
+  Settle({&slow});
   // Over the bound where the slow user is: lines posted there are dropped
   // there, per user, as on one reactor.
-  slow.transport.setBufferedBytes(1001);
+  slow.transport.setBufferedBytes(max_buffered + 1);
   talker.transport.receive("one\ntwo\n");
   r2.run();
   EXPECT_THAT(slow.lines(), IsEmpty());
   EXPECT_EQ(f2.droppedLines(), 2u);
   EXPECT_EQ(f1.droppedLines(), 0u);
   EXPECT_EQ(room->droppedLines(), 2u);
-  slow.transport.setBufferedBytes(1000);  // caught up enough
+  slow.transport.setBufferedBytes(max_buffered);  // caught up enough
   talker.transport.receive("three\n");
   r2.run();
   EXPECT_THAT(slow.lines(), ElementsAre("<t> three"));
@@ -205,56 +205,9 @@ TEST(ChatRoomUnitTest, ASlowReaderOnAnotherReactorMissesLinesThere) {
 
 // ---- Loopback: reactors on threads -----------------------------------------
 
-// A client socket read without blocking; the test thread waits for any of
-// them with poll(2) (WaitFor), while the reactors run on their own threads.
-class LineClient {
- public:
-  explicit LineClient(BlockingClient c) : c_(std::move(c)) {
-    int one = 1;
-    setsockopt(c_.fd(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  }
-  void send(absl::string_view data) {
-    absl::Status s = c_.SendAll(data);
-    EXPECT_TRUE(s.ok()) << s;
-  }
-  void pump() {
-    char buf[65536];
-    while (!eof_) {
-      ssize_t n = ::recv(c_.fd(), buf, sizeof(buf), MSG_DONTWAIT);
-      if (n > 0) {
-        in_.append(buf, static_cast<size_t>(n));
-        continue;
-      }
-      if (n < 0 && errno == EINTR) continue;
-      if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) eof_ = true;
-      break;
-    }
-    size_t start = 0, pos;
-    while ((pos = in_.find("\r\n", start)) != std::string::npos) {
-      lines_.push_back(in_.substr(start, pos - start));
-      start = pos + 2;
-    }
-    in_.erase(0, start);
-  }
-  // A client that does not read: WaitFor leaves it alone.
-  void stopReading() { reading_ = false; }
-  bool reading() const { return reading_; }
-  bool hasLine() const { return !lines_.empty(); }
-  std::string pop() {
-    std::string l = std::move(lines_.front());
-    lines_.pop_front();
-    return l;
-  }
-  bool eof() const { return eof_; }
-  BlockingClient& socket() { return c_; }
-
- private:
-  BlockingClient c_;
-  std::string in_;
-  std::deque<std::string> lines_;
-  bool eof_ = false;
-  bool reading_ = true;
-};
+// The test thread waits for any client with poll(2) (WaitFor), while the
+// reactors run on their own threads.
+using testing::LineClient;
 
 class ChatThreadsTest : public ::testing::Test {
  protected:
@@ -608,22 +561,16 @@ TEST_F(ChatThreadsTest, AUserWhoDoesNotReadOnAnotherThreadMissesLinesInsteadOfBu
   for (int batch = 0; batch < kLines / 64; ++batch) {
     std::string lines;
     for (int i = 0; i < 64; ++i) absl::StrAppend(&lines, batch * 64 + i, " ", body, "\r\n");
-    // From a thread of its own: the kernel need not take a whole batch at
-    // once, and this thread must keep reading for the reader meanwhile.
-    std::atomic<bool> sent{false};
-    std::thread sender([&] {
-      talker.send(lines);
-      sent = true;
-    });
+    // This thread must keep reading for the reader meanwhile.
+    testing::BackgroundSend sender(talker, std::move(lines));
     bool ok = WaitFor([&] {
       while (reader.hasLine()) {
         std::string l = reader.pop();
         EXPECT_EQ(l, absl::StrCat("<talker> ", got, " ", body)) << l.substr(0, 40);
         ++got;
       }
-      return got == (batch + 1) * 64 && sent.load();
+      return got == (batch + 1) * 64 && sender.done();
     });
-    sender.join();
     ASSERT_TRUE(ok) << "the reader got " << got << " lines; dropped in the room: "
                     << room_->droppedLines();
     // What reactor 2 holds for `slow`, seen on its own thread.
@@ -673,11 +620,7 @@ TEST_F(ChatThreadsTest, AReactorThatFallsBehindSlowsTheSenderInsteadOfGrowingMem
   const std::string body(1000, 'b');
   std::string lines;
   for (int i = 0; i < kLines; ++i) absl::StrAppend(&lines, i, " ", body, "\r\n");
-  std::atomic<bool> sent{false};
-  std::thread sender([&] {
-    talker.send(lines);
-    sent = true;
-  });
+  testing::BackgroundSend sender(talker, std::move(lines));
   ASSERT_TRUE(WaitFor([&] { return room_->senderPauses() > 0; }));
   // Reactor 0 still serves its other users meanwhile (who hear the talker
   // at once: they share its reactor).
@@ -685,7 +628,7 @@ TEST_F(ChatThreadsTest, AReactorThatFallsBehindSlowsTheSenderInsteadOfGrowingMem
   std::string l = Next(other);
   for (int i = 0; i < kLines && absl::StartsWith(l, "<talker> "); ++i) l = Next(other);
   EXPECT_EQ(l, "Online: other, reader, talker");
-  EXPECT_FALSE(sent.load()) << "the talker was read on although reactor 1 is full";
+  EXPECT_FALSE(sender.done()) << "the talker was read on although reactor 1 is full";
   gate.set_value();
   int got = 0;
   ASSERT_TRUE(WaitFor([&] {
@@ -694,9 +637,8 @@ TEST_F(ChatThreadsTest, AReactorThatFallsBehindSlowsTheSenderInsteadOfGrowingMem
       EXPECT_EQ(l, absl::StrCat("<talker> ", got, " ", body)) << l.substr(0, 40);
       ++got;
     }
-    return got == kLines && sent.load();
+    return got == kLines && sender.done();
   })) << "the reader got " << got << " lines";
-  sender.join();
   EXPECT_EQ(room_->droppedLines(), 0u);
   // What reactor 1 was sent while it was held up: max_inbox, and one line
   // more at most (the one that found it full).
