@@ -565,7 +565,9 @@ void HttpChannel::updateReading() {
 }
 
 void HttpChannel::scheduleResume() {
-  if (resume_call_.active()) return;
+  // lost_: a response finished after connectionLost (its writes are
+  // dropped by the transport) must not call this channel back.
+  if (lost_ || resume_call_.active()) return;
   resume_call_ = site_->reactor()->callLater(absl::ZeroDuration(), [this] { resumeParsing(); });
 }
 

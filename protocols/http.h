@@ -102,7 +102,9 @@ class Request {
   /// Content-Length set or to an HTTP/1.0 client, which is then closed).
   /// A HEAD request's body is counted, never sent.
   void write(absl::string_view data);
-  /// Ends the response. Call it exactly once; nothing after it.
+  /// Ends the response. Call it exactly once; nothing after it. After the
+  /// connection is lost (in notifyFinish's callback) it sends nothing, as
+  /// write() does.
   void finish();
   bool finished() const { return finished_; }
   /// Calls `fn` once: with OK when finish() has sent the response, or with

@@ -273,6 +273,20 @@ TEST_F(HttpTest, LostConnectionTellsTheUnfinishedRequest) {
   EXPECT_FALSE(later_->results[0].ok());
 }
 
+TEST_F(HttpTest, FinishAfterTheConnectionIsLostSchedulesNothing) {
+  t_->receive("GET /later HTTP/1.1\r\nHost: a\r\n\r\nGET /echo/2 HTTP/1.1\r\nHost: a\r\n\r\n");
+  ASSERT_EQ(later_->pending.size(), 1u);
+  ASSERT_GT(channel()->bufferedInput(), 0u);
+  t_->disconnect();
+  const size_t calls = clock_.pendingCalls();
+  later_->pending[0]->write("late");
+  later_->pending[0]->finish();
+  EXPECT_TRUE(later_->pending[0]->finished());
+  EXPECT_EQ(clock_.pendingCalls(), calls) << "no parse of held input after connectionLost";
+  clock_.advance(absl::ZeroDuration());
+  EXPECT_EQ(t_->value(), "");
+}
+
 // The same requests fed whole, a byte at a time and split at every byte
 // give the same answers.
 TEST_F(HttpTest, BodiesSplitAtEveryByte) {
