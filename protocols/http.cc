@@ -74,8 +74,10 @@ bool PercentDecode(absl::string_view in, std::string* out) {
 // ---- Request ---------------------------------------------------------------
 
 std::optional<absl::string_view> Request::getHeader(absl::string_view name) const {
-  for (const HttpField& f : parser_->headers()) {
-    if (absl::EqualsIgnoreCase(f.name, name)) return f.value;
+  // The last value, as Twisted's getHeader returns.
+  const std::vector<HttpField>& fields = parser_->headers();
+  for (auto f = fields.rbegin(); f != fields.rend(); ++f) {
+    if (absl::EqualsIgnoreCase(f->name, name)) return f->value;
   }
   return std::nullopt;
 }

@@ -70,7 +70,8 @@ class Request {
   absl::string_view query() const { return query_; }
   /// "HTTP/1.0" or "HTTP/1.1".
   absl::string_view clientproto() const { return parser_->version(); }
-  /// The first value of header `name` (case-insensitive), or nullopt.
+  /// The last value of header `name` (case-insensitive), or nullopt, as
+  /// in Twisted.
   std::optional<absl::string_view> getHeader(absl::string_view name) const;
   /// Every header field, in the order received.
   const std::vector<HttpField>& requestHeaders() const { return parser_->headers(); }
