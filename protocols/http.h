@@ -132,13 +132,16 @@ class Request {
       : channel_(channel), parser_(parser) {}
   void begin(bool head_method);
   void sendHeaders(bool final_length);
+  // Sends the head, if not sent yet, unframed by a length (chunked,
+  // close-delimited, or a HEAD's), then what render held.
+  void sendHeld();
   void writeBody(absl::string_view data);
   void lost(const absl::Status& reason);
 
   HttpChannel* channel_;
   const HttpParser* parser_;
   absl::string_view path_, query_, postpath_, content_;
-  std::string body_;  // the request body, when it was not one piece
+  std::string body_;  // the request body, gathered from its pieces
   std::vector<std::pair<std::string, std::string>> args_;
   bool args_parsed_ = false;
   int code_ = 200;
