@@ -74,8 +74,10 @@ bool PercentDecode(absl::string_view in, std::string* out) {
 // ---- Request ---------------------------------------------------------------
 
 std::optional<absl::string_view> Request::getHeader(absl::string_view name) const {
-  for (const HttpField& f : parser_->headers()) {
-    if (absl::EqualsIgnoreCase(f.name, name)) return f.value;
+  // The last value, as Twisted's getHeader returns.
+  const std::vector<HttpField>& fields = parser_->headers();
+  for (auto f = fields.rbegin(); f != fields.rend(); ++f) {
+    if (absl::EqualsIgnoreCase(f->name, name)) return f->value;
   }
   return std::nullopt;
 }
@@ -211,21 +213,26 @@ void Request::write(absl::string_view data) {
   if (finished_) return;
   if (is_head_) {
     head_bytes_ += data.size();
-    if (!in_render_ && !headers_sent_) {
-      sendHeaders(false);
-      channel_->send(channel_->scratch_);
-    }
+    if (!in_render_) sendHeld();
     return;
   }
   if (in_render_ && !headers_sent_) {
     held_.append(data.data(), data.size());
     return;
   }
+  sendHeld();
+  writeBody(data);
+}
+
+void Request::sendHeld() {
   if (!headers_sent_) {
     sendHeaders(false);
     channel_->send(channel_->scratch_);
   }
-  writeBody(data);
+  if (!held_.empty()) {
+    writeBody(held_);
+    held_.clear();
+  }
 }
 
 void Request::finish() {
@@ -267,14 +274,7 @@ void Request::registerProducer(Producer* producer, bool streaming) {
   }
   // What render held goes out now, so the transport's queue is what the
   // producer is paced by.
-  if (!headers_sent_) {
-    sendHeaders(false);
-    channel_->send(channel_->scratch_);
-    if (!held_.empty()) {
-      writeBody(held_);
-      held_.clear();
-    }
-  }
+  sendHeld();
   channel_->flush();
   channel_->producer_ = producer;
   channel_->producer_streaming_ = streaming;
@@ -445,14 +445,7 @@ void HttpChannel::process(absl::string_view input, bool from_pending) {
         request_.in_render_ = true;
         site_->handle(request_);
         request_.in_render_ = false;
-        if (!request_.finished_ && !lost_ && !request_.held_.empty()) {
-          if (!request_.headers_sent_) {
-            request_.sendHeaders(false);
-            send(scratch_);
-          }
-          request_.writeBody(request_.held_);
-          request_.held_.clear();
-        }
+        if (!request_.finished_ && !lost_ && !request_.held_.empty()) request_.sendHeld();
         break;
       }
       case HttpParser::Event::kError:
@@ -565,7 +558,9 @@ void HttpChannel::updateReading() {
 }
 
 void HttpChannel::scheduleResume() {
-  if (resume_call_.active()) return;
+  // lost_: a response finished after connectionLost (its writes are
+  // dropped by the transport) must not call this channel back.
+  if (lost_ || resume_call_.active()) return;
   resume_call_ = site_->reactor()->callLater(absl::ZeroDuration(), [this] { resumeParsing(); });
 }
 

@@ -70,7 +70,8 @@ class Request {
   absl::string_view query() const { return query_; }
   /// "HTTP/1.0" or "HTTP/1.1".
   absl::string_view clientproto() const { return parser_->version(); }
-  /// The first value of header `name` (case-insensitive), or nullopt.
+  /// The last value of header `name` (case-insensitive), or nullopt, as
+  /// in Twisted.
   std::optional<absl::string_view> getHeader(absl::string_view name) const;
   /// Every header field, in the order received.
   const std::vector<HttpField>& requestHeaders() const { return parser_->headers(); }
@@ -102,7 +103,9 @@ class Request {
   /// Content-Length set or to an HTTP/1.0 client, which is then closed).
   /// A HEAD request's body is counted, never sent.
   void write(absl::string_view data);
-  /// Ends the response. Call it exactly once; nothing after it.
+  /// Ends the response. Call it exactly once; nothing after it. After the
+  /// connection is lost (in notifyFinish's callback) it sends nothing, as
+  /// write() does.
   void finish();
   bool finished() const { return finished_; }
   /// Calls `fn` once: with OK when finish() has sent the response, or with
@@ -129,13 +132,16 @@ class Request {
       : channel_(channel), parser_(parser) {}
   void begin(bool head_method);
   void sendHeaders(bool final_length);
+  // Sends the head, if not sent yet, unframed by a length (chunked,
+  // close-delimited, or a HEAD's), then what render held.
+  void sendHeld();
   void writeBody(absl::string_view data);
   void lost(const absl::Status& reason);
 
   HttpChannel* channel_;
   const HttpParser* parser_;
   absl::string_view path_, query_, postpath_, content_;
-  std::string body_;  // the request body, when it was not one piece
+  std::string body_;  // the request body, gathered from its pieces
   std::vector<std::pair<std::string, std::string>> args_;
   bool args_parsed_ = false;
   int code_ = 200;

@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -98,6 +97,20 @@ class WatchedSite : public Site {
 
 using HttpLoopbackTest = PollerTest;
 
+// Sends `request` (if any) and reads to the end beside the reactor; the
+// responses read.
+std::vector<testing::HttpResponse> ResponsesBeside(Reactor& reactor, BlockingClient& c,
+                                                   absl::string_view request = "") {
+  std::string got;
+  EXPECT_TRUE(testing::RunBeside(reactor, [&] {
+    ASSERT_TRUE(c.SendAll(request).ok());
+    absl::StatusOr<std::string> r = c.ReadToEof();
+    ASSERT_TRUE(r.ok()) << r.status();
+    got = std::move(*r);
+  }));
+  return ParseResponses(got);
+}
+
 TEST_P(HttpLoopbackTest, SlowReaderOfAStreamedResponse) {
   constexpr size_t kTotal = 8 << 20;
   Streamer root(kTotal);
@@ -113,13 +126,7 @@ TEST_P(HttpLoopbackTest, SlowReaderOfAStreamedResponse) {
   Spin(*reactor, 50);
   EXPECT_LT(root.sent, kTotal / 4) << "produced without the client reading";
   EXPECT_LE(root.max_buffered, kHighWater + kChunk + 64);
-  std::string got;
-  ASSERT_TRUE(testing::RunBeside(*reactor, [&] {
-    absl::StatusOr<std::string> r = c.ReadToEof();
-    ASSERT_TRUE(r.ok()) << r.status();
-    got = std::move(*r);
-  }));
-  std::vector<testing::HttpResponse> r = ParseResponses(got);
+  std::vector<testing::HttpResponse> r = ResponsesBeside(*reactor, c);
   ASSERT_EQ(r.size(), 1u);
   EXPECT_TRUE(r[0].chunked);
   EXPECT_TRUE(r[0].body == root.data()) << "body of " << r[0].body.size() << " bytes differs";
@@ -128,15 +135,13 @@ TEST_P(HttpLoopbackTest, SlowReaderOfAStreamedResponse) {
 }
 
 TEST_P(HttpLoopbackTest, SlowReaderOfALargeFile) {
-  const char* tmp = std::getenv("TEST_TMPDIR");
-  std::string dir = absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/http_loop_XXXXXX");
-  ASSERT_NE(mkdtemp(dir.data()), nullptr);
+  testing::SocketDir dir;  // a temporary directory, removed with its files
   const std::string content = testing::Pattern(8 << 20, 7);
   {
-    std::ofstream f(dir + "/big.bin", std::ios::binary);
+    std::ofstream f(dir.path("big.bin"), std::ios::binary);
     f << content;
   }
-  absl::StatusOr<std::unique_ptr<File>> files = File::Open(dir);
+  absl::StatusOr<std::unique_ptr<File>> files = File::Open(dir.path(""));
   ASSERT_TRUE(files.ok()) << files.status();
   std::unique_ptr<WatchedSite> site;
   std::unique_ptr<Reactor> reactor = NewReactor();
@@ -155,17 +160,10 @@ TEST_P(HttpLoopbackTest, SlowReaderOfALargeFile) {
     max_buffered = std::max(max_buffered, site->last->transport()->bufferedBytes());
   }
   EXPECT_LE(max_buffered, kHighWater + 64 * 1024) << "a file chunk past the high water mark at most";
-  std::string got;
-  ASSERT_TRUE(testing::RunBeside(*reactor, [&] {
-    absl::StatusOr<std::string> r = c.ReadToEof();
-    ASSERT_TRUE(r.ok()) << r.status();
-    got = std::move(*r);
-  }));
-  std::vector<testing::HttpResponse> r = ParseResponses(got);
+  std::vector<testing::HttpResponse> r = ResponsesBeside(*reactor, c);
   ASSERT_EQ(r.size(), 1u);
   EXPECT_EQ(r[0].header("content-length"), absl::StrCat(content.size()));
   EXPECT_TRUE(r[0].body == content) << "body of " << r[0].body.size() << " bytes differs";
-  std::system(("rm -rf '" + dir + "'").c_str());
 }
 
 class Hello : public Resource {
@@ -189,14 +187,7 @@ TEST_P(HttpLoopbackTest, PipelinedOverARealConnection) {
   constexpr int kRequests = 500;
   for (int i = 0; i < kRequests; ++i) absl::StrAppend(&in, "GET /", i, " HTTP/1.1\r\nHost: a\r\n\r\n");
   absl::StrAppend(&in, "GET /last HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
-  std::string got;
-  ASSERT_TRUE(testing::RunBeside(*reactor, [&] {
-    ASSERT_TRUE(c.SendAll(in).ok());
-    absl::StatusOr<std::string> r = c.ReadToEof();
-    ASSERT_TRUE(r.ok()) << r.status();
-    got = std::move(*r);
-  }));
-  std::vector<testing::HttpResponse> r = ParseResponses(got);
+  std::vector<testing::HttpResponse> r = ResponsesBeside(*reactor, c, in);
   ASSERT_EQ(r.size(), static_cast<size_t>(kRequests + 1));
   for (int i = 0; i < kRequests; ++i) EXPECT_EQ(r[i].body, absl::StrCat("Hello /", i));
   EXPECT_EQ(r[kRequests].body, "Hello /last");

@@ -66,6 +66,16 @@ class Args : public Resource {
   absl::string_view allowedMethods() const override { return "GET, HEAD, POST"; }
 };
 
+// Answers with the request's X-A header, or "-".
+class HeaderLeaf : public Resource {
+ public:
+  bool isLeaf() const override { return true; }
+  void render_GET(Request& request) override {
+    request.write(request.getHeader("x-a").value_or("-"));
+    request.finish();
+  }
+};
+
 class HttpTest : public ::testing::Test {
  protected:
   HttpTest() {
@@ -77,6 +87,7 @@ class HttpTest : public ::testing::Test {
     later_ = later.get();
     root_.putChild("later", std::move(later));
     root_.putChild("args", std::make_unique<Args>());
+    root_.putChild("header", std::make_unique<HeaderLeaf>());
     site_ = std::make_unique<Site>(&clock_, &root_, options_);
     Connect();
   }
@@ -271,6 +282,29 @@ TEST_F(HttpTest, LostConnectionTellsTheUnfinishedRequest) {
   t_->disconnect(absl::UnavailableError("reset"));
   ASSERT_EQ(later_->results.size(), 1u);
   EXPECT_FALSE(later_->results[0].ok());
+}
+
+TEST_F(HttpTest, FinishAfterTheConnectionIsLostSchedulesNothing) {
+  t_->receive("GET /later HTTP/1.1\r\nHost: a\r\n\r\nGET /echo/2 HTTP/1.1\r\nHost: a\r\n\r\n");
+  ASSERT_EQ(later_->pending.size(), 1u);
+  ASSERT_GT(channel()->bufferedInput(), 0u);
+  t_->disconnect();
+  const size_t calls = clock_.pendingCalls();
+  later_->pending[0]->write("late");
+  later_->pending[0]->finish();
+  EXPECT_TRUE(later_->pending[0]->finished());
+  EXPECT_EQ(clock_.pendingCalls(), calls) << "no parse of held input after connectionLost";
+  clock_.advance(absl::ZeroDuration());
+  EXPECT_EQ(t_->value(), "");
+}
+
+TEST_F(HttpTest, GetHeaderIsTheLastValueAsInTwisted) {
+  std::vector<HttpResponse> r = Roundtrip(
+      "GET /header HTTP/1.1\r\nHost: a\r\nX-A: one\r\nx-a: two\r\n\r\n"
+      "GET /header HTTP/1.1\r\nHost: a\r\n\r\n");
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[0].body, "two");
+  EXPECT_EQ(r[1].body, "-");
 }
 
 // The same requests fed whole, a byte at a time and split at every byte
