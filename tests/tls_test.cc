@@ -545,6 +545,35 @@ TEST_F(TlsTest, EchoesSixtyFourMegabytesByteForByte) {
   EXPECT_TRUE(client.reason.ok()) << client.reason;
 }
 
+// TLS inside TLS (a tunnel through a TLS proxy): each layer's records
+// leave through the layer below, whose own OpenSSL call runs while the
+// layer above is still sending; neither's bytes may join the other's.
+TEST_F(TlsTest, TlsInsideTlsEchoesByteForByte) {
+  std::deque<Seen>& server_seen = *NewStore();
+  Factory plain([&] { return std::make_unique<Recorder>(&server_seen.emplace_back(), true); });
+  TLSMemoryBIOFactory inner(ServerContext(), &plain, reactor_.get());
+  TLSMemoryBIOFactory outer(ServerContext(), &inner, reactor_.get());
+  absl::StatusOr<Port*> port = reactor_->listenTCP(0, &outer, 50, "127.0.0.1");
+  ASSERT_TRUE(port.ok());
+  std::string payload(200000, '\0');
+  for (size_t i = 0; i < payload.size(); ++i) payload[i] = StreamByte(i);
+
+  Seen& client = NewSeen();
+  OneClient user(&client, payload);
+  TLSMemoryBIOClientFactory client_inner(ClientContext(), &user, reactor_.get());
+  TLSMemoryBIOClientFactory client_outer(ClientContext(), &client_inner, reactor_.get());
+  reactor_->connectTCP("127.0.0.1", (*port)->getHost().port(), &client_outer);
+  ASSERT_TRUE(RunUntil(*reactor_,
+                       [&] { return client.data.size() >= payload.size() || client.lost; }))
+      << client.data.size() << " " << client.reason;
+  EXPECT_TRUE(client.data == payload) << "the echo differs";
+  ASSERT_FALSE(client.lost) << client.reason;
+  client.transport->loseConnection();
+  ASSERT_TRUE(RunUntil(*reactor_, [&] { return client.lost; }));
+  EXPECT_TRUE(client.reason.ok()) << client.reason;
+  EXPECT_EQ(inner.handshakeFailures() + outer.handshakeFailures(), 0);
+}
+
 TEST(TlsContextTest, BadFilesAndOptionsAreReadableErrors) {
   Certs();
   TlsServerOptions o;
