@@ -37,19 +37,9 @@ using testing::BlockingClient;
 using testing::kTimeout;
 using testing::RunBeside;
 using testing::RunUntil;
+using testing::Certs;
+using testing::StreamByte;
 using testing::TestCerts;
-
-const TestCerts& Certs() {
-  static const TestCerts* certs = [] {
-    absl::StatusOr<TestCerts> c = testing::MakeTestCerts();
-    if (!c.ok()) {
-      ADD_FAILURE() << c.status();
-      abort();
-    }
-    return new TestCerts(*c);
-  }();
-  return *certs;
-}
 
 std::shared_ptr<TlsContext> ServerContext(const std::string& name = "server",
                                           std::vector<std::string> alpn = {}) {
@@ -510,11 +500,6 @@ TEST_F(TlsTest, StartTlsInTheMiddleOfALineProtocol) {
   EXPECT_EQ(lines[2], "tls secret");
   EXPECT_EQ(lines[3], "localhost");
   EXPECT_TRUE(absl::StrContains(lines[4], "TLS already")) << lines[4];
-}
-
-// Byte i of a long stream: a period that is prime and not a power of two.
-char StreamByte(uint64_t i) {
-  return static_cast<char>(((i % 1000003) * 2654435761u) >> 13);
 }
 
 TEST_F(TlsTest, EchoesSixtyFourMegabytesByteForByte) {
