@@ -19,7 +19,7 @@ import statistics
 import subprocess
 import sys
 
-from run import ROOT, proc_rss_kib, raise_fd_limit
+from run import ROOT, raise_fd_limit, rss_per_held_connection
 
 
 def one_round(server, n):
@@ -29,23 +29,13 @@ def one_round(server, n):
         if not m:
             sys.exit("held_connections: the server did not say where it listens")
         addr = ("127.0.0.1", int(m.group(2)))
-        # Warm up: the first connections grow the server's tables once.
-        warm = [socket.create_connection(addr) for _ in range(100)]
-        for s in warm:
-            s.sendall(b"w")
-            s.recv(1)
-        before = proc_rss_kib(proc.pid)
-        held = []
-        for _ in range(n):
+        def connect():
             s = socket.create_connection(addr)
             s.sendall(b"x")
             if s.recv(1) != b"x":
                 sys.exit("held_connections: a connection did not echo")
-            held.append(s)
-        after = proc_rss_kib(proc.pid)
-        for s in held + warm:
-            s.close()
-        return (after - before) * 1024 / n
+            return s
+        return rss_per_held_connection(proc.pid, connect, n)
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -135,6 +135,19 @@ def proc_rss_kib(pid):
     return 0
 
 
+def rss_per_held_connection(pid, connect, n, warm=100):
+    """Growth of `pid`'s VmRSS in bytes per connection over n connections
+    made by connect() (each set up by the caller, e.g. echoed once), after
+    `warm` of them have grown the server's tables once."""
+    warmed = [connect() for _ in range(warm)]
+    before = proc_rss_kib(pid)
+    held = [connect() for _ in range(n)]
+    after = proc_rss_kib(pid)
+    for s in held + warmed:
+        s.close()
+    return (after - before) * 1024 / n
+
+
 def read_line(stream, timeout, what):
     ready, _, _ = select.select([stream], [], [], timeout)
     if not ready:

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 
-from run import ROOT, proc_rss_kib, raise_fd_limit
+from run import ROOT, raise_fd_limit, rss_per_held_connection
 
 BIN = os.path.join(ROOT, "bazel-bin", "examples")
 
@@ -65,13 +65,7 @@ def held_bytes(listen, tls_ctx, n):
             if s.recv(1) != b"x":
                 sys.exit("tls_bench: a connection did not echo")
             return s
-        warm = [connect() for _ in range(100)]
-        before = proc_rss_kib(proc.pid)
-        held = [connect() for _ in range(n)]
-        after = proc_rss_kib(proc.pid)
-        for s in held + warm:
-            s.close()
-        return (after - before) * 1024 / n
+        return rss_per_held_connection(proc.pid, connect, n)
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -68,7 +68,7 @@ void ReportToStderr(const Address& peer, const absl::Status& reason) {
 constexpr size_t kRecordBuffer = 16 * 1024;
 thread_local int delivery_depth = 0;
 // What OpenSSL wrote during its current call, for every connection of the
-// thread: emptied by flushOut() before any callback of a protocol runs.
+// thread: flushOut() takes it out before any callback of a protocol can run.
 thread_local std::string outgoing;
 thread_local char first_buffer[kRecordBuffer];
 
@@ -329,10 +329,18 @@ void TLSMemoryBIOProtocol::sendCloseNotify() {
 }
 
 void TLSMemoryBIOProtocol::flushOut() {
-  if (!outgoing.empty() && !lost_) transport()->write(outgoing);
-  outgoing.clear();
+  if (outgoing.empty()) return;
+  // Taken out before the write: the transport may call back (a producer's
+  // pauseProducing, or a TLS layer below this one, whose own OpenSSL call
+  // gathers here) into code that writes on another TLS connection of this
+  // thread, and its records must start a buffer of their own.
+  std::string out = std::exchange(outgoing, std::string());
+  if (!lost_) transport()->write(out);
   // One burst's buffer is kept for the next, unless it was a big one.
-  if (outgoing.capacity() > (256u << 10)) std::string().swap(outgoing);
+  if (outgoing.capacity() == 0 && out.capacity() <= (256u << 10)) {
+    out.clear();
+    outgoing.swap(out);
+  }
 }
 
 void TLSMemoryBIOProtocol::fail(absl::Status reason, bool handshake) {

@@ -9,16 +9,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <fstream>
 #include <iostream>
 #include <utility>
 #include <string>
 #include <vector>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
-#include "absl/strings/strip.h"
 #include "framework/address.h"
 #include "gtest/gtest.h"
 #include "tests/subprocess.h"
@@ -28,6 +25,8 @@ namespace twist {
 namespace {
 
 using testing::BlockingClient;
+using testing::ProcStatusKiB;
+using testing::StreamByte;
 using testing::Subprocess;
 
 constexpr absl::Duration kWait = absl::Seconds(20);
@@ -47,33 +46,9 @@ Server StartServer(std::vector<std::string> args, int max_open_files = 0) {
   return Server{std::move(s->process), s->address};
 }
 
-// A field of /proc/PID/status in KiB (VmRSS, VmHWM).
-int64_t StatusKiB(pid_t pid, absl::string_view field) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(in, line)) {
-    absl::string_view v = line;
-    if (absl::ConsumePrefix(&v, field) && absl::ConsumePrefix(&v, ":")) {
-      v = absl::StripAsciiWhitespace(v);
-      absl::ConsumeSuffix(&v, " kB");
-      int64_t kib = -1;
-      if (absl::SimpleAtoi(v, &kib)) return kib;
-    }
-  }
-  return -1;
-}
-
-// Byte i of a stream: a period that is prime and not a power of two, so
-// that a lost or repeated block shows.
-char StreamByte(uint64_t i) {
-  constexpr uint64_t kPeriod = 1000003;
-  uint64_t k = i % kPeriod;
-  return static_cast<char>((k * 2654435761u) >> 13);
-}
-
 TEST(HostilePeerTest, ClientThatNeverReadsKeepsServerMemoryBounded) {
   Server s = StartServer({});
-  const int64_t rss_at_start = StatusKiB(s.process.pid(), "VmRSS");
+  const int64_t rss_at_start = ProcStatusKiB(s.process.pid(), "VmRSS");
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   ASSERT_GE(fd, 0);
   ASSERT_TRUE(::connect(fd, s.address.sockaddr_ptr(), s.address.length()) == 0 ||
@@ -99,7 +74,7 @@ TEST(HostilePeerTest, ClientThatNeverReadsKeepsServerMemoryBounded) {
     ASSERT_GT(w, 0) << strerror(errno);
     sent += static_cast<uint64_t>(w);
   }
-  const int64_t rss_stalled = StatusKiB(s.process.pid(), "VmRSS");
+  const int64_t rss_stalled = ProcStatusKiB(s.process.pid(), "VmRSS");
   ASSERT_LT(sent, kTotal) << "never stalled: is the server reading without bound?";
   std::cout << "stalled after " << sent << " bytes; server VmRSS " << rss_at_start
             << " KiB at start, " << rss_stalled << " KiB stalled\n";
@@ -128,7 +103,7 @@ TEST(HostilePeerTest, ClientThatNeverReadsKeepsServerMemoryBounded) {
     }
   }
   EXPECT_EQ(received, kTotal);
-  const int64_t peak = StatusKiB(s.process.pid(), "VmHWM");
+  const int64_t peak = ProcStatusKiB(s.process.pid(), "VmHWM");
   std::cout << "server VmHWM " << peak << " KiB over " << kTotal << " bytes\n";
   EXPECT_LT(peak, 64 * 1024);
   ::close(fd);

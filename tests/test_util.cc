@@ -13,11 +13,14 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <fstream>
 #include <thread>
 #include <utility>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 
 namespace twist {
 namespace testing {
@@ -316,6 +319,21 @@ int OpenDescriptors(pid_t pid) {
   closedir(d);
   // ".", ".." and, for this process, the DIR's own descriptor.
   return n - (pid == 0 ? 3 : 2);
+}
+
+int64_t ProcStatusKiB(pid_t pid, absl::string_view field) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(in, line)) {
+    absl::string_view v = line;
+    if (absl::ConsumePrefix(&v, field) && absl::ConsumePrefix(&v, ":")) {
+      v = absl::StripAsciiWhitespace(v);
+      absl::ConsumeSuffix(&v, " kB");
+      int64_t kib = -1;
+      if (absl::SimpleAtoi(v, &kib)) return kib;
+    }
+  }
+  return -1;
 }
 
 bool HasIPv6Loopback() {

@@ -1,6 +1,7 @@
 #ifndef TWIST_TESTS_TEST_UTIL_H_
 #define TWIST_TESTS_TEST_UTIL_H_
 
+#include <cstdint>
 #include <memory>
 #include <ostream>
 #include <string>
@@ -115,6 +116,9 @@ int PendingBytes(int fd);
 
 /// Open descriptors of process `pid` (0: this process), from /proc.
 int OpenDescriptors(pid_t pid = 0);
+
+/// A field of /proc/PID/status in KiB ("VmRSS", "VmHWM"); -1 if absent.
+int64_t ProcStatusKiB(pid_t pid, absl::string_view field);
 
 /// A directory for Unix socket files, made under TEST_TMPDIR (or /tmp) and
 /// removed with its contents on destruction. sun_path holds 107 bytes, and
@@ -263,6 +267,14 @@ using TransportTest = LoopbackTest<PollerTransport>;
 /// `n` bytes of a pattern that depends on `seed` and position, so that a
 /// lost, repeated or reordered byte shows.
 std::string Pattern(size_t n, uint32_t seed = 0);
+
+/// Byte i of an endless stream, for checking long transfers piece by
+/// piece: a period that is prime and not a power of two, so that a lost or
+/// repeated block shows.
+inline char StreamByte(uint64_t i) {
+  constexpr uint64_t kPeriod = 1000003;
+  return static_cast<char>(((i % kPeriod) * 2654435761u) >> 13);
+}
 
 }  // namespace testing
 }  // namespace twist

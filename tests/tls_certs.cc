@@ -1,5 +1,6 @@
 #include "tests/tls_certs.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -52,6 +53,18 @@ absl::StatusOr<TestCerts> MakeTestCerts() {
     return new absl::StatusOr<TestCerts>(certs);
   }();
   return *made;
+}
+
+const TestCerts& Certs() {
+  static const TestCerts* certs = [] {
+    absl::StatusOr<TestCerts> c = MakeTestCerts();
+    if (!c.ok()) {
+      fprintf(stderr, "cannot make the test certificates: %s\n", c.status().ToString().c_str());
+      abort();
+    }
+    return new TestCerts(*c);
+  }();
+  return *certs;
 }
 
 }  // namespace testing

@@ -23,6 +23,10 @@ struct TestCerts {
 /// Made once per test process.
 absl::StatusOr<TestCerts> MakeTestCerts();
 
+/// MakeTestCerts() for a test: says why on stderr and aborts the test
+/// process if they cannot be made (no TLS test can run without them).
+const TestCerts& Certs();
+
 }  // namespace testing
 }  // namespace twist
 

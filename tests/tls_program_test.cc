@@ -11,13 +11,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <fstream>
 #include <iostream>
 #include <string>
 #include <vector>
 
 #include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
@@ -32,19 +30,10 @@ namespace {
 
 using testing::BlockingClient;
 using testing::Subprocess;
+using testing::Certs;
+using testing::ProcStatusKiB;
+using testing::StreamByte;
 using testing::TestCerts;
-
-const TestCerts& Certs() {
-  static const TestCerts* certs = [] {
-    absl::StatusOr<TestCerts> c = testing::MakeTestCerts();
-    if (!c.ok()) {
-      ADD_FAILURE() << c.status();
-      abort();
-    }
-    return new TestCerts(*c);
-  }();
-  return *certs;
-}
 
 struct Server {
   Subprocess process;
@@ -260,26 +249,6 @@ TEST(TlsProgramTest, FailedHandshakesAreLoggedOnceAndNeverStopTheServer) {
 
 // ---- The slow reader ----------------------------------------------------------
 
-int64_t StatusKiB(pid_t pid, absl::string_view field) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(in, line)) {
-    absl::string_view v = line;
-    if (absl::ConsumePrefix(&v, field) && absl::ConsumePrefix(&v, ":")) {
-      v = absl::StripAsciiWhitespace(v);
-      absl::ConsumeSuffix(&v, " kB");
-      int64_t kib = -1;
-      if (absl::SimpleAtoi(v, &kib)) return kib;
-    }
-  }
-  return -1;
-}
-
-char StreamByte(uint64_t i) {
-  constexpr uint64_t kPeriod = 1000003;
-  return static_cast<char>(((i % kPeriod) * 2654435761u) >> 13);
-}
-
 // The plain echo server's bound (hostile_peer_test), through TLS: a client
 // that sends 200 MB and reads nothing stalls the server's reading, and the
 // server's memory stays small; then it reads, and every byte comes back.
@@ -292,7 +261,7 @@ TEST(TlsProgramTest, ClientThatNeverReadsKeepsServerMemoryBounded) {
     setenv("ASAN_OPTIONS", absl::StrCat(asan, ":quarantine_size_mb=4").c_str(), 1);
   }
   Server s = StartTlsServer();
-  const int64_t rss_at_start = StatusKiB(s.process.pid(), "VmRSS");
+  const int64_t rss_at_start = ProcStatusKiB(s.process.pid(), "VmRSS");
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   ASSERT_GE(fd, 0);
   ASSERT_EQ(::connect(fd, s.address.sockaddr_ptr(), s.address.length()), 0);
@@ -336,7 +305,7 @@ TEST(TlsProgramTest, ClientThatNeverReadsKeepsServerMemoryBounded) {
     if (r == 0) break;  // stalled
     ASSERT_TRUE(send_some()) << ERR_error_string(ERR_get_error(), nullptr);
   }
-  const int64_t rss_stalled = StatusKiB(s.process.pid(), "VmRSS");
+  const int64_t rss_stalled = ProcStatusKiB(s.process.pid(), "VmRSS");
   ASSERT_LT(sent, kTotal) << "never stalled: is the TLS server reading without bound?";
   std::cout << "stalled after " << sent << " bytes; server VmRSS " << rss_at_start
             << " KiB at start, " << rss_stalled << " KiB stalled\n";
@@ -367,7 +336,7 @@ TEST(TlsProgramTest, ClientThatNeverReadsKeepsServerMemoryBounded) {
     }
   }
   EXPECT_EQ(received, kTotal);
-  const int64_t peak = StatusKiB(s.process.pid(), "VmHWM");
+  const int64_t peak = ProcStatusKiB(s.process.pid(), "VmHWM");
   std::cout << "server VmHWM " << peak << " KiB over " << kTotal << " bytes\n";
   EXPECT_LT(peak, 64 * 1024);
   SSL_free(ssl);

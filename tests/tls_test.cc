@@ -37,19 +37,9 @@ using testing::BlockingClient;
 using testing::kTimeout;
 using testing::RunBeside;
 using testing::RunUntil;
+using testing::Certs;
+using testing::StreamByte;
 using testing::TestCerts;
-
-const TestCerts& Certs() {
-  static const TestCerts* certs = [] {
-    absl::StatusOr<TestCerts> c = testing::MakeTestCerts();
-    if (!c.ok()) {
-      ADD_FAILURE() << c.status();
-      abort();
-    }
-    return new TestCerts(*c);
-  }();
-  return *certs;
-}
 
 std::shared_ptr<TlsContext> ServerContext(const std::string& name = "server",
                                           std::vector<std::string> alpn = {}) {
@@ -512,11 +502,6 @@ TEST_F(TlsTest, StartTlsInTheMiddleOfALineProtocol) {
   EXPECT_TRUE(absl::StrContains(lines[4], "TLS already")) << lines[4];
 }
 
-// Byte i of a long stream: a period that is prime and not a power of two.
-char StreamByte(uint64_t i) {
-  return static_cast<char>(((i % 1000003) * 2654435761u) >> 13);
-}
-
 TEST_F(TlsTest, EchoesSixtyFourMegabytesByteForByte) {
   Factory echo([] { return std::make_unique<Echo>(); });
   TLSMemoryBIOFactory tls(ServerContext(), &echo, reactor_.get());
@@ -543,6 +528,35 @@ TEST_F(TlsTest, EchoesSixtyFourMegabytesByteForByte) {
   client.transport->loseConnection();
   ASSERT_TRUE(RunUntil(*reactor_, [&] { return client.lost; }));
   EXPECT_TRUE(client.reason.ok()) << client.reason;
+}
+
+// TLS inside TLS (a tunnel through a TLS proxy): each layer's records
+// leave through the layer below, whose own OpenSSL call runs while the
+// layer above is still sending; neither's bytes may join the other's.
+TEST_F(TlsTest, TlsInsideTlsEchoesByteForByte) {
+  std::deque<Seen>& server_seen = *NewStore();
+  Factory plain([&] { return std::make_unique<Recorder>(&server_seen.emplace_back(), true); });
+  TLSMemoryBIOFactory inner(ServerContext(), &plain, reactor_.get());
+  TLSMemoryBIOFactory outer(ServerContext(), &inner, reactor_.get());
+  absl::StatusOr<Port*> port = reactor_->listenTCP(0, &outer, 50, "127.0.0.1");
+  ASSERT_TRUE(port.ok());
+  std::string payload(200000, '\0');
+  for (size_t i = 0; i < payload.size(); ++i) payload[i] = StreamByte(i);
+
+  Seen& client = NewSeen();
+  OneClient user(&client, payload);
+  TLSMemoryBIOClientFactory client_inner(ClientContext(), &user, reactor_.get());
+  TLSMemoryBIOClientFactory client_outer(ClientContext(), &client_inner, reactor_.get());
+  reactor_->connectTCP("127.0.0.1", (*port)->getHost().port(), &client_outer);
+  ASSERT_TRUE(RunUntil(*reactor_,
+                       [&] { return client.data.size() >= payload.size() || client.lost; }))
+      << client.data.size() << " " << client.reason;
+  EXPECT_TRUE(client.data == payload) << "the echo differs";
+  ASSERT_FALSE(client.lost) << client.reason;
+  client.transport->loseConnection();
+  ASSERT_TRUE(RunUntil(*reactor_, [&] { return client.lost; }));
+  EXPECT_TRUE(client.reason.ok()) << client.reason;
+  EXPECT_EQ(inner.handshakeFailures() + outer.handshakeFailures(), 0);
 }
 
 TEST(TlsContextTest, BadFilesAndOptionsAreReadableErrors) {
