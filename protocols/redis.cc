@@ -169,7 +169,7 @@ absl::Status RedisProtocol::notWritable() const {
     return absl::UnavailableError(
         absl::StrCat("redis connection to ", peer_, " is closed"));
   }
-  if (!connected_) return absl::FailedPreconditionError("redis: not connected yet");
+  if (transport() == nullptr) return absl::FailedPreconditionError("redis: not connected yet");
   if (!failure_.ok()) return failure_;
   return absl::OkStatus();
 }
@@ -261,7 +261,6 @@ void RedisProtocol::flush() {
 }
 
 void RedisProtocol::connectionMade() {
-  connected_ = true;
   peer_ = transport()->getPeer().ToString();
   // HELLO 3 [AUTH user pass], or AUTH [user] pass; then SELECT.
   const std::string user = options_.username.empty() ? "default" : options_.username;
@@ -289,10 +288,7 @@ void RedisProtocol::connectionMade() {
   }
   batching_ = batching;
   flush();
-  if (handshake_left_ == 0) {
-    ready_ = true;
-    redis_internal::CallSlot(on_ready_, callbacks_gen_, absl::OkStatus());
-  }
+  if (handshake_left_ == 0) handshakeDone(absl::OkStatus());
 }
 
 void RedisProtocol::dataReceived(absl::string_view data) {
@@ -401,21 +397,18 @@ void RedisProtocol::handshakeStepDone(Pending& p, const RedisReply& reply) {
                                   auth ? "" : absl::StrCat(" ", options_.db), ": ", reply.str));
     failConnection(why);
     transport()->loseConnection();
-    if (on_ready_) {
-      auto cb = std::move(on_ready_);
-      on_ready_ = nullptr;
-      cb(why);
-    }
+    handshakeDone(why);
     return;
   }
-  if (--handshake_left_ == 0) {
-    ready_ = true;
-    if (on_ready_) {
-      auto cb = std::move(on_ready_);
-      on_ready_ = nullptr;
-      cb(absl::OkStatus());
-    }
-  }
+  if (--handshake_left_ == 0) handshakeDone(absl::OkStatus());
+}
+
+void RedisProtocol::handshakeDone(const absl::Status& status) {
+  if (status.ok()) ready_ = true;
+  // Once: taken out of its slot before the call.
+  absl::AnyInvocable<void(const absl::Status&)> cb = std::move(on_ready_);
+  on_ready_ = nullptr;
+  if (cb) cb(status);
 }
 
 void RedisProtocol::failConnection(absl::Status why) {
@@ -442,11 +435,7 @@ void RedisProtocol::connectionLost(const absl::Status& reason) {
                                " in flight (each may or may not have run): ", why.message()));
     p.done.errback(std::move(s)).IgnoreError();
   }
-  if (!ready_ && on_ready_) {
-    auto cb = std::move(on_ready_);
-    on_ready_ = nullptr;
-    cb(why.ok() ? absl::UnavailableError("closed") : why);
-  }
+  if (!ready_) handshakeDone(why);
   if (on_lost_) {
     auto cb = std::move(on_lost_);
     on_lost_ = nullptr;

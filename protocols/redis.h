@@ -198,6 +198,8 @@ class RedisProtocol : public Protocol {
   // A pub/sub message or confirmation, or another push: true if consumed.
   bool handlePubSub(RedisReply& reply);
   void handshakeStepDone(Pending& p, const RedisReply& reply);
+  // The handshake ended (OK, or why not): ready_, and the ready callback.
+  void handshakeDone(const absl::Status& status);
   void failConnection(absl::Status why);
 
   RedisOptions options_;
@@ -210,7 +212,6 @@ class RedisProtocol : public Protocol {
   std::string out_;         // commands not written yet
   bool batching_ = false;
   bool receiving_ = false;  // inside dataReceived
-  bool connected_ = false;
   bool ready_ = false;
   bool lost_ = false;
   absl::Status failure_;  // why we closed it (handshake, protocol error)

@@ -12,6 +12,26 @@ namespace twist {
 // not reset the back-off, as ReconnectingClientFactory's does: the client
 // resets it once a handshake succeeds, so that a server that takes the
 // connection and then refuses the password is retried ever more slowly.
+// The client's protocol: it becomes the client's current one in
+// connectionMade(), not when built, since a protocol built for a connection
+// the reactor then cannot watch is destroyed without connectionMade() or
+// connectionLost() (Reactor::startConnection), and the client would keep a
+// dangling pointer. connectionMade() runs inside the buildProtocol() call
+// that made it (StreamConnection::start), so the client is still there.
+class RedisClient::Connection : public RedisProtocol {
+ public:
+  Connection(RedisClient* client, RedisOptions options)
+      : RedisProtocol(std::move(options)), client_(client) {}
+
+  void connectionMade() override {
+    client_->protocol_ = this;
+    RedisProtocol::connectionMade();
+  }
+
+ private:
+  RedisClient* client_;
+};
+
 class RedisClient::Factory : public ReconnectingClientFactory {
  public:
   explicit Factory(RedisClient* client) : client_(client) {}
@@ -70,7 +90,7 @@ void RedisClient::stop() {
 
 std::unique_ptr<Protocol> RedisClient::buildProtocol() {
   if (stopped_) return nullptr;
-  auto p = std::make_unique<RedisProtocol>(static_cast<const RedisOptions&>(options_));
+  auto p = std::make_unique<Connection>(this, static_cast<const RedisOptions&>(options_));
   RedisProtocol* raw = p.get();
   p->setBatching(true);
   p->setMessageCallback([this](const RedisMessage& m) {
@@ -78,7 +98,6 @@ std::unique_ptr<Protocol> RedisClient::buildProtocol() {
   });
   p->setReadyCallback([this, raw](const absl::Status& s) { protocolReady(raw, s); });
   p->setLostCallback([this, raw](const absl::Status& s) { protocolLost(raw, s); });
-  protocol_ = raw;
   return p;
 }
 

@@ -129,6 +129,7 @@ class RedisClient {
   const RedisClientOptions& options() const { return options_; }
 
  private:
+  class Connection;
   class Factory;
   struct Queued {
     std::vector<std::string> args;
@@ -156,7 +157,8 @@ class RedisClient {
   Reactor* reactor_;
   RedisClientOptions options_;
   std::unique_ptr<Factory> factory_;
-  RedisProtocol* protocol_ = nullptr;  // the current connection's, until its loss
+  // The current connection's, from its connectionMade() until its loss.
+  RedisProtocol* protocol_ = nullptr;
   std::deque<Queued> queue_;
   std::vector<Waiter> waiters_;
   absl::flat_hash_set<std::string> channels_;

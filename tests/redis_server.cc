@@ -6,7 +6,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <filesystem>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -58,10 +57,6 @@ absl::StatusOr<std::unique_ptr<RedisServer>> RedisServer::Start(std::vector<std:
   s->binary_ = RedisServerBinary();
   if (s->binary_.empty()) return absl::NotFoundError("redis-server is not installed");
   s->extra_ = std::move(extra);
-  const char* tmp = getenv("TEST_TMPDIR");
-  std::string templ = absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/redis.XXXXXX");
-  if (mkdtemp(templ.data()) == nullptr) return absl::ErrnoToStatus(errno, "mkdtemp");
-  s->dir_ = templ;
   absl::Status last;
   for (int attempt = 0; attempt < 5; ++attempt) {
     s->port_ = FreeLoopbackPort();
@@ -73,8 +68,6 @@ absl::StatusOr<std::unique_ptr<RedisServer>> RedisServer::Start(std::vector<std:
 
 RedisServer::~RedisServer() {
   if (process_.has_value()) Kill().IgnoreError();
-  std::error_code ec;
-  if (!dir_.empty()) std::filesystem::remove_all(dir_, ec);
 }
 
 std::string RedisServer::url() const { return absl::StrCat("redis://127.0.0.1:", port_); }
@@ -83,7 +76,7 @@ absl::Status RedisServer::Launch() {
   std::vector<std::string> args = {
       "--port", absl::StrCat(port_), "--bind", "127.0.0.1",
       // Persistence off: nothing written, nothing loaded.
-      "--save", "", "--appendonly", "no", "--dir", dir_, "--daemonize", "no",
+      "--save", "", "--appendonly", "no", "--dir", dir_.path(""), "--daemonize", "no",
       "--logfile", "",
       // DEBUG PROTOCOL serves every RESP3 type.
       "--enable-debug-command", "yes"};

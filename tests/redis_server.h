@@ -63,7 +63,7 @@ class RedisServer {
 
   std::string binary_;
   std::vector<std::string> extra_;
-  std::string dir_;
+  SocketDir dir_;  // its working directory (empty: persistence is off)
   int port_ = 0;
   std::optional<Subprocess> process_;
 };

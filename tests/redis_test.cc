@@ -4,12 +4,15 @@
 
 #include "protocols/redis.h"
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "framework/errors.h"
+#include "framework/reactor.h"
 #include "framework/string_transport.h"
+#include "protocols/redis_client.h"
 #include "gtest/gtest.h"
 
 namespace twist {
@@ -324,6 +327,38 @@ TEST(RedisProtocolTest, MessageCallbackMayReplaceItself) {
   const std::string msg = "*3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nx\r\n";
   t.receive("*3\r\n$9\r\nsubscribe\r\n$1\r\nc\r\n:1\r\n" + msg + msg + msg);
   EXPECT_EQ(seen, (std::vector<std::string>{"first:x", "second:x"}));
+}
+
+// The reactor may build a protocol and destroy it unstarted, with no
+// connectionMade() or connectionLost() (a descriptor the poller refuses:
+// Reactor::startConnection). The client must not keep it: its connection is
+// the protocol that connectionMade() started.
+TEST(RedisClientTest, OnlyAStartedProtocolBecomesTheConnection) {
+  absl::StatusOr<std::unique_ptr<Reactor>> reactor = Reactor::Create();
+  ASSERT_TRUE(reactor.ok()) << reactor.status();
+  RedisClient client(reactor->get(), RedisClientOptions{});
+  const Address peer = *Address::Parse("127.0.0.1", 6379);
+
+  client.factory().buildProtocol(peer).reset();
+  EXPECT_FALSE(client.ready());
+  Results got;
+  Collect(client.command({"PING"}), &got);
+  EXPECT_EQ(client.queued(), 1u);
+
+  std::unique_ptr<Protocol> p = client.factory().buildProtocol(peer);
+  ASSERT_NE(p, nullptr);
+  EXPECT_FALSE(client.ready());  // built, not started
+  StringTransport t;
+  t.connect(p.get());
+  EXPECT_TRUE(client.ready());
+  EXPECT_EQ(client.queued(), 0u);
+  EXPECT_EQ(t.take(), EncodeCommand({"PING"}));
+  t.receive("+PONG\r\n");
+  ASSERT_EQ(got.size(), 1u);
+  ASSERT_TRUE(got[0].ok()) << got[0].status();
+  EXPECT_EQ(*got[0], RedisReply::SimpleString("PONG"));
+  t.disconnect();
+  EXPECT_FALSE(client.ready());
 }
 
 TEST(RedisAddressTest, Urls) {

@@ -15,12 +15,11 @@ namespace {
 
 using Type = RedisReply::Type;
 
-// Feeds `data` in two pieces split at `at`, draining after each piece.
-absl::StatusOr<std::vector<RedisReply>> ParseSplit(absl::string_view data, size_t at,
-                                                   RespLimits limits = {}) {
-  RespParser p(limits);
+// Feeds `pieces` in turn, draining the parser after each.
+absl::StatusOr<std::vector<RedisReply>> ParsePieces(const std::vector<absl::string_view>& pieces) {
+  RespParser p;
   std::vector<RedisReply> out;
-  for (absl::string_view piece : {data.substr(0, at), data.substr(at)}) {
+  for (absl::string_view piece : pieces) {
     p.append(piece);
     while (true) {
       auto r = p.next();
@@ -33,21 +32,16 @@ absl::StatusOr<std::vector<RedisReply>> ParseSplit(absl::string_view data, size_
   return out;
 }
 
+// In two pieces split at `at`.
+absl::StatusOr<std::vector<RedisReply>> ParseSplit(absl::string_view data, size_t at) {
+  return ParsePieces({data.substr(0, at), data.substr(at)});
+}
+
 // Byte by byte.
 absl::StatusOr<std::vector<RedisReply>> ParseBytes(absl::string_view data) {
-  RespParser p;
-  std::vector<RedisReply> out;
-  for (char c : data) {
-    p.append(absl::string_view(&c, 1));
-    while (true) {
-      auto r = p.next();
-      if (!r.ok()) return r.status();
-      if (!r->has_value()) break;
-      out.push_back(std::move(**r));
-    }
-  }
-  if (p.midReply()) return absl::OutOfRangeError("incomplete reply");
-  return out;
+  std::vector<absl::string_view> bytes;
+  for (size_t i = 0; i < data.size(); ++i) bytes.push_back(data.substr(i, 1));
+  return ParsePieces(bytes);
 }
 
 // Every split of `wire` parses to `want`.
