@@ -6,12 +6,14 @@
 #include <algorithm>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "examples/listen_flags.h"
 #include "examples/usage.h"
 #include "framework/endpoints.h"
+#include "framework/per_reactor_factory.h"
 #include "framework/poller.h"
 #include "framework/reactor.h"
 #include "framework/reactor_pool.h"
@@ -52,29 +54,48 @@ DEFINE_int32(workers, 0,
 namespace twist {
 namespace {
 
-// The policies of --idle_timeout and --max_connections around a factory
-// served by one reactor (a program's `wrap` innermost). Owns the wrappers,
-// which must outlive the reactor: its destructor still calls into the
-// connections' protocols.
+// The policies around a factory: a program's `wrap` innermost, then
+// --idle_timeout (both timed on one reactor, so made for each reactor of a
+// pool), then --max_connections outermost (counted across every reactor).
+// Owns the wrappers, which must outlive the reactors: their destructors
+// still call into the connections' protocols.
 class Policies {
  public:
+  // One reactor's connections: a single process, or a worker.
   Factory* Wrap(Reactor* reactor, Factory* factory, WrapFactory& wrap) {
-    if (wrap != nullptr) factory = wrap(reactor, factory);
-    if (FLAGS_idle_timeout > 0) {
-      timed_ = std::make_unique<TimeoutFactory>(reactor, factory,
-                                                absl::Seconds(FLAGS_idle_timeout));
-      factory = timed_.get();
+    return Limit(WrapForReactor(reactor, factory, wrap));
+  }
+  // A pool's: each reactor serves through its own timed layers.
+  Factory* Wrap(ReactorPool* pool, Factory* factory, WrapFactory& wrap) {
+    if (wrap != nullptr || FLAGS_idle_timeout > 0) {
+      std::vector<Factory*> each;
+      for (int i = 0; i < pool->size(); ++i) {
+        each.push_back(WrapForReactor(&pool->reactor(i), factory, wrap));
+      }
+      factory = Own(std::make_unique<PerReactorFactory>(pool, std::move(each)));
     }
-    if (FLAGS_max_connections > 0) {
-      limited_ = std::make_unique<LimitTotalConnectionsFactory>(factory, FLAGS_max_connections);
-      factory = limited_.get();
-    }
-    return factory;
+    return Limit(factory);
   }
 
  private:
-  std::unique_ptr<TimeoutFactory> timed_;
-  std::unique_ptr<LimitTotalConnectionsFactory> limited_;
+  Factory* WrapForReactor(Reactor* reactor, Factory* factory, WrapFactory& wrap) {
+    if (wrap != nullptr) factory = Own(wrap(reactor, factory));
+    if (FLAGS_idle_timeout > 0) {
+      factory = Own(std::make_unique<TimeoutFactory>(reactor, factory,
+                                                     absl::Seconds(FLAGS_idle_timeout)));
+    }
+    return factory;
+  }
+  Factory* Limit(Factory* factory) {
+    if (FLAGS_max_connections <= 0) return factory;
+    return Own(std::make_unique<LimitTotalConnectionsFactory>(factory, FLAGS_max_connections));
+  }
+  Factory* Own(std::unique_ptr<Factory> f) {
+    owned_.push_back(std::move(f));
+    return owned_.back().get();
+  }
+
+  std::vector<std::unique_ptr<Factory>> owned_;
 };
 
 // At most `rate` accepts per second on `port`, in bursts of a tenth of a
@@ -149,11 +170,10 @@ absl::Status RefuseWorkers(absl::string_view why) {
 
 namespace {
 
-// --threads > 1: the endpoints on a ReactorPool. The policies that need a
-// reactor's clock per connection (--idle_timeout, a program's `wrap`) are
-// one reactor's, so they are refused here until they can be made per
-// reactor; --max_connections counts across threads.
-int ServeOnPool(absl::string_view program, Factory* factory, bool wrapped,
+// --threads > 1: the endpoints on a ReactorPool, with the policies of
+// Policies::Wrap(pool, ...): a program's `wrap` and --idle_timeout per
+// reactor, --max_connections across them.
+int ServeOnPool(absl::string_view program, Factory* factory, WrapFactory wrap,
                 std::vector<ServerEndpointSpec> specs, PoolFactory pool_factory) {
   absl::StatusOr<Spread> spread = ParseSpread(FLAGS_spread);
   if (!spread.ok()) return BadUsage(program, absl::StrCat("--spread: ", spread.status().message()));
@@ -161,26 +181,13 @@ int ServeOnPool(absl::string_view program, Factory* factory, bool wrapped,
     return BadUsage(program,
                     absl::StrCat("invalid --threads ", FLAGS_threads, ": must be 1..1024"));
   }
-  if (FLAGS_idle_timeout > 0) {
-    return BadUsage(program, absl::StrCat("--threads=", FLAGS_threads,
-                                          " cannot be combined with --idle_timeout or a "
-                                          "rate limit yet (they time one reactor)"));
-  }
-  if (wrapped) {
-    // The program's own factory (a rate limit, an HTTP site, the menu bot's
-    // timers) is built on one reactor.
-    return BadUsage(program, absl::StrCat("--threads=", FLAGS_threads, ": ", program,
-                                          " times its connections on one reactor and cannot "
-                                          "share them out yet; --workers=", FLAGS_threads,
-                                          " runs it on more cores"));
-  }
   for (const ServerEndpointSpec& spec : specs) {
     if (spec.type == ServerEndpointSpec::Type::kUnix && *spread == Spread::kReusePort) {
       return BadUsage(program, "--spread=reuseport is for tcp endpoints: a unix socket "
                                "cannot be shared; use --spread=round_robin");
     }
   }
-  std::unique_ptr<LimitTotalConnectionsFactory> limited;  // outlives the pool
+  Policies policies;  // outlives the pool
   ReactorOptions options;
   options.poller = FLAGS_reactor;
   absl::StatusOr<std::unique_ptr<ReactorPool>> pool =
@@ -193,10 +200,7 @@ int ServeOnPool(absl::string_view program, Factory* factory, bool wrapped,
     return Fail(program, s.message());
   }
   if (pool_factory != nullptr) factory = pool_factory(pool->get());
-  if (FLAGS_max_connections > 0) {
-    limited = std::make_unique<LimitTotalConnectionsFactory>(factory, FLAGS_max_connections);
-    factory = limited.get();
-  }
+  factory = policies.Wrap(pool->get(), factory, wrap);
   std::vector<ListeningPort> listening;
   for (ServerEndpointSpec& spec : specs) {
     const int backlog = spec.backlog.value_or(FLAGS_backlog);
@@ -259,7 +263,7 @@ int ServeForever(absl::string_view program, Factory* factory, WrapFactory wrap,
   }
   if (FLAGS_workers > 1) return ServeWithWorkers(program, *std::move(specs), factory, std::move(wrap));
   if (FLAGS_threads > 1) {
-    return ServeOnPool(program, factory, wrap != nullptr, *std::move(specs),
+    return ServeOnPool(program, factory, std::move(wrap), *std::move(specs),
                        std::move(pool_factory));
   }
   Policies policies;  // outlives the reactor

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/types/optional.h"
 #include "gtest/gtest.h"
+#include "protocols/menu_bot.h"
 #include "tests/echoed_client.h"
 #include "tests/subprocess.h"
 #include "tests/test_util.h"
@@ -83,6 +84,82 @@ TEST(EchoServerThreadsFlagsTest, BadThreadsAndSpreadAreUsageErrors) {
       kServer, {"--threads=2", "--spread=reuseport", "--listen=unix:@twist-threads-test"},
       "echo_server: --spread=reuseport is for tcp endpoints: a unix socket cannot be "
       "shared; use --spread=round_robin");
+}
+
+// Round robin hands consecutive connections to reactors 0 and 1, so two
+// clients connected in turn are one on each reactor.
+std::vector<BlockingClient> OnePerReactor(const Address& to) {
+  std::vector<BlockingClient> clients;
+  for (int i = 0; i < 2; ++i) {
+    absl::StatusOr<BlockingClient> c = BlockingClient::Connect(to);
+    EXPECT_TRUE(c.ok()) << c.status();
+    if (c.ok()) clients.push_back(*std::move(c));
+  }
+  return clients;
+}
+
+void ExpectExitsZeroOnSigterm(testing::ServerProgram& server) {
+  server.process.Signal(SIGTERM);
+  absl::StatusOr<int> status = server.process.Wait(kWait);
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0)
+      << "status " << *status << ", stderr: " << server.process.err();
+}
+
+// --idle_timeout times each connection on its own reactor: a silent
+// client on either reactor is closed.
+TEST(EchoServerThreadsPoliciesTest, IdleTimeoutClosesSilentClientsOnEveryReactor) {
+  absl::StatusOr<testing::ServerProgram> server =
+      testing::StartServerProgram(kServer, {"--threads=2", "--idle_timeout=0.3"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  std::vector<BlockingClient> clients = OnePerReactor(server->address);
+  ASSERT_EQ(clients.size(), 2u);
+  for (BlockingClient& c : clients) {
+    ASSERT_TRUE(c.SendAll("ping\n").ok());
+    EXPECT_EQ(c.ReadExpected("ping\n"), "ping\n");
+  }
+  for (BlockingClient& c : clients) {
+    absl::StatusOr<std::string> rest = c.ReadToEof();
+    ASSERT_TRUE(rest.ok()) << rest.status();
+    EXPECT_EQ(*rest, "");
+  }
+  ExpectExitsZeroOnSigterm(*server);
+}
+
+// A program whose factory needs a reactor (hello_http's Site, the menu
+// bot's flush timers) gets one per reactor with --threads.
+TEST(EchoServerThreadsPoliciesTest, HelloHttpServesOnEveryReactor) {
+  absl::StatusOr<testing::ServerProgram> server =
+      testing::StartServerProgram("examples/hello_http", {"--threads=2"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  std::vector<BlockingClient> clients = OnePerReactor(server->address);
+  ASSERT_EQ(clients.size(), 2u);
+  for (BlockingClient& c : clients) {
+    ASSERT_TRUE(c.SendAll("GET / HTTP/1.0\r\nHost: x\r\n\r\n").ok());
+  }
+  for (BlockingClient& c : clients) {
+    absl::StatusOr<std::string> response = c.ReadToEof();
+    ASSERT_TRUE(response.ok()) << response.status();
+    EXPECT_TRUE(absl::StartsWith(*response, "HTTP/1.1 200 ")) << *response;
+    EXPECT_TRUE(absl::EndsWith(*response, "\r\n\r\nHello, World")) << *response;
+  }
+  ExpectExitsZeroOnSigterm(*server);
+}
+
+TEST(EchoServerThreadsPoliciesTest, MenuBotServesOnEveryReactor) {
+  absl::StatusOr<testing::ServerProgram> server =
+      testing::StartServerProgram("examples/menu_bot", {"--threads=2"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  std::vector<BlockingClient> clients = OnePerReactor(server->address);
+  ASSERT_EQ(clients.size(), 2u);
+  for (BlockingClient& c : clients) {
+    EXPECT_EQ(c.ReadExpected(kMenuWelcome), kMenuWelcome);
+    // The seed's client: a message without a line ending, flushed by the
+    // bot's timer on that reactor.
+    ASSERT_TRUE(c.SendAll("0").ok());
+    EXPECT_EQ(c.ReadExpected(kMenuOperator), kMenuOperator);
+  }
+  ExpectExitsZeroOnSigterm(*server);
 }
 
 }  // namespace
