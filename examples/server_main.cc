@@ -77,6 +77,27 @@ class Policies {
     return Limit(factory);
   }
 
+  // The factory for one endpoint's connections on `reactor`: TLS around
+  // `factory` for ssl: (serverFactoryForSpec), else `factory`.
+  absl::StatusOr<Factory*> ForEndpoint(Reactor* reactor, const ServerEndpointSpec& spec,
+                                       Factory* factory) {
+    absl::StatusOr<std::unique_ptr<Factory>> own = serverFactoryForSpec(reactor, spec, factory);
+    if (!own.ok()) return own.status();
+    return *own == nullptr ? factory : Own(*std::move(own));
+  }
+  // The same for a pool: a TLS factory per reactor, each on its own clock.
+  absl::StatusOr<Factory*> ForEndpoint(ReactorPool* pool, const ServerEndpointSpec& spec,
+                                       Factory* factory) {
+    if (spec.type != ServerEndpointSpec::Type::kSsl) return factory;
+    std::vector<Factory*> each;
+    for (int i = 0; i < pool->size(); ++i) {
+      absl::StatusOr<Factory*> f = ForEndpoint(&pool->reactor(i), spec, factory);
+      if (!f.ok()) return f.status();
+      each.push_back(*f);
+    }
+    return Own(std::make_unique<PerReactorFactory>(pool, std::move(each)));
+  }
+
  private:
   Factory* WrapForReactor(Reactor* reactor, Factory* factory, WrapFactory& wrap) {
     if (wrap != nullptr) factory = Own(wrap(reactor, factory));
@@ -125,9 +146,10 @@ int ServeWithWorkers(absl::string_view program, std::vector<ServerEndpointSpec> 
     return BadUsage(program, absl::StrCat("--reactor: ", binder.status().message()));
   }
   std::vector<ListeningPort> ports;
-  for (ServerEndpointSpec& spec : specs) {
-    std::unique_ptr<ServerEndpoint> endpoint =
-        serverFromSpec(binder->get(), std::move(spec), FLAGS_backlog);
+  for (const ServerEndpointSpec& spec : specs) {
+    // The parent's listen also checks an ssl: key and certificate, before
+    // any worker starts; the workers serve TLS themselves (ForEndpoint).
+    std::unique_ptr<ServerEndpoint> endpoint = serverFromSpec(binder->get(), spec, FLAGS_backlog);
     absl::StatusOr<ListeningPort> port = endpoint->listen(&unused);
     if (!port.ok()) return Fail(program, port.status().message());
     ports.push_back(*port);
@@ -142,8 +164,12 @@ int ServeWithWorkers(absl::string_view program, std::vector<ServerEndpointSpec> 
       return Fail(program, s.message());
     }
     Factory* served = policies.Wrap(reactor->get(), factory, wrap);
-    for (const ListeningPort& shared : ports) {
-      absl::StatusOr<Port*> port = (*reactor)->adoptStreamPort(shared.stream()->fileno(), served);
+    for (size_t i = 0; i < ports.size(); ++i) {
+      absl::StatusOr<Factory*> endpoint_factory =
+          policies.ForEndpoint(reactor->get(), specs[i], served);
+      if (!endpoint_factory.ok()) return Fail(program, endpoint_factory.status().message());
+      absl::StatusOr<Port*> port =
+          (*reactor)->adoptStreamPort(ports[i].stream()->fileno(), *endpoint_factory);
       if (!port.ok()) return Fail(program, port.status().message());
       if (FLAGS_accept_rate > 0) LimitAcceptRate(*port, FLAGS_accept_rate);
     }
@@ -204,11 +230,14 @@ int ServeOnPool(absl::string_view program, Factory* factory, WrapFactory wrap,
   std::vector<ListeningPort> listening;
   for (ServerEndpointSpec& spec : specs) {
     const int backlog = spec.backlog.value_or(FLAGS_backlog);
+    // An ssl: endpoint listens as tcp does, its connections served in TLS.
+    absl::StatusOr<Factory*> served = policies.ForEndpoint(pool->get(), spec, factory);
+    if (!served.ok()) return Fail(program, served.status().message());
     absl::StatusOr<std::vector<Port*>> ports =
         spec.type == ServerEndpointSpec::Type::kUnix
-            ? (*pool)->listenUNIX(spec.path, factory, *spread, backlog, spec.mode,
+            ? (*pool)->listenUNIX(spec.path, *served, *spread, backlog, spec.mode,
                                   spec.lockfile)
-            : (*pool)->listenTCP(spec.port, factory, *spread, backlog, spec.interface);
+            : (*pool)->listenTCP(spec.port, *served, *spread, backlog, spec.interface);
     if (!ports.ok()) return Fail(program, ports.status().message());
     if (FLAGS_accept_rate > 0) {
       // The rate is the server's: shared out between the listeners.
