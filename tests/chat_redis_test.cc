@@ -1,0 +1,262 @@
+// chat_server --redis (issue 17): several chat_server processes share one
+// room through a real redis-server that the test starts (tests/
+// redis_server.h). Users are real sockets; every wait is for output, with
+// a deadline.
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "framework/address.h"
+#include "gtest/gtest.h"
+#include "tests/line_client.h"
+#include "tests/redis_server.h"
+#include "tests/subprocess.h"
+#include "tests/test_util.h"
+
+namespace twist {
+namespace {
+
+using testing::BlockingClient;
+using testing::LineClient;
+using testing::RedisServer;
+using testing::ServerProgram;
+
+constexpr absl::Duration kWait = absl::Seconds(20);
+// --redis_expiry in these tests: a dead server's users leave within 4/3 of
+// it (docs/design.md, "Chat across servers").
+constexpr double kExpiry = 1.5;
+
+// A chat user on a real socket.
+class User {
+ public:
+  static std::unique_ptr<User> Join(const Address& server, const std::string& name) {
+    absl::StatusOr<BlockingClient> c = BlockingClient::Connect(server);
+    EXPECT_TRUE(c.ok()) << c.status();
+    if (!c.ok()) return nullptr;
+    auto u = std::make_unique<User>(*std::move(c));
+    u->send(absl::StrCat(name, "\n"));
+    EXPECT_TRUE(u->waitFor(absl::StrCat("Welcome, ", name, "!")).ok()) << name;
+    return u;
+  }
+  explicit User(BlockingClient c) : c_(std::move(c)) {}
+
+  void send(absl::string_view data) { c_.send(data); }
+  // Reads until a line equal to `line` arrives; returns the lines before it.
+  absl::StatusOr<std::vector<std::string>> waitFor(absl::string_view line,
+                                                    absl::Duration timeout = kWait) {
+    const absl::Time deadline = absl::Now() + timeout;
+    std::vector<std::string> before;
+    while (true) {
+      while (c_.hasLine()) {
+        std::string l = c_.pop();
+        if (l == line) return before;
+        before.push_back(std::move(l));
+      }
+      if (c_.eof()) {
+        return absl::UnavailableError(absl::StrCat("closed before '", line, "'; got: ",
+                                                   absl::StrJoin(before, " | ")));
+      }
+      const absl::Duration left = deadline - absl::Now();
+      if (left <= absl::ZeroDuration()) {
+        return absl::DeadlineExceededError(absl::StrCat("no '", line, "' within ", absl::FormatDuration(timeout),
+                                                        "; got: ", absl::StrJoin(before, " | ")));
+      }
+      pollfd p{c_.socket().fd(), POLLIN, 0};
+      ::poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1);
+      c_.pump();
+    }
+  }
+  // Expects `line` next, with nothing but `allowed` lines before it.
+  void expect(absl::string_view line) {
+    absl::StatusOr<std::vector<std::string>> before = waitFor(line);
+    ASSERT_TRUE(before.ok()) << before.status();
+    EXPECT_TRUE(before->empty()) << "before '" << line << "': " << absl::StrJoin(*before, " | ");
+  }
+  // The lines that arrived so far, without waiting.
+  std::vector<std::string> drain() {
+    c_.pump();
+    std::vector<std::string> out;
+    while (c_.hasLine()) out.push_back(c_.pop());
+    return out;
+  }
+  // Asks /who and returns its line.
+  std::string who() {
+    send("/who\n");
+    const absl::Time deadline = absl::Now() + kWait;
+    while (absl::Now() < deadline) {
+      c_.pump();
+      while (c_.hasLine()) {
+        std::string l = c_.pop();
+        if (absl::StartsWith(l, "Online: ")) return l;
+      }
+      pollfd p{c_.socket().fd(), POLLIN, 0};
+      ::poll(&p, 1, 100);
+    }
+    return "no /who answer";
+  }
+  bool closed() {
+    c_.pump();
+    return c_.eof();
+  }
+  LineClient& client() { return c_; }
+
+ private:
+  LineClient c_;
+};
+
+class ChatRedisTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    TWIST_REQUIRE_REDIS_SERVER();
+    absl::StatusOr<std::unique_ptr<RedisServer>> r = RedisServer::Start();
+    ASSERT_TRUE(r.ok()) << r.status();
+    redis_ = *std::move(r);
+  }
+
+  // A chat_server on the test's Redis.
+  ServerProgram StartChat(std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {absl::StrCat("--redis=", redis_->url()),
+                                     absl::StrCat("--redis_expiry=", kExpiry)};
+    args.insert(args.end(), extra.begin(), extra.end());
+    absl::StatusOr<ServerProgram> s = testing::StartServerProgram("examples/chat_server", args);
+    EXPECT_TRUE(s.ok()) << s.status();
+    if (!s.ok()) abort();
+    return *std::move(s);
+  }
+
+  std::unique_ptr<RedisServer> redis_;
+};
+
+TEST_F(ChatRedisTest, TwoServersShareOneRoom) {
+  ServerProgram one = StartChat();
+  ServerProgram two = StartChat();
+  std::unique_ptr<User> alice = User::Join(one.address, "alice");
+  ASSERT_NE(alice, nullptr);
+  std::unique_ptr<User> anna = User::Join(one.address, "anna");  // alice's neighbour
+  ASSERT_NE(anna, nullptr);
+  alice->expect("* anna has joined");
+
+  // A name is unique across servers.
+  absl::StatusOr<BlockingClient> c = BlockingClient::Connect(two.address);
+  ASSERT_TRUE(c.ok()) << c.status();
+  User bob(*std::move(c));
+  bob.send("alice\nanna\nbob\n");
+  bob.expect("What's your name?");
+  bob.expect("Name taken, please choose another.");
+  bob.expect("Name taken, please choose another.");
+  bob.expect("Welcome, bob!");
+  alice->expect("* bob has joined");
+  anna->expect("* bob has joined");
+  std::unique_ptr<User> bea = User::Join(two.address, "bea");
+  ASSERT_NE(bea, nullptr);
+  bob.expect("* bea has joined");
+  alice->expect("* bea has joined");
+  anna->expect("* bea has joined");
+
+  // /who lists the users of both servers, from either.
+  EXPECT_EQ(alice->who(), "Online: alice, anna, bea, bob");
+  EXPECT_EQ(bob.who(), "Online: alice, anna, bea, bob");
+
+  // /me and /nick across servers; the sender's lines in order.
+  bob.send("hi all\n/me waves\n/nick robert\nbye\n");
+  bob.expect("You are now robert.");
+  for (User* u : {alice.get(), anna.get()}) {
+    u->expect("<bob> hi all");
+    u->expect("* bob waves");
+    u->expect("* bob is now robert");
+    u->expect("<robert> bye");
+  }
+  bea->expect("<bob> hi all");
+  bea->expect("* bob waves");
+  bea->expect("* bob is now robert");
+  bea->expect("<robert> bye");
+  // The old name is free everywhere, the new one taken everywhere.
+  absl::StatusOr<BlockingClient> c2 = BlockingClient::Connect(one.address);
+  ASSERT_TRUE(c2.ok()) << c2.status();
+  User carl(*std::move(c2));
+  carl.send("robert\nbob\n");
+  carl.expect("What's your name?");
+  carl.expect("Name taken, please choose another.");
+  carl.expect("Welcome, bob!");
+  for (User* u : {alice.get(), anna.get(), &bob, bea.get()}) u->expect("* bob has joined");
+  EXPECT_EQ(bea->who(), "Online: alice, anna, bea, bob, robert");
+
+  // Exactly once and in order: 300 lines from alice reach everyone once.
+  std::string lines;
+  std::vector<std::string> want;
+  for (int i = 0; i < 300; ++i) {
+    absl::StrAppend(&lines, "line ", i, "\n");
+    want.push_back(absl::StrCat("<alice> line ", i));
+  }
+  alice->send(lines);
+  for (User* u : {&bob, bea.get()}) {
+    absl::StatusOr<std::vector<std::string>> got = u->waitFor(want.back());
+    ASSERT_TRUE(got.ok()) << got.status();
+    got->push_back(want.back());
+    EXPECT_EQ(*got, want);
+  }
+  // A line said on server two after that one reached it comes after every
+  // copy of alice's lines anywhere (one Redis, one order): what server one's
+  // users see before it is alice's lines once (anna, carl) and nothing
+  // (alice: her own lines are never sent back to her).
+  bob.send("marker\n");
+  for (User* u : {anna.get(), &carl}) {
+    absl::StatusOr<std::vector<std::string>> got = u->waitFor("<robert> marker");
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_EQ(*got, want);
+  }
+  bea->expect("<robert> marker");
+  alice->expect("<robert> marker");
+
+  // Leaving: everyone is told once; the name is free again.
+  bob.send("/quit\n");
+  bob.expect("Bye!");
+  for (User* u : {alice.get(), anna.get(), bea.get(), &carl}) u->expect("* robert has left");
+  std::unique_ptr<User> robert = User::Join(one.address, "robert");
+  ASSERT_NE(robert, nullptr);
+  bea->expect("* robert has joined");
+  EXPECT_EQ(robert->who(), "Online: alice, anna, bea, bob, robert");
+
+  // A server that stops cleanly (SIGTERM) tells the others its users left.
+  two.process.Signal(SIGTERM);
+  absl::StatusOr<int> status = two.process.Wait(kWait);
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << *status;
+  absl::StatusOr<std::vector<std::string>> got = alice->waitFor("* bea has left");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(alice->who(), "Online: alice, anna, bob, robert");
+}
+
+TEST(ChatRedisFlagsTest, BadRedisUrlIsBadUsage) {
+  testing::ExpectOneLineFailure(
+      "examples/chat_server", {"--redis=redis://127.0.0.1:99999"},
+      "chat_server: invalid --redis 'redis://127.0.0.1:99999': redis URL: port '99999' is not "
+      "a number in 1..65535");
+  testing::ExpectOneLineFailure(
+      "examples/chat_server", {"--redis=redis://127.0.0.1:6379", "--redis_expiry=0"},
+      "chat_server: invalid --redis_expiry 0: must be 0.1..86400 seconds");
+  testing::ExpectOneLineFailure(
+      "examples/chat_server", {"--redis=redis://127.0.0.1:6379", "--threads=2"},
+      "chat_server: --threads and --redis cannot be combined yet: use --workers=N for more "
+      "cores");
+  testing::ExpectOneLineFailure(
+      "examples/chat_server", {"--workers=2"},
+      "chat_server: --workers=2: chat cannot share its users across processes without "
+      "--redis: serve it in one process, or give --redis");
+}
+
+}  // namespace
+}  // namespace twist
