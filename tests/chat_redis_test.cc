@@ -38,6 +38,9 @@ constexpr absl::Duration kWait = absl::Seconds(20);
 // --redis_expiry in these tests: a dead server's users leave within 4/3 of
 // it (docs/design.md, "Chat across servers").
 constexpr double kExpiry = 1.5;
+constexpr absl::string_view kAway =
+    "* Other servers are unreachable; only users on this server see what you say.";
+constexpr absl::string_view kBack = "* Other servers are reachable again.";
 
 // A chat user on a real socket.
 class User {
@@ -54,29 +57,36 @@ class User {
   explicit User(BlockingClient c) : c_(std::move(c)) {}
 
   void send(absl::string_view data) { c_.send(data); }
+  // The next line, within `timeout`.
+  absl::StatusOr<std::string> next(absl::Duration timeout = kWait) {
+    const absl::Time deadline = absl::Now() + timeout;
+    while (!c_.hasLine()) {
+      if (c_.eof()) return absl::UnavailableError("closed");
+      const absl::Duration left = deadline - absl::Now();
+      if (left <= absl::ZeroDuration()) {
+        return absl::DeadlineExceededError(
+            absl::StrCat("no line within ", absl::FormatDuration(timeout)));
+      }
+      pollfd p{c_.socket().fd(), POLLIN, 0};
+      ::poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1);
+      c_.pump();
+    }
+    return c_.pop();
+  }
   // Reads until a line equal to `line` arrives; returns the lines before it.
   absl::StatusOr<std::vector<std::string>> waitFor(absl::string_view line,
                                                     absl::Duration timeout = kWait) {
     const absl::Time deadline = absl::Now() + timeout;
     std::vector<std::string> before;
     while (true) {
-      while (c_.hasLine()) {
-        std::string l = c_.pop();
-        if (l == line) return before;
-        before.push_back(std::move(l));
+      absl::StatusOr<std::string> l = next(deadline - absl::Now());
+      if (!l.ok()) {
+        return absl::Status(l.status().code(),
+                            absl::StrCat(l.status().message(), " waiting for '", line,
+                                         "'; got: ", absl::StrJoin(before, " | ")));
       }
-      if (c_.eof()) {
-        return absl::UnavailableError(absl::StrCat("closed before '", line, "'; got: ",
-                                                   absl::StrJoin(before, " | ")));
-      }
-      const absl::Duration left = deadline - absl::Now();
-      if (left <= absl::ZeroDuration()) {
-        return absl::DeadlineExceededError(absl::StrCat("no '", line, "' within ", absl::FormatDuration(timeout),
-                                                        "; got: ", absl::StrJoin(before, " | ")));
-      }
-      pollfd p{c_.socket().fd(), POLLIN, 0};
-      ::poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1);
-      c_.pump();
+      if (*l == line) return before;
+      before.push_back(*std::move(l));
     }
   }
   // Expects `line` next, with nothing but `allowed` lines before it.
@@ -238,6 +248,141 @@ TEST_F(ChatRedisTest, TwoServersShareOneRoom) {
   absl::StatusOr<std::vector<std::string>> got = alice->waitFor("* bea has left");
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(alice->who(), "Online: alice, anna, bob, robert");
+}
+
+// kill -9 of a server: its users' leaves reach the others, and their names
+// are free, within 4/3 of --redis_expiry (plus the test's own slack).
+TEST_F(ChatRedisTest, KilledServerUsersLeaveWithinTheBound) {
+  ServerProgram one = StartChat();
+  ServerProgram two = StartChat();
+  std::unique_ptr<User> alice = User::Join(one.address, "alice");
+  ASSERT_NE(alice, nullptr);
+  std::unique_ptr<User> anna = User::Join(one.address, "anna");
+  ASSERT_NE(anna, nullptr);
+  std::unique_ptr<User> bob = User::Join(two.address, "bob");
+  ASSERT_NE(bob, nullptr);
+  EXPECT_EQ(bob->who(), "Online: alice, anna, bob");
+
+  const absl::Time killed = absl::Now();
+  one.process.Signal(SIGKILL);
+  absl::StatusOr<int> status = one.process.Wait(kWait);
+  ASSERT_TRUE(status.ok()) << status.status();
+  // Both leaves, in either order, and nothing else.
+  std::vector<std::string> left;
+  for (int i = 0; i < 2; ++i) {
+    absl::StatusOr<std::string> l = bob->next();
+    ASSERT_TRUE(l.ok()) << l.status();
+    left.push_back(*l);
+  }
+  std::sort(left.begin(), left.end());
+  EXPECT_EQ(left, (std::vector<std::string>{"* alice has left", "* anna has left"}));
+  const absl::Duration took = absl::Now() - killed;
+  EXPECT_LT(took, absl::Seconds(kExpiry * 4 / 3) + absl::Seconds(2)) << took;
+  EXPECT_EQ(bob->who(), "Online: bob");
+  // The names are free: they can be taken on the server that is left.
+  std::unique_ptr<User> alice2 = User::Join(two.address, "alice");
+  ASSERT_NE(alice2, nullptr);
+  bob->expect("* alice has joined");
+  EXPECT_EQ(bob->who(), "Online: alice, bob");
+}
+
+// Redis killed mid-conversation and started again: the users of each
+// server go on talking among themselves, are told once that the other
+// servers are unreachable and once that they are back, and lines cross
+// servers again afterwards; nothing said meanwhile is delivered late.
+TEST_F(ChatRedisTest, RedisKilledAndRestarted) {
+  ServerProgram one = StartChat();
+  ServerProgram two = StartChat();
+  std::unique_ptr<User> alice = User::Join(one.address, "alice");
+  ASSERT_NE(alice, nullptr);
+  std::unique_ptr<User> anna = User::Join(one.address, "anna");
+  ASSERT_NE(anna, nullptr);
+  std::unique_ptr<User> bob = User::Join(two.address, "bob");
+  ASSERT_NE(bob, nullptr);
+  alice->expect("* anna has joined");
+  alice->expect("* bob has joined");
+  anna->expect("* bob has joined");
+  bob->send("before\n");
+  alice->expect("<bob> before");
+  anna->expect("<bob> before");
+
+  ASSERT_TRUE(redis_->Kill().ok());
+  const std::string away(kAway), back(kBack);
+  alice->expect(away);
+  anna->expect(away);
+  bob->expect(away);
+  // Local chat goes on; nothing crosses.
+  alice->send("only here\n");
+  anna->expect("<alice> only here");
+  bob->send("nobody hears\n/who\n");
+  bob->expect("Online: bob");
+  alice->send("/who\n");
+  alice->expect("Online: alice, anna");
+  // A user who joins meanwhile is told too, after its welcome.
+  std::unique_ptr<User> carl = User::Join(one.address, "carl");
+  ASSERT_NE(carl, nullptr);
+  carl->expect(away);
+  alice->expect("* carl has joined");
+  anna->expect("* carl has joined");
+  // Two users take one name on either side: Redis decides once it is back.
+  std::unique_ptr<User> dave1 = User::Join(one.address, "dave");
+  ASSERT_NE(dave1, nullptr);
+  dave1->expect(away);
+  for (User* u : {alice.get(), anna.get(), carl.get()}) u->expect("* dave has joined");
+  std::unique_ptr<User> dave2 = User::Join(two.address, "dave");
+  ASSERT_NE(dave2, nullptr);
+  dave2->expect(away);
+  bob->expect("* dave has joined");
+
+  ASSERT_TRUE(redis_->Restart().ok());
+  for (User* u : {alice.get(), anna.get(), bob.get(), carl.get(), dave1.get(), dave2.get()}) {
+    u->expect(back);
+  }
+  // The server that registers again first keeps the name; the other's dave
+  // is told and disconnected, and only its neighbours see it leave.
+  const std::string evicted =
+      "Your name dave was taken on another server while this one could not reach it; "
+      "please reconnect.";
+  User* lost = nullptr;
+  const absl::Time deadline = absl::Now() + kWait;
+  while (lost == nullptr && absl::Now() < deadline) {
+    for (User* d : {dave1.get(), dave2.get()}) {
+      absl::StatusOr<std::string> l = d->next(absl::Milliseconds(50));
+      if (l.ok()) {
+        EXPECT_EQ(*l, evicted);
+        lost = d;
+      }
+    }
+  }
+  ASSERT_NE(lost, nullptr) << "no dave was told his name was taken";
+  EXPECT_TRUE(absl::IsUnavailable(lost->next().status())) << "closed after the line";
+  if (lost == dave1.get()) {
+    for (User* u : {alice.get(), anna.get(), carl.get()}) u->expect("* dave has left");
+  } else {
+    bob->expect("* dave has left");
+  }
+  // Cross-server again, and nothing from the outage arrives late.
+  alice->send("again\n");
+  bob->expect("<alice> again");
+  bob->send("welcome back\n");
+  for (User* u : {alice.get(), anna.get(), carl.get()}) {
+    if (u != alice.get()) u->expect("<alice> again");
+    u->expect("<bob> welcome back");
+  }
+  // The names were claimed again: /who everywhere, and unique.
+  EXPECT_EQ(bob->who(), "Online: alice, anna, bob, carl, dave");
+  absl::StatusOr<BlockingClient> c = BlockingClient::Connect(two.address);
+  ASSERT_TRUE(c.ok()) << c.status();
+  User dup(*std::move(c));
+  dup.send("carl\n");
+  dup.expect("What's your name?");
+  dup.expect("Name taken, please choose another.");
+  // Still exactly once each: no second notice came meanwhile.
+  for (User* u : {alice.get(), anna.get(), bob.get(), carl.get()}) {
+    std::vector<std::string> rest = u->drain();
+    EXPECT_EQ(std::count(rest.begin(), rest.end(), away), 0);
+    EXPECT_EQ(std::count(rest.begin(), rest.end(), back), 0);
+  }
 }
 
 TEST(ChatRedisFlagsTest, BadRedisUrlIsBadUsage) {
