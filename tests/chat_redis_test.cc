@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <memory>
@@ -16,7 +17,9 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "framework/address.h"
@@ -145,6 +148,27 @@ class ChatRedisTest : public ::testing::Test {
     EXPECT_TRUE(s.ok()) << s.status();
     if (!s.ok()) abort();
     return *std::move(s);
+  }
+
+  // The number of users of each server in the room, as Redis has them
+  // (through redis-cli), sorted; empty if that failed.
+  std::vector<int> UsersPerServer() {
+    absl::StatusOr<testing::Subprocess> cli = testing::Subprocess::Start(
+        "/usr/bin/redis-cli",
+        {"-p", absl::StrCat(redis_->port()), "--raw", "EVAL",
+         "local o = {} for _, s in ipairs(redis.call('SMEMBERS', 'twist:chat:servers')) do "
+         "o[#o + 1] = redis.call('SCARD', 'twist:chat:users:'..s) end return o",
+         "0"});
+    if (!cli.ok()) return {};
+    absl::StatusOr<int> status = cli->Wait(kWait);
+    if (!status.ok() || *status != 0) return {};
+    std::vector<int> out;
+    for (absl::string_view l : absl::StrSplit(cli->out(), '\n', absl::SkipEmpty())) {
+      int n = 0;
+      if (absl::SimpleAtoi(l, &n)) out.push_back(n);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
   }
 
   std::unique_ptr<RedisServer> redis_;
@@ -383,6 +407,74 @@ TEST_F(ChatRedisTest, RedisKilledAndRestarted) {
     EXPECT_EQ(std::count(rest.begin(), rest.end(), away), 0);
     EXPECT_EQ(std::count(rest.begin(), rest.end(), back), 0);
   }
+}
+
+// --workers=2 --redis: each worker is a server of the room (its own link
+// and id), so users on either worker and on another server are in one
+// conversation.
+TEST_F(ChatRedisTest, WorkersShareTheRoom) {
+  ASSERT_EQ(::access("/usr/bin/redis-cli", X_OK), 0) << "redis-cli (redis-tools) is missing";
+  ServerProgram workers = StartChat({"--workers=2"});
+  ServerProgram two = StartChat();
+  std::unique_ptr<User> bob = User::Join(two.address, "bob");
+  ASSERT_NE(bob, nullptr);
+  // Users join the workers' port until both workers have some (the kernel
+  // hands each connection to one of them).
+  std::vector<std::unique_ptr<User>> users;
+  std::vector<int> spread;
+  while (users.size() < 40) {
+    users.push_back(User::Join(workers.address, absl::StrCat("u", users.size())));
+    ASSERT_NE(users.back(), nullptr);
+    ASSERT_TRUE(bob->waitFor(absl::StrCat("* u", users.size() - 1, " has joined")).ok());
+    spread = UsersPerServer();
+    if (users.size() >= 4 && spread.size() == 3 && spread[0] == 1 && spread[1] >= 1) break;
+  }
+  // bob's server holds 1, each worker at least 1.
+  ASSERT_EQ(spread.size(), 3u) << absl::StrJoin(spread, ",");
+  ASSERT_GE(spread[1], 1) << "every user landed on one worker: " << absl::StrJoin(spread, ",");
+  for (auto& u : users) u->drain();
+  // Everyone says one line; everyone else gets each exactly once.
+  for (size_t i = 0; i < users.size(); ++i) users[i]->send(absl::StrCat("hi from ", i, "\n"));
+  bob->send("hi from bob\n");
+  std::vector<std::string> all;
+  for (size_t i = 0; i < users.size(); ++i) all.push_back(absl::StrCat("<u", i, "> hi from ", i));
+  all.push_back("<bob> hi from bob");
+  std::sort(all.begin(), all.end());
+  std::vector<User*> everyone = {bob.get()};
+  for (auto& u : users) everyone.push_back(u.get());
+  for (size_t k = 0; k < everyone.size(); ++k) {
+    std::vector<std::string> got;
+    for (size_t j = 0; j + 1 < all.size(); ++j) {
+      absl::StatusOr<std::string> l = everyone[k]->next();
+      ASSERT_TRUE(l.ok()) << l.status();
+      got.push_back(*l);
+    }
+    std::sort(got.begin(), got.end());
+    std::vector<std::string> want = all;
+    const std::string own = k == 0 ? "<bob> hi from bob"
+                                   : absl::StrCat("<u", k - 1, "> hi from ", k - 1);
+    want.erase(std::find(want.begin(), want.end(), own));
+    EXPECT_EQ(got, want) << "user " << k;
+  }
+  std::vector<std::string> names = {"bob"};
+  for (size_t i = 0; i < users.size(); ++i) names.push_back(absl::StrCat("u", i));
+  std::sort(names.begin(), names.end());
+  const std::string online = absl::StrCat("Online: ", absl::StrJoin(names, ", "));
+  EXPECT_EQ(bob->who(), online);
+  EXPECT_EQ(users.front()->who(), online);
+  EXPECT_EQ(users.back()->who(), online);
+  // The workers stop cleanly on SIGTERM and leave the room.
+  workers.process.Signal(SIGTERM);
+  absl::StatusOr<int> status = workers.process.Wait(kWait);
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << *status;
+  std::vector<std::string> left;
+  for (size_t i = 0; i < users.size(); ++i) {
+    absl::StatusOr<std::string> l = bob->next();
+    ASSERT_TRUE(l.ok()) << l.status();
+    left.push_back(*l);
+  }
+  EXPECT_EQ(bob->who(), "Online: bob");
 }
 
 TEST(ChatRedisFlagsTest, BadRedisUrlIsBadUsage) {
