@@ -3,22 +3,41 @@
 //
 //   ./tools/bazel run //examples:chat_server -- --port=8000
 //   nc 127.0.0.1 8000
+//
+// Several servers (or --workers=N of one) share one room through Redis:
+//
+//   chat_server --port=8000 --redis=redis://127.0.0.1:6379
+//   chat_server --port=8001 --redis=redis://127.0.0.1:6379
 
 #include <stdio.h>
 
 #include <memory>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "examples/listen_flags.h"
 #include "examples/server_main.h"
 #include "examples/usage.h"
+#include "framework/reactor.h"
 #include "framework/reactor_pool.h"
 #include "gflags/gflags.h"
 #include "protocols/chat.h"
+#include "protocols/chat_redis.h"
+#include "protocols/redis.h"
 
 DEFINE_int64(max_line, 16384,
              "Longest line a client may send, in bytes, without its line "
              "ending; a longer one gets \"Line too long.\" and is disconnected.");
+
+DEFINE_string(redis, "",
+              "Share the room with the other chat servers using this Redis: "
+              "redis://[[user]:password@]host[:port][/db] (or tcp:HOST:PORT, "
+              "unix:PATH). Lets --workers serve one room.");
+DEFINE_double(redis_expiry, 6,
+              "With --redis: seconds a server that dies without a word keeps its "
+              "names and stays in /who; its users' leaves reach the others within "
+              "4/3 of this. It refreshes them every third of this.");
+DECLARE_int32(threads);
 
 int main(int argc, char** argv) {
   gflags::SetUsageMessage(
@@ -26,6 +45,7 @@ int main(int argc, char** argv) {
       "everyone else.\n"
       "Usage: chat_server [--host=127.0.0.1] [--port=8000] [--reactor=epoll] "
       "[--max_line=16384] [--threads=1]\n"
+      "       [--redis=redis://HOST:PORT [--redis_expiry=6] [--workers=N]]\n"
       "       chat_server --listen=ENDPOINT [--listen=ENDPOINT ...] [...]");
   if (absl::Status s = twist::ParseServerFlags(&argc, &argv); !s.ok()) {
     return twist::BadUsage("chat_server", s.message());
@@ -34,21 +54,67 @@ int main(int argc, char** argv) {
     return twist::BadUsage("chat_server", absl::StrCat("invalid --max_line ", FLAGS_max_line,
                                                         ": must be at least 1"));
   }
-  // Chat's users live in one process's memory: a second process would be
-  // a second, separate chat room.
+  // Without Redis, chat's users live in one process's memory: a second
+  // process would be a second, separate chat room.
+  const bool shared = !FLAGS_redis.empty();
   if (absl::Status s = twist::RefuseWorkers(
-          "chat cannot share its users across processes (until the Redis issue): "
-          "serve it in one process");
-      !s.ok()) {
+          "chat cannot share its users across processes without --redis: "
+          "serve it in one process, or give --redis");
+      !shared && !s.ok()) {
     return twist::BadUsage("chat_server", s.message());
+  }
+  twist::RedisClientOptions redis;
+  if (shared) {
+    absl::StatusOr<twist::RedisOptions> where = twist::ParseRedisAddress(FLAGS_redis);
+    if (!where.ok()) {
+      return twist::BadUsage("chat_server",
+                             absl::StrCat("invalid --redis '", FLAGS_redis, "': ",
+                                          where.status().message()));
+    }
+    static_cast<twist::RedisOptions&>(redis) = *where;
+    if (!(FLAGS_redis_expiry >= 0.1 && FLAGS_redis_expiry <= 86400)) {
+      return twist::BadUsage("chat_server", absl::StrCat("invalid --redis_expiry ",
+                                                          FLAGS_redis_expiry,
+                                                          ": must be 0.1..86400 seconds"));
+    }
+    if (FLAGS_threads > 1) {
+      return twist::BadUsage("chat_server",
+                             "--threads and --redis cannot be combined yet: use --workers=N "
+                             "for more cores");
+    }
   }
   twist::ChatOptions options;
   options.max_line = static_cast<size_t>(FLAGS_max_line);
   // --threads=1: one reactor's room, as ever. --threads=N: one room over
   // the pool's reactors, a ChatFactory per reactor (protocols/chat.h).
   twist::ChatFactory factory(options);
+  // --redis: the room's link to the other servers, one per process (each
+  // --workers worker makes its own, with its own server id, once it has its
+  // reactor). It leaves the room before the server stops and goes with the
+  // reactor's "after shutdown", while the reactor still exists.
+  std::unique_ptr<twist::ChatRedisLink> link;
+  twist::WrapFactory wrap = nullptr;
+  if (shared) {
+    wrap = [&](twist::Reactor* reactor, twist::Factory* served) -> twist::Factory* {
+      twist::ChatRedisOptions link_options;
+      link_options.redis = redis;
+      link_options.expiry = absl::Seconds(FLAGS_redis_expiry);
+      link_options.log = [where = redis.describe()](absl::string_view what) {
+        fprintf(stderr, "chat_server: redis at %s %.*s\n", where.c_str(),
+                static_cast<int>(what.size()), what.data());
+      };
+      link = std::make_unique<twist::ChatRedisLink>(reactor, &factory, std::move(link_options));
+      reactor->callWhenRunning([&link] { link->start(); });
+      reactor->addSystemEventTrigger(twist::EventPhase::kBefore, "shutdown",
+                                     [&link] { return link->leaveRoom(); });
+      reactor->addSystemEventTrigger(twist::EventPhase::kAfter, "shutdown",
+                                     [&link] { link.reset(); });
+      return served;
+    };
+  }
   std::unique_ptr<twist::ChatPoolFactory> pooled;  // outlives the pool
-  return twist::ServeForever("chat_server", &factory, nullptr, [&](twist::ReactorPool* pool) {
+  return twist::ServeForever("chat_server", &factory, std::move(wrap),
+                             [&](twist::ReactorPool* pool) {
     pooled = std::make_unique<twist::ChatPoolFactory>(pool, options);
     return pooled.get();
   });

@@ -278,6 +278,86 @@ bool ChatFactory::rename(const std::string& old_name, absl::string_view new_name
 void ChatFactory::release(const std::string& name) {
   users_.erase(name);
   if (room_ != nullptr) room_->release(name);
+  if (link_ != nullptr) link_->release(name);
+}
+
+std::vector<std::string> ChatFactory::localNames() const {
+  std::vector<std::string> out;
+  out.reserve(users_.size());
+  for (const auto& [name, user] : users_) out.push_back(name);
+  return out;
+}
+
+void ChatFactory::evict(absl::string_view name, absl::string_view why) {
+  Chat* u = user(name);
+  if (u == nullptr || u->state_ != Chat::State::kChatting) return;
+  u->state_ = Chat::State::kGone;
+  stopWaiting(u);
+  paused_.erase(u);
+  users_.erase(u->name_);
+  broadcastLocal(u, absl::StrCat("* ", u->name_, " has left"));
+  u->sendFinal(why);
+  u->clearLineBuffer();
+  u->transport()->loseConnection();
+}
+
+void ChatFactory::stopWaiting(Chat* user) {
+  if (user->ticket_ == 0) return;
+  waiting_.erase(user->ticket_);
+  user->ticket_ = 0;
+}
+
+void ChatFactory::askLink(Chat* user, std::string name, bool rename) {
+  const uint64_t ticket = next_ticket_++;
+  waiting_.emplace(ticket, user);
+  user->ticket_ = ticket;
+  // Its next lines wait for the answer, so that they see the name decided.
+  user->pauseProducing();
+  auto done = [this, ticket, name, rename](absl::StatusOr<bool> got) {
+    auto it = waiting_.find(ticket);
+    if (it == waiting_.end()) {
+      // The user left meanwhile: give back what it was given.
+      if (got.ok() && *got && link_ != nullptr && !users_.contains(name)) link_->release(name);
+      return;
+    }
+    Chat* u = it->second;
+    waiting_.erase(it);
+    u->ticket_ = 0;
+    // Not answered (the link went down): decided here, as while it is down.
+    const bool ok = !users_.contains(name) && (!got.ok() || *got);
+    if (ok) {
+      if (rename) users_.erase(u->name_);
+      users_.emplace(name, u);
+    }
+    u->named(name, ok, rename);
+    u->resumeProducing();
+  };
+  if (rename) {
+    link_->rename(user->name_, name, std::move(done));
+  } else {
+    link_->claim(name, std::move(done));
+  }
+}
+
+void ChatFactory::whoThroughLink(Chat* user) {
+  const uint64_t ticket = next_ticket_++;
+  waiting_.emplace(ticket, user);
+  user->ticket_ = ticket;
+  user->pauseProducing();
+  link_->names([this, ticket](absl::StatusOr<std::vector<std::string>> got) {
+    auto it = waiting_.find(ticket);
+    if (it == waiting_.end()) return;
+    Chat* u = it->second;
+    waiting_.erase(it);
+    u->ticket_ = 0;
+    // This server's users are listed even if the link's view lags behind.
+    std::vector<std::string> all = localNames();
+    if (got.ok()) all.insert(all.end(), got->begin(), got->end());
+    std::sort(all.begin(), all.end());
+    all.erase(std::unique(all.begin(), all.end()), all.end());
+    u->send(absl::StrCat("Online: ", absl::StrJoin(all, ", ")));
+    u->resumeProducing();
+  });
 }
 
 void ChatFactory::lineDropped() {
@@ -287,6 +367,7 @@ void ChatFactory::lineDropped() {
 
 void ChatFactory::broadcast(Chat* except, absl::string_view line) {
   broadcastLocal(except, line);
+  if (link_ != nullptr) link_->publish(line);
   if (room_ != nullptr && postToOthers(line) && except != nullptr &&
       except->state_ == Chat::State::kChatting) {
     // An inbox elsewhere is full: read no more from this sender until it
@@ -479,16 +560,29 @@ void Chat::chooseName(absl::string_view name) {
     send(kNameInvalid);
     return;
   }
-  if (!room_->claim(name, this)) {
+  if (room_->link_ != nullptr && room_->link_->up() && !room_->users_.contains(name)) {
+    room_->askLink(this, std::string(name), /*rename=*/false);  // answers with named()
+    return;
+  }
+  named(std::string(name), room_->claim(name, this), /*rename=*/false);
+}
+
+void Chat::named(const std::string& name, bool ok, bool rename) {
+  if (!ok) {
     send(kNameTaken);
     return;
   }
-  name_ = std::string(name);
+  if (rename) {
+    renamed(name);
+    return;
+  }
+  name_ = name;
   state_ = State::kChatting;
   // The others are told first, so that by the time this user reads its
   // welcome, its join is on its way to every reactor.
   room_->broadcast(this, absl::StrCat("* ", name_, " has joined"));
   send(absl::StrCat("Welcome, ", name_, "!"));
+  if (room_->link_ != nullptr && !room_->link_->up()) send(kChatOthersAway);
 }
 
 void Chat::chat(absl::string_view line) {
@@ -512,6 +606,10 @@ void Chat::command(absl::string_view verb, absl::string_view arg) {
     clearLineBuffer();  // nothing the client sent after /quit counts
     transport()->loseConnection();
   } else if (verb == "/who") {
+    if (room_->link_ != nullptr && room_->link_->up()) {
+      room_->whoThroughLink(this);
+      return;
+    }
     send(absl::StrCat("Online: ", absl::StrJoin(room_->names(), ", ")));
   } else if (verb == "/me") {
     room_->broadcast(this, arg.empty() ? absl::StrCat("* ", name_)
@@ -533,16 +631,25 @@ void Chat::rename(absl::string_view name) {
     send(absl::StrCat("You are now ", name_, "."));
     return;
   }
+  if (room_->link_ != nullptr && room_->link_->up() && !room_->users_.contains(name)) {
+    room_->askLink(this, std::string(name), /*rename=*/true);  // answers with named()
+    return;
+  }
   if (!room_->rename(name_, name, this)) {
     send(kNameTaken);
     return;
   }
-  std::string old = std::exchange(name_, std::string(name));
+  renamed(std::string(name));
+}
+
+void Chat::renamed(std::string name) {
+  std::string old = std::exchange(name_, std::move(name));
   send(absl::StrCat("You are now ", name_, "."));
   room_->broadcast(this, absl::StrCat("* ", old, " is now ", name_));
 }
 
 void Chat::leave() {
+  room_->stopWaiting(this);
   const bool was_chatting = state_ == State::kChatting;
   state_ = State::kGone;
   if (!was_chatting) return;

@@ -33,7 +33,9 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "framework/address.h"
 #include "framework/protocol.h"
@@ -73,6 +75,40 @@ struct ChatOptions {
 };
 
 class ChatRoom;
+
+/// What the users of a server sharing its room through a ChatLink are told
+/// when the other servers become unreachable (and, joining meanwhile,
+/// after their welcome), and when they are back; once each per change.
+inline constexpr absl::string_view kChatOthersAway =
+    "* Other servers are unreachable; only users on this server see what you say.";
+inline constexpr absl::string_view kChatOthersBack = "* Other servers are reachable again.";
+
+/// The rest of a room that lives outside this process, as a ChatFactory of
+/// a room of its own sees it: other chat servers sharing the room through
+/// Redis (ChatRedisLink, protocols/chat_redis.h). Every call is made on the
+/// factory's reactor thread. Each `done` is called exactly once, later or
+/// at once; an error means the others could not be asked, and the factory
+/// decides alone (its own users only).
+class ChatLink {
+ public:
+  virtual ~ChatLink() = default;
+  /// Whether the others can be reached now. While not, the factory decides
+  /// names alone and lines stay on this server.
+  virtual bool up() const = 0;
+  /// A line said here (already formatted: "<alice> hi", "* bob has left"),
+  /// for every user elsewhere; this server's users got it directly.
+  virtual void publish(absl::string_view line) = 0;
+  /// Claims `name` for a user here: true if it was free everywhere.
+  virtual void claim(absl::string_view name,
+                     absl::AnyInvocable<void(absl::StatusOr<bool>)> done) = 0;
+  /// Moves a user here from `old_name` to `new_name`: true if it was free.
+  virtual void rename(absl::string_view old_name, absl::string_view new_name,
+                      absl::AnyInvocable<void(absl::StatusOr<bool>)> done) = 0;
+  /// Frees a name a user here held.
+  virtual void release(absl::string_view name) = 0;
+  /// The names of the users everywhere (unsorted, may repeat this server's).
+  virtual void names(absl::AnyInvocable<void(absl::StatusOr<std::vector<std::string>>)> done) = 0;
+};
 
 /// The chat room of one reactor: builds a Chat per connection and keeps the
 /// users connected through that reactor. It must outlive the ports using it
@@ -122,6 +158,24 @@ class ChatFactory : public Factory {
   /// The shared room; nullptr for a room of its own.
   const std::shared_ptr<ChatRoom>& room() const { return room_; }
 
+  /// Shares this room of its own (ChatFactory(options), no ChatRoom) with
+  /// other servers through `link` (nullptr: none, as by default), which
+  /// must call setLink(nullptr) before it goes. Names are then claimed
+  /// through the link (the user is not read until it answers), lines are
+  /// published to it, /who asks it, and lines from it reach the users here
+  /// through deliverFromLink().
+  void setLink(ChatLink* link) { link_ = link; }
+  ChatLink* link() const { return link_; }
+  /// A line from elsewhere (another server's user, or the link's own
+  /// notice): to every user chatting here.
+  void deliverFromLink(absl::string_view line) { broadcastLocal(nullptr, line); }
+  /// The names of the users chatting here, unsorted.
+  std::vector<std::string> localNames() const;
+  /// The link lost the name of the user here called `name` to a user
+  /// elsewhere: that user is sent `why` and disconnected; the others here
+  /// see "* NAME has left" (the others elsewhere never knew this one).
+  void evict(absl::string_view name, absl::string_view why);
+
   /// Whether `name` is acceptable: not empty, at most max_name bytes, valid
   /// UTF-8, no ASCII space and no control characters (C0, DEL, C1), does not
   /// start with '/'.
@@ -154,6 +208,13 @@ class ChatFactory : public Factory {
   void resumePaused();
   /// Counts a line a slow reader missed.
   void lineDropped();
+  /// With a link: claims `name` (or renames `user` to it, when `rename`)
+  /// through it, not reading `user` until it answers.
+  void askLink(Chat* user, std::string name, bool rename);
+  /// With a link: /who through it.
+  void whoThroughLink(Chat* user);
+  /// Takes `user` off the users waiting for the link (it is going).
+  void stopWaiting(Chat* user);
 
   ChatOptions options_;
   // This reactor's chatting users; in a room of its own, the room's names.
@@ -167,6 +228,11 @@ class ChatFactory : public Factory {
   uint64_t others_version_ = 0;
   // Users not read until a full inbox elsewhere has drained.
   absl::flat_hash_set<Chat*> paused_;
+  // Servers elsewhere (null: none), and the users here waiting for its
+  // answer, by ticket: an answer for a user who left finds nobody.
+  ChatLink* link_ = nullptr;
+  absl::flat_hash_map<uint64_t, Chat*> waiting_;
+  uint64_t next_ticket_ = 1;
 };
 
 /// The part of a chat room that several reactors share (each through its
@@ -268,6 +334,9 @@ class Chat : public LineReceiver {
   enum class State { kNaming, kChatting, kGone };
 
   void chooseName(absl::string_view name);
+  // The link's answer to a claim (or rename) of `name`.
+  void named(const std::string& name, bool ok, bool rename);
+  void renamed(std::string name);
   void chat(absl::string_view line);
   void command(absl::string_view verb, absl::string_view arg);
   void rename(absl::string_view name);
@@ -283,6 +352,8 @@ class Chat : public LineReceiver {
   std::string name_;
   State state_ = State::kNaming;
   uint64_t dropped_lines_ = 0;
+  // Waiting for the link's answer (ChatFactory::waiting_), else 0.
+  uint64_t ticket_ = 0;
   // A shared room: the first line posted to this reactor's inbox after this
   // user began to join (ChatFactory::claim); earlier ones are not for it.
   uint64_t joined_seq_ = 0;

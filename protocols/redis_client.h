@@ -120,6 +120,10 @@ class RedisClient {
   /// A connection is ready now.
   bool ready() const { return protocol_ != nullptr && protocol_->ready(); }
   size_t queued() const { return queue_.size() + waiters_.size(); }
+  /// Commands sent on the ready connection and not answered yet (0 when
+  /// none is ready): what a caller bounds to keep a slow server from
+  /// making it buffer without bound.
+  size_t inFlight() const { return protocol_ != nullptr ? protocol_->inFlight() : 0; }
   /// Connections that became ready so far.
   int connections() const { return connections_; }
   const absl::flat_hash_set<std::string>& channels() const { return channels_; }

@@ -386,8 +386,8 @@ TEST(WorkersTest, ChatServerRefusesWorkers) {
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 2) << *status;
   EXPECT_EQ(p->out(), "");
   EXPECT_EQ(p->err(),
-            "chat_server: --workers=2: chat cannot share its users across processes (until "
-            "the Redis issue): serve it in one process\n");
+            "chat_server: --workers=2: chat cannot share its users across processes without "
+            "--redis: serve it in one process, or give --redis\n");
 }
 
 TEST(WorkersTest, OneWorkerIsTheSingleProcess) {
