@@ -257,6 +257,19 @@ int ServeForever(absl::string_view program, Factory* factory, WrapFactory wrap,
   if (FLAGS_workers > 1 && FLAGS_threads > 1) {
     return BadUsage(program, "--threads and --workers cannot be combined yet: use one or the other");
   }
+  if (FLAGS_workers > 1 || FLAGS_threads > 1) {
+    // Both serve the sockets with the plain factory (the workers adopt the
+    // bare listening socket, the pool listens with listenTCP): an ssl:
+    // endpoint would answer a TLS client in plain text. Refused until they
+    // wrap it.
+    for (const ServerEndpointSpec& spec : *specs) {
+      if (spec.type == ServerEndpointSpec::Type::kSsl) {
+        return BadUsage(program, absl::StrCat(FLAGS_workers > 1 ? "--workers" : "--threads",
+                                              " cannot serve TLS (ssl:, --tls_cert) yet: use "
+                                              "one process and one reactor"));
+      }
+    }
+  }
   if (FLAGS_workers > 1) return ServeWithWorkers(program, *std::move(specs), factory, std::move(wrap));
   if (FLAGS_threads > 1) {
     return ServeOnPool(program, factory, wrap != nullptr, *std::move(specs),

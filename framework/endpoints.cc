@@ -276,6 +276,8 @@ TlsMakers& Tls() {
 
 }  // namespace
 
+bool TlsEndpointsAvailable() { return Tls().server != nullptr; }
+
 void endpoints_internal::SetTlsEndpointMakers(TlsServerMaker server, TlsClientMaker client) {
   Tls().server = server;
   Tls().client = client;
