@@ -1,6 +1,7 @@
 // The example servers' TLS options from outside (issue 16): --tls_cert and
-// --tls_key on echo_server and chat_server, and what they refuse; and the
-// bench's OpenSSL baseline, which must echo too.
+// --tls_key on echo_server, chat_server and hello_http, and what they
+// refuse; HTTPS from hello_http to curl and Python's http.client, keep-alive
+// included; and the bench's OpenSSL baseline, which must echo too.
 
 #include <signal.h>
 #include <stdio.h>
@@ -155,6 +156,92 @@ TEST(TlsFlagsTest, BadCombinationsAreOneLineAndExitTwo) {
     EXPECT_TRUE(absl::StartsWith(lines[0], name + ": ")) << lines[0];
     EXPECT_TRUE(absl::StrContains(lines[0], c.says)) << lines[0];
   }
+}
+
+// ---- HTTPS from hello_http ---------------------------------------------------------
+
+TEST(HttpsTest, CurlGetsHelloTwiceOverOneConnection) {
+  for (bool flags : {true, false}) {
+    SCOPED_TRACE(flags ? "--tls_cert/--tls_key" : "--listen=ssl:");
+    std::vector<std::string> args = TlsFlags();
+    if (!flags) {
+      args = {"--listen=ssl:0:interface=127.0.0.1:privateKey=" + Certs().key("server") +
+              ":certKey=" + Certs().pem("server")};
+    }
+    absl::StatusOr<Subprocess> p =
+        Subprocess::Start(testing::RunfilePath("examples/hello_http"),
+                          flags ? std::vector<std::string>{args[0], args[1], "--port=0"} : args);
+    ASSERT_TRUE(p.ok()) << p.status();
+    absl::StatusOr<std::string> line = p->ReadStdoutLine(absl::Seconds(20));
+    ASSERT_TRUE(line.ok()) << line.status();
+    absl::string_view where = *line;
+    ASSERT_TRUE(absl::ConsumePrefix(&where, "listening on ")) << *line;
+    absl::StatusOr<Address> a = testing::ParseListening(where);
+    ASSERT_TRUE(a.ok());
+    const std::string url = absl::StrCat("https://localhost:", a->port(), "/");
+    // Two URLs in one curl: the second reuses the first's connection
+    // (num_connects 0) when keep-alive works through TLS.
+    Outcome r = RunToEnd("/usr/bin/curl",
+                    {"-sS", "--cacert", Certs().pem("ca"), "-w", " %{http_code} %{num_connects}\n",
+                     url, url + "again"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "Hello, World 200 1\nHello, World 200 0\n") << r.err;
+    // Without the CA, curl refuses the certificate: it is really TLS.
+    Outcome untrusted = RunToEnd("/usr/bin/curl", {"-sS", url});
+    EXPECT_NE(untrusted.status, 0) << untrusted.out;
+    p->Signal(SIGTERM);
+    absl::StatusOr<int> status = p->Wait(absl::Seconds(20));
+    ASSERT_TRUE(status.ok());
+    EXPECT_EQ(*status, 0) << p->err();
+  }
+}
+
+// http.client over ssl: three requests on one keep-alive connection, then a
+// file of 3 MiB (File's producer, through the TLS layer), byte-exact.
+constexpr char kPythonHttps[] = R"(
+import http.client, os, ssl, sys
+port, ca, big = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+ctx = ssl.create_default_context(cafile=ca)
+c = http.client.HTTPSConnection("localhost", port, context=ctx, timeout=20)
+socks = set()
+for path in ("/small.txt", "/small.txt", "/big.bin"):
+    c.request("GET", path)
+    r = c.getresponse()
+    body = r.read()
+    socks.add(id(c.sock))
+    want = open(os.path.join(os.path.dirname(big), path[1:]), "rb").read()
+    assert r.status == 200, r.status
+    assert body == want, "%s: %d bytes, want %d" % (path, len(body), len(want))
+    print(path, r.status, len(body), r.getheader("Connection") or "keep-alive")
+print("connections", len(socks), c.sock.version())
+c.close()
+)";
+
+TEST(HttpsTest, PythonHttpClientKeepsTheConnectionAndGetsFilesWhole) {
+  testing::SocketDir dir;
+  const std::string big = dir.path("big.bin");
+  {
+    std::string data(3 << 20, '\0');
+    for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>((i * 7919) >> 3);
+    FILE* f = fopen(big.c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    ASSERT_EQ(fwrite(data.data(), 1, data.size(), f), data.size());
+    fclose(f);
+    f = fopen(dir.path("small.txt").c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    fputs("small\n", f);
+    fclose(f);
+  }
+  std::vector<std::string> args = TlsFlags();
+  args.push_back("--root=" + big.substr(0, big.rfind('/')));
+  ServerProgram s = Start("examples/hello_http", args);
+  Outcome r = RunToEnd("/usr/bin/python3",
+                  {"-c", kPythonHttps, absl::StrCat(s.address.port()), Certs().pem("ca"), big});
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_EQ(r.out,
+            "/small.txt 200 6 keep-alive\n/small.txt 200 6 keep-alive\n"
+            "/big.bin 200 3145728 keep-alive\nconnections 1 TLSv1.3\n")
+      << r.err;
 }
 
 // ---- The bench's baseline -------------------------------------------------------
