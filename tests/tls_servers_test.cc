@@ -1,7 +1,8 @@
 // The example servers' TLS options from outside (issue 16): --tls_cert and
 // --tls_key on echo_server, chat_server and hello_http, and what they
 // refuse; HTTPS from hello_http to curl and Python's http.client, keep-alive
-// included; and the bench's OpenSSL baseline, which must echo too.
+// included; the close_notify every TLS client gets when the server is told
+// to stop; and the bench's OpenSSL baseline, which must echo too.
 
 #include <signal.h>
 #include <stdio.h>
@@ -242,6 +243,61 @@ TEST(HttpsTest, PythonHttpClientKeepsTheConnectionAndGetsFilesWhole) {
             "/small.txt 200 6 keep-alive\n/small.txt 200 6 keep-alive\n"
             "/big.bin 200 3145728 keep-alive\nconnections 1 TLSv1.3\n")
       << r.err;
+}
+
+// ---- close_notify when the server stops ------------------------------------------
+
+// Three Python ssl clients, each answered once (an echo, or an HTTP
+// response), then told apart by how their connection ends: "close_notify"
+// (recv returns b'' on the peer's close_notify) or "truncated" (the TCP
+// stream ended without one). Debian's Python sets OP_IGNORE_UNEXPECTED_EOF
+// by default, which makes a bare end look like close_notify: cleared here.
+constexpr char kPythonWaitsForTheEnd[] = R"(
+import socket, ssl, sys
+port, ca, http = int(sys.argv[1]), sys.argv[2], sys.argv[3] == "http"
+ctx = ssl.create_default_context(cafile=ca)
+ctx.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF
+conns = []
+for i in range(3):
+    raw = socket.create_connection(("127.0.0.1", port), timeout=20)
+    s = ctx.wrap_socket(raw, server_hostname="localhost", suppress_ragged_eofs=False)
+    s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n" if http else b"x")
+    want, got = (b"Hello, World", b"") if http else (b"x", b"")
+    while not got.endswith(want):
+        got += s.recv(1000)
+    conns.append(s)
+print("ready", flush=True)
+for s in conns:
+    try:
+        data = s.recv(100)
+        print("close_notify" if data == b"" else "data %r" % data)
+    except (ssl.SSLEOFError, ssl.SSLError) as e:
+        print("truncated" if "EOF" in str(e) else "error %s" % e)
+    except Exception as e:
+        print("error", type(e).__name__, e)
+)";
+
+TEST(TlsShutdownTest, EveryClientGetsCloseNotifyBeforeTheFin) {
+  for (const char* program : {"examples/echo_server", "examples/hello_http"}) {
+    SCOPED_TRACE(program);
+    ServerProgram s = Start(program, TlsFlags());
+    absl::StatusOr<Subprocess> client = Subprocess::Start(
+        "/usr/bin/python3",
+        {"-c", kPythonWaitsForTheEnd, absl::StrCat(s.address.port()), Certs().pem("ca"),
+         absl::StrContains(program, "http") ? "http" : "echo"});
+    ASSERT_TRUE(client.ok()) << client.status();
+    absl::StatusOr<std::string> ready = client->ReadStdoutLine(absl::Seconds(20));
+    ASSERT_TRUE(ready.ok()) << ready.status() << client->err();
+    ASSERT_EQ(*ready, "ready");
+    s.process.Signal(SIGTERM);
+    absl::StatusOr<int> server_status = s.process.Wait(absl::Seconds(20));
+    ASSERT_TRUE(server_status.ok());
+    EXPECT_EQ(*server_status, 0) << s.process.err();
+    absl::StatusOr<int> client_status = client->Wait(absl::Seconds(20));
+    ASSERT_TRUE(client_status.ok());
+    EXPECT_EQ(*client_status, 0) << client->err();
+    EXPECT_EQ(client->out(), "close_notify\nclose_notify\nclose_notify\n") << client->err();
+  }
 }
 
 // ---- The bench's baseline -------------------------------------------------------
