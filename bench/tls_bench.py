@@ -1,26 +1,44 @@
 #!/usr/bin/env python3
-"""TLS against plain TCP, on the same echo_server and echo_client.
+"""TLS: twist's TLS echo against plain TCP and against a baseline on OpenSSL.
 
 Makes a throwaway CA and server certificate (EC P-256) with the openssl CLI,
-then for tcp: and ssl: endpoints of bazel-bin/examples/echo_server measures
+then measures bazel-bin/examples/echo_server on tcp: and ssl: endpoints and
+bazel-bin/bench/baseline_tls_echo_server (the same epoll loop as
+bench/baseline_echo_server, written directly on OpenSSL, with twist's
+TlsContext settings). The client is always bazel-bin/examples/echo_client
+(TLS 1.3, a new connection and a full handshake each time: neither side
+resumes sessions).
 
-  - memory per idle held connection: growth of the server's VmRSS over
-    --held connections (Python clients that each echo one byte, TLS 1.3),
-    divided by their number;
-  - handshakes per second: echo_client --connections=--handshakes with one
-    16-byte message each (connect, handshake, echo), on one client process;
-  - bulk echo throughput: echo_client with 8 connections of 64 KiB messages.
+--parts picks what runs (all by default):
 
-The median of --rounds rounds, each with a fresh server. Client and server
-share the machine, so the rates are the pair's, not the server's alone.
+  memory    memory per idle held connection: growth of the server's VmRSS
+            over --held connections (Python clients that each echo one
+            byte), divided by their number; tcp, tls and the baseline.
+  rates     tcp against tls on echo_server, unpinned, the median of --rounds
+            (each with a fresh server): connections (handshakes) per second
+            and bulk echo MB/s.
+  compare   twist's ssl: echo_server against the baseline, server pinned to
+            core 1 and client to core 0 (taskset), alternating who goes
+            first each round: bulk echo MB/s (8 connections, 64 KiB
+            messages) and full handshakes per second (--handshakes
+            connections, one 16-byte echo each), and the server's own CPU
+            time per MB and per handshake (/proc/PID/schedstat), which a
+            loaded machine disturbs less than seconds; the ratio twist /
+            baseline per round, and the medians.
+  callgrind the servers' user-space instructions per handshake and per MB
+            echoed, under valgrind's callgrind: two runs of different sizes,
+            difference over difference, so start-up and shutdown cancel out.
+            Repeatable where seconds are not.
 
-  ./tools/bazel build //examples:echo_server //examples:echo_client
-  python3 bench/tls_bench.py [--rounds=3] [--held=2000] [--handshakes=2000]
+  ./tools/bazel build //examples:echo_server //examples:echo_client \\
+      //bench:baseline_tls_echo_server
+  python3 bench/tls_bench.py [--rounds=5] [--parts=compare,callgrind]
 """
 
 import argparse
 import os
 import re
+import signal
 import socket
 import ssl
 import statistics
@@ -28,9 +46,12 @@ import subprocess
 import sys
 import tempfile
 
-from run import ROOT, raise_fd_limit, rss_per_held_connection
+from run import ROOT, proc_cpu_ns, raise_fd_limit, rss_per_held_connection
 
-BIN = os.path.join(ROOT, "bazel-bin", "examples")
+BIN = os.path.join(ROOT, "bazel-bin")
+ECHO_SERVER = os.path.join(BIN, "examples", "echo_server")
+ECHO_CLIENT = os.path.join(BIN, "examples", "echo_client")
+BASELINE = os.path.join(BIN, "bench", "baseline_tls_echo_server")
 
 
 def make_certs(d):
@@ -45,17 +66,59 @@ def make_certs(d):
         "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext")
 
 
-def start_server(listen):
-    proc = subprocess.Popen([os.path.join(BIN, "echo_server"), "--listen=" + listen],
-                            stdout=subprocess.PIPE, text=True)
-    m = re.match(r"listening on (.*):(\d+)$", proc.stdout.readline().strip())
+class Servers:
+    """The argv of each server measured, given the certificates in d."""
+
+    def __init__(self, d):
+        key, cert = os.path.join(d, "server.key"), os.path.join(d, "server.pem")
+        self.ca = os.path.join(d, "ca.pem")
+        self.argv = {
+            "tcp": [ECHO_SERVER, "--listen=tcp:0:interface=127.0.0.1"],
+            "twist": [ECHO_SERVER, "--listen=ssl:0:interface=127.0.0.1:privateKey=%s:certKey=%s"
+                      % (key, cert)],
+            "baseline": [BASELINE, "--port=0", "--tls_cert=" + cert, "--tls_key=" + key],
+        }
+
+    def connect(self, name, port):
+        if name == "tcp":
+            return "--connect=tcp:host=127.0.0.1:port=%d" % port
+        return "--connect=tls:host=localhost:port=%d:caCertsFile=%s" % (port, self.ca)
+
+
+def start(argv, prefix=(), stderr=None):
+    proc = subprocess.Popen([*prefix, *argv], stdout=subprocess.PIPE, stderr=stderr, text=True)
+    line = proc.stdout.readline().strip()
+    m = re.match(r"listening on (.*):(\d+)$", line)
     if not m:
-        sys.exit("tls_bench: the server did not say where it listens")
+        proc.kill()
+        sys.exit("tls_bench: %s said %r, not where it listens" % (argv[0], line))
     return proc, int(m.group(2))
 
 
-def held_bytes(listen, tls_ctx, n):
-    proc, port = start_server(listen)
+def stop(proc):
+    proc.send_signal(signal.SIGTERM)
+    return proc.communicate(timeout=300)
+
+
+def echo_client(connect, args, prefix=()):
+    out = subprocess.run([*prefix, ECHO_CLIENT, connect, "--timeout=120", *args],
+                         capture_output=True, text=True, timeout=900)
+    m = re.search(r"messages=(\d+) bytes=(\d+) errors=(\d+) seconds=([\d.]+)", out.stdout)
+    if out.returncode != 0 or not m or m.group(3) != "0":
+        sys.exit("tls_bench: echo_client failed: " + out.stdout + out.stderr)
+    return int(m.group(1)), int(m.group(2)), float(m.group(4))
+
+
+BULK = ["--connections=8", "--messages=400", "--size=65536"]
+
+
+def handshake_args(n):
+    return ["--connections=%d" % n, "--messages=1", "--size=16"]
+
+
+def held_bytes(servers, name, n):
+    tls_ctx = None if name == "tcp" else ssl.create_default_context(cafile=servers.ca)
+    proc, port = start(servers.argv[name])
     try:
         def connect():
             s = socket.create_connection(("127.0.0.1", port))
@@ -67,59 +130,141 @@ def held_bytes(listen, tls_ctx, n):
             return s
         return rss_per_held_connection(proc.pid, connect, n)
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        stop(proc)
 
 
-def client_run(listen, connect, args):
-    proc, port = start_server(listen)
+def measured(servers, name, args, pin):
+    """(messages, bytes, seconds, server CPU seconds) of one echo_client run
+    against a fresh server."""
+    proc, port = start(servers.argv[name], ["taskset", "-c", "1"] if pin else [])
     try:
-        out = subprocess.run([os.path.join(BIN, "echo_client"), connect % port, *args],
-                             capture_output=True, text=True, timeout=300)
-        m = re.search(r"messages=(\d+) bytes=(\d+) errors=(\d+) seconds=([\d.]+)", out.stdout)
-        if out.returncode != 0 or not m or m.group(3) != "0":
-            sys.exit("tls_bench: echo_client failed: " + out.stdout + out.stderr)
-        return int(m.group(1)), int(m.group(2)), float(m.group(4))
+        before = proc_cpu_ns(proc.pid)
+        n, nbytes, secs = echo_client(servers.connect(name, port), args,
+                                      ["taskset", "-c", "0"] if pin else [])
+        cpu = (proc_cpu_ns(proc.pid) - before) / 1e9
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        stop(proc)
+    return n, nbytes, secs, cpu
+
+
+def callgrind_total(servers, name, args):
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "callgrind.out")
+        proc, port = start(servers.argv[name],
+                           ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out],
+                           stderr=subprocess.PIPE)
+        try:
+            echo_client(servers.connect(name, port), args)
+        finally:
+            _, err = stop(proc)
+        total = re.search(r"Collected : (\d+)", err)
+        if not total:
+            sys.exit("tls_bench: no callgrind total in: " + err[-500:])
+        return int(total.group(1))
+
+
+def per_unit(servers, name, small_args, large_args, units):
+    """Instructions per unit: (large run - small run) / (units between them)."""
+    return (callgrind_total(servers, name, large_args) -
+            callgrind_total(servers, name, small_args)) / units
+
+
+def load_average():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--held", type=int, default=2000)
-    p.add_argument("--handshakes", type=int, default=2000)
+    p.add_argument("--handshakes", type=int, default=1000)
+    p.add_argument("--parts", default="memory,rates,compare,callgrind")
+    p.add_argument("--no_pin", action="store_true", help="do not taskset (one core)")
     a = p.parse_args()
+    parts = set(a.parts.split(","))
+    for f in (ECHO_SERVER, ECHO_CLIENT, BASELINE):
+        if not os.access(f, os.X_OK):
+            sys.exit("tls_bench: %s is missing: build it first (see --help)" % f)
     raise_fd_limit(a.held + a.handshakes + 500)
+    print("load average at the start: %s" % load_average())
     with tempfile.TemporaryDirectory() as d:
         make_certs(d)
-        ca = os.path.join(d, "ca.pem")
-        ssl_listen = "ssl:0:interface=127.0.0.1:privateKey=%s:certKey=%s" % (
-            os.path.join(d, "server.key"), os.path.join(d, "server.pem"))
-        modes = {
-            "tcp": ("tcp:0:interface=127.0.0.1", None, "--connect=tcp:host=127.0.0.1:port=%d"),
-            "tls": (ssl_listen, ssl.create_default_context(cafile=ca),
-                    "--connect=tls:host=localhost:port=%d:caCertsFile=" + ca),
-        }
-        results = {}
-        for name, (listen, ctx, connect) in modes.items():
-            held, hs, bulk = [], [], []
-            for _ in range(a.rounds):
-                held.append(held_bytes(listen, ctx, a.held))
-                n, _, secs = client_run(listen, connect, [
-                    "--connections=%d" % a.handshakes, "--messages=1", "--size=16"])
-                hs.append(n / secs)
-                _, nbytes, secs = client_run(listen, connect, [
-                    "--connections=8", "--messages=400", "--size=65536"])
-                bulk.append(nbytes / secs / 1e6)
-            results[name] = (statistics.median(held), statistics.median(hs),
-                             statistics.median(bulk))
-        print("| endpoint | memory per idle held connection | connections (handshakes) per s "
-              "| bulk echo MB/s (8 conns, 64 KiB messages) |")
-        print("|---|---|---|---|")
-        for name, (held, hs, bulk) in results.items():
-            print("| %s | %.0f B | %.0f | %.0f |" % (name, held, hs, bulk))
+        servers = Servers(d)
+
+        if "memory" in parts:
+            print("\n| server | memory per idle held connection |")
+            print("|---|---|")
+            for name, title in (("tcp", "echo_server tcp:"), ("twist", "echo_server ssl:"),
+                                ("baseline", "baseline_tls_echo_server")):
+                print("| %s | %.0f B |" % (title, held_bytes(servers, name, a.held)),
+                      flush=True)
+
+        if "rates" in parts:
+            print("\n| echo_server endpoint | connections (handshakes) per s "
+                  "| bulk echo MB/s (8 conns, 64 KiB messages) |")
+            print("|---|---|---|")
+            for name in ("tcp", "twist"):
+                hs, bulk = [], []
+                for _ in range(a.rounds):
+                    n, _, secs, _ = measured(servers, name, handshake_args(a.handshakes), False)
+                    hs.append(n / secs)
+                    _, nbytes, secs, _ = measured(servers, name, BULK, False)
+                    bulk.append(nbytes / secs / 1e6)
+                print("| %s | %.0f | %.0f |" % ("tcp:" if name == "tcp" else "ssl:",
+                                                statistics.median(hs),
+                                                statistics.median(bulk)), flush=True)
+
+        if "compare" in parts:
+            pin = not a.no_pin
+            print("\ntwist (echo_server ssl:) against baseline_tls_echo_server, %s, "
+                  "%d rounds:" % ("server on core 1, client on core 0" if pin else "unpinned",
+                                  a.rounds))
+            print("| round | first | bulk MB/s twist / baseline (ratio) "
+                  "| handshakes/s twist / baseline (ratio) "
+                  "| server CPU ms per MB twist / baseline "
+                  "| server CPU us per handshake twist / baseline | load average |")
+            print("|---|---|---|---|---|---|---|")
+            figures = {k: [] for k in ("mbs", "hs", "cpu_mb", "cpu_hs", "r_mbs", "r_hs",
+                                       "r_cpu_mb", "r_cpu_hs")}
+            for r in range(a.rounds):
+                order = ("twist", "baseline") if r % 2 == 0 else ("baseline", "twist")
+                got = {}
+                for name in order:
+                    _, nbytes, secs, cpu = measured(servers, name, BULK, pin)
+                    mb = nbytes / 1e6
+                    n, _, hsecs, hcpu = measured(servers, name,
+                                                 handshake_args(a.handshakes), pin)
+                    got[name] = (mb / secs, n / hsecs, cpu * 1e3 / mb, hcpu * 1e6 / n)
+                t, b = got["twist"], got["baseline"]
+                for i, k in enumerate(("mbs", "hs", "cpu_mb", "cpu_hs")):
+                    figures[k].append((t[i], b[i]))
+                    figures["r_" + k].append(t[i] / b[i])
+                print("| %d | %s | %.0f / %.0f (%.2f) | %.0f / %.0f (%.2f) | %.2f / %.2f "
+                      "| %.0f / %.0f | %s |" % (r + 1, order[0], t[0], b[0], t[0] / b[0],
+                                                t[1], b[1], t[1] / b[1], t[2], b[2], t[3],
+                                                b[3], load_average()), flush=True)
+            med = lambda k, i: statistics.median(x[i] for x in figures[k])
+            print("| median | | %.0f / %.0f (%.2f) | %.0f / %.0f (%.2f) | %.2f / %.2f (%.2f) "
+                  "| %.0f / %.0f (%.2f) | |" % (
+                      med("mbs", 0), med("mbs", 1), statistics.median(figures["r_mbs"]),
+                      med("hs", 0), med("hs", 1), statistics.median(figures["r_hs"]),
+                      med("cpu_mb", 0), med("cpu_mb", 1), statistics.median(figures["r_cpu_mb"]),
+                      med("cpu_hs", 0), med("cpu_hs", 1),
+                      statistics.median(figures["r_cpu_hs"])))
+            print("(ratios are medians of the per-round ratios; for CPU per unit, "
+                  "lower is better and twist / baseline > 1 means twist spends more)")
+
+        if "callgrind" in parts:
+            print("\n| server | instructions per handshake | instructions per MB echoed |")
+            print("|---|---|---|")
+            for name, title in (("twist", "echo_server ssl:"),
+                                ("baseline", "baseline_tls_echo_server")):
+                hs = per_unit(servers, name, handshake_args(20), handshake_args(120), 100)
+                mb = per_unit(servers, name, ["--messages=20", "--size=65536"],
+                              ["--messages=120", "--size=65536"], 100 * 65536 / 1e6)
+                print("| %s | %.0f | %.0f |" % (title, hs, mb), flush=True)
+    print("\nload average at the end: %s" % load_average())
 
 
 if __name__ == "__main__":

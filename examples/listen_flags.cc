@@ -2,6 +2,9 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <string>
 #include <vector>
@@ -24,6 +27,11 @@ DEFINE_string(host, "127.0.0.1",
               "Address to listen on, with --port the short form of one endpoint: a "
               "numeric IPv4 or IPv6 address (\"::1\", \"0.0.0.0\").");
 DEFINE_int32(port, 8000, "Port to listen on, 0..65535; 0 picks a free one.");
+DEFINE_string(tls_cert, "",
+              "PEM certificate chain (the server's certificate, then intermediates): with "
+              "--tls_key, serve TLS on --host/--port, as "
+              "--listen=ssl:PORT:interface=HOST:privateKey=KEY:certKey=CERT would.");
+DEFINE_string(tls_key, "", "PEM private key of --tls_cert's certificate.");
 
 namespace twist {
 namespace {
@@ -31,6 +39,41 @@ namespace {
 std::vector<std::string>& Listens() {
   static auto* listens = new std::vector<std::string>;
   return *listens;
+}
+
+bool Given(const char* flag) { return !gflags::GetCommandLineFlagInfoOrDie(flag).is_default; }
+
+// --tls_cert and --tls_key: both or neither, readable, with --host/--port
+// only, in a stream server that links TLS. Returns whether they are given.
+absl::StatusOr<bool> TlsFlags(bool datagram) {
+  const bool cert = Given("tls_cert"), key = Given("tls_key");
+  if (!cert && !key) return false;
+  if (!cert || !key) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        cert ? "--tls_cert needs --tls_key" : "--tls_key needs --tls_cert",
+        ": TLS takes the certificate and its private key"));
+  }
+  if (datagram) {
+    return absl::InvalidArgumentError("--tls_cert/--tls_key: a datagram server has no TLS");
+  }
+  if (!Listens().empty()) {
+    return absl::InvalidArgumentError(
+        "--tls_cert/--tls_key and --listen both say how to listen: name the files in the "
+        "endpoint (--listen=ssl:PORT:privateKey=KEY:certKey=CERT) or use --host/--port");
+  }
+  if (!TlsEndpointsAvailable()) {
+    return absl::InvalidArgumentError(
+        "--tls_cert/--tls_key: this server does not serve TLS (it does not link "
+        "//protocols:tls_endpoints)");
+  }
+  for (const auto& [flag, path] : {std::make_pair("tls_cert", FLAGS_tls_cert),
+                                   std::make_pair("tls_key", FLAGS_tls_key)}) {
+    if (::access(path.c_str(), R_OK) != 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", flag, "=", path, ": cannot read it: ", strerror(errno)));
+    }
+  }
+  return true;
 }
 
 }  // namespace
@@ -77,8 +120,9 @@ absl::StatusOr<std::vector<ServerEndpointSpec>> ListenSpecs(bool datagram) {
         "--listen reached gflags: the program must parse its flags with ParseServerFlags");
   }
   std::vector<ServerEndpointSpec> specs;
-  const bool short_form = !gflags::GetCommandLineFlagInfoOrDie("host").is_default ||
-                          !gflags::GetCommandLineFlagInfoOrDie("port").is_default;
+  const bool short_form = Given("host") || Given("port");
+  absl::StatusOr<bool> tls = TlsFlags(datagram);
+  if (!tls.ok()) return tls.status();
   if (!Listens().empty()) {
     if (short_form) {
       return absl::InvalidArgumentError(
@@ -107,6 +151,11 @@ absl::StatusOr<std::vector<ServerEndpointSpec>> ListenSpecs(bool datagram) {
   spec.type = datagram ? ServerEndpointSpec::Type::kUdp : ServerEndpointSpec::Type::kTcp;
   spec.port = FLAGS_port;
   spec.interface = FLAGS_host;  // a name such as localhost is resolved by listenTCP
+  if (*tls) {
+    spec.type = ServerEndpointSpec::Type::kSsl;
+    spec.cert_key = FLAGS_tls_cert;
+    spec.private_key = FLAGS_tls_key;
+  }
   if (datagram) {
     absl::StatusOr<Address> a = Address::Parse(FLAGS_host, 0);
     if (!a.ok()) return absl::InvalidArgumentError(absl::StrCat("--host: ", a.status().message()));

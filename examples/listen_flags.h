@@ -14,7 +14,10 @@ namespace twist {
 /// The flags every example server shares to say where it listens:
 /// --listen=ENDPOINT, repeatable (--listen=tcp:8000 --listen=unix:/tmp/e.sock),
 /// and --host/--port, the short form of one endpoint (tcp, or udp for a
-/// datagram server). Bad usage is one line on stderr and exit 2.
+/// datagram server); with --tls_cert=CERT.pem --tls_key=KEY.pem that
+/// endpoint is TLS (ssl:), in servers that link //protocols:tls_endpoints.
+/// Bad usage is one line on stderr and exit 2: one of the two TLS flags
+/// without the other, either file unreadable, or with --listen.
 
 /// gflags::ParseCommandLineFlags, after taking every --listen out of argv
 /// (gflags keeps only a flag's last value); they are kept in order. Left-
@@ -25,7 +28,8 @@ absl::Status ParseServerFlags(int* argc, char*** argv);
 /// the one --host and --port name. `datagram`: the server serves udp:
 /// endpoints only, else stream ones (tcp:, tcp6:, unix:, ssl:) only. A bad one
 /// is InvalidArgument naming the flag: "--listen=tpc:8000: unknown endpoint
-/// type 'tpc' ...", "invalid --port 70000: must be 0..65535".
+/// type 'tpc' ...", "invalid --port 70000: must be 0..65535",
+/// "--tls_key needs --tls_cert: ...".
 absl::StatusOr<std::vector<ServerEndpointSpec>> ListenSpecs(bool datagram);
 
 /// Prints "listening on WHERE" for each port, in the order given, and

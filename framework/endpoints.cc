@@ -277,6 +277,8 @@ TlsMakers& Tls() {
 
 }  // namespace
 
+bool TlsEndpointsAvailable() { return Tls().server != nullptr; }
+
 void endpoints_internal::SetTlsEndpointMakers(TlsServerMaker server, TlsClientMaker client,
                                               TlsFactoryMaker factory) {
   Tls().server = server;

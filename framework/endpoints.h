@@ -230,6 +230,10 @@ absl::StatusOr<std::unique_ptr<ClientEndpoint>> clientFromString(
     Reactor* reactor, absl::string_view description);
 std::unique_ptr<ClientEndpoint> clientFromSpec(Reactor* reactor, ClientEndpointSpec spec);
 
+/// Whether this program can serve ssl: and connect tls: endpoints (it links
+/// //protocols:tls_endpoints): for a program to refuse TLS options early.
+bool TlsEndpointsAvailable();
+
 namespace endpoints_internal {
 // The ssl: and tls: endpoints, installed by //protocols:tls_endpoints when a
 // program links it (the framework itself does not depend on OpenSSL).

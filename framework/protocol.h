@@ -37,6 +37,11 @@ class Protocol {
   /// abortConnection(), UNAVAILABLE with the cause when the connection was
   /// lost. See framework/errors.h.
   virtual void connectionLost(const absl::Status& reason) {}
+  /// The protocol this one is a layer over (a ProtocolWrapper: a policy,
+  /// TLS); nullptr for an application's own protocol. The reactor's
+  /// shutdown closes a connection through the transport the innermost
+  /// protocol sees, so that every layer takes part (TLS: close_notify).
+  virtual Protocol* wrappedProtocol() const { return nullptr; }
 
   Transport* transport() const { return transport_; }
   Factory* factory() const { return factory_; }

@@ -315,7 +315,8 @@ void Reactor::run() {
   abandonConnectors();
   std::vector<StreamConnection*> open;
   for (auto& [c, owned] : connections_) open.push_back(c);
-  for (StreamConnection* c : open) c->loseConnection();
+  // As the application would close it: a TLS layer sends close_notify.
+  for (StreamConnection* c : open) c->loseConnectionFromApplication();
   processPendingCloses();
   dead_.clear();
   events_->firePhase("shutdown", EventPhase::kDuring,

@@ -63,6 +63,18 @@ ssize_t StreamConnection::sendNow(const iovec* iov, int n) {
   return w;
 }
 
+void StreamConnection::loseConnectionFromApplication() {
+  Transport* top = this;
+  Protocol* p = protocol_.get();
+  for (int depth = 0; depth < 16 && p != nullptr; ++depth) {  // layers nest a few deep
+    Protocol* inner = p->wrappedProtocol();
+    if (inner == nullptr) break;
+    if (inner->transport() != nullptr) top = inner->transport();
+    p = inner;
+  }
+  top->loseConnection();
+}
+
 void StreamConnection::write(absl::string_view data) {
   writeSequence(absl::MakeConstSpan(&data, 1));
 }

@@ -52,6 +52,11 @@ class StreamConnection : public Transport, private Selectable {
   absl::Status wrapProtocol(ProtocolWrap wrap) final;
 
   Protocol* protocol() const { return protocol_.get(); }
+  /// loseConnection() as the application would call it: on the transport
+  /// the innermost protocol sees (Protocol::wrappedProtocol), so that the
+  /// layers between, such as TLS (close_notify), close their way. What the
+  /// reactor's shutdown calls.
+  void loseConnectionFromApplication();
   /// The socket; -1 once the connection is closed.
   int fd() const { return fd_; }
 

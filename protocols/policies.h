@@ -73,6 +73,7 @@ class ProtocolWrapper : public Protocol,
   void readingResumed() override;
   void connectionLost(const absl::Status& reason) override;
   Protocol* wrapped() const { return wrapped_.get(); }
+  Protocol* wrappedProtocol() const override { return wrapped_.get(); }
 
   // Transport, for the wrapped protocol: each passes the call on to this
   // wrapper's own transport().
