@@ -286,24 +286,24 @@ HttpParser::Event HttpParser::fieldLine(size_t start, size_t end) {
   // The fields that frame the message or the connection, read now.
   switch (name.size()) {
     case 4:
-      if (absl::EqualsIgnoreCase(name, "host")) ++hosts_;
+      if (HttpEqualsIgnoreCase(name, "host")) ++hosts_;
       break;
     case 6:
-      if (absl::EqualsIgnoreCase(name, "expect")) {
-        if (!absl::EqualsIgnoreCase(value, "100-continue")) return fail(417);
+      if (HttpEqualsIgnoreCase(name, "expect")) {
+        if (!HttpEqualsIgnoreCase(value, "100-continue")) return fail(417);
         expect_continue_ = true;
       }
       break;
     case 10:
-      if (absl::EqualsIgnoreCase(name, "connection")) {
+      if (HttpEqualsIgnoreCase(name, "connection")) {
         ForEachToken(value, [&](absl::string_view t) {
-          if (absl::EqualsIgnoreCase(t, "close")) conn_close_ = true;
-          if (absl::EqualsIgnoreCase(t, "keep-alive")) conn_keep_alive_ = true;
+          if (HttpEqualsIgnoreCase(t, "close")) conn_close_ = true;
+          if (HttpEqualsIgnoreCase(t, "keep-alive")) conn_keep_alive_ = true;
         });
       }
       break;
     case 14:
-      if (absl::EqualsIgnoreCase(name, "content-length")) {
+      if (HttpEqualsIgnoreCase(name, "content-length")) {
         // 1*DIGIT; a repeated field must agree (RFC 9112 6.3), a list is refused.
         if (value.empty() || value.size() > 15) return fail(value.size() > 15 ? 413 : 400);
         uint64_t n = 0;
@@ -317,10 +317,10 @@ HttpParser::Event HttpParser::fieldLine(size_t start, size_t end) {
       }
       break;
     case 17:
-      if (absl::EqualsIgnoreCase(name, "transfer-encoding")) {
+      if (HttpEqualsIgnoreCase(name, "transfer-encoding")) {
         int status = 0;
         ForEachToken(value, [&](absl::string_view t) {
-          if (!absl::EqualsIgnoreCase(t, "chunked")) {
+          if (!HttpEqualsIgnoreCase(t, "chunked")) {
             status = 501;  // a coding twist does not implement
           } else if (chunked_ && status == 0) {
             status = 400;  // chunked twice

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/string_view.h"
 
 namespace twist {
@@ -150,6 +151,20 @@ inline constexpr TokenTable kTokenTable{};
 /// Whether `c` is a token character (RFC 9110 tchar). Inline: the parser
 /// asks it of every byte of every method and field name.
 inline bool IsHttpTokenChar(unsigned char c) { return internal::kTokenTable.t[c]; }
+
+/// ASCII case-insensitive equality of header names and tokens. Inline (a
+/// table lookup per byte): absl::EqualsIgnoreCase is a call into a shared
+/// library, made for every field of every request and response.
+inline bool HttpEqualsIgnoreCase(absl::string_view a, absl::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (absl::ascii_tolower(static_cast<unsigned char>(a[i])) !=
+        absl::ascii_tolower(static_cast<unsigned char>(b[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
 
 }  // namespace twist
 
