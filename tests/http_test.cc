@@ -212,6 +212,16 @@ TEST_F(HttpTest, ErrorStatusesCloseTheConnection) {
     ExpectClosingError(c.request, c.code);
     Connect();
   }
+  // The same when the head arrives in pieces: a head that arrives whole is
+  // parsed where it lies in the input, one in pieces is gathered first.
+  for (const Case& c : cases) {
+    for (size_t split : {size_t{1}, c.request.size() / 2, c.request.size() - 1}) {
+      SCOPED_TRACE(absl::StrCat("split at ", split));
+      t_->receive(absl::string_view(c.request).substr(0, split));
+      ExpectClosingError(absl::string_view(c.request).substr(split), c.code);
+      Connect();
+    }
+  }
   // The limits themselves pass.
   EXPECT_EQ(Roundtrip(ok_line + "\r\nHost: a\r\n\r\n").at(0).code, 200);
   std::string hundred;
