@@ -26,8 +26,12 @@ const std::vector<std::string>& PollerNames() {
 int TimeoutMillis(absl::Duration timeout) {
   if (timeout == absl::InfiniteDuration()) return -1;
   if (timeout <= absl::ZeroDuration()) return 0;
-  int64_t ms = absl::ToInt64Milliseconds(absl::Ceil(timeout, absl::Milliseconds(1)));
-  return ms > 1000000 ? 1000000 : static_cast<int>(ms);
+  if (timeout >= absl::Seconds(1000)) return 1000000;
+  // Rounded up, so a timer is never woken for early: integer arithmetic on
+  // nanoseconds (absl::Ceil costs ten times more, once per loop turn).
+  int64_t ns = absl::ToInt64Nanoseconds(timeout);
+  if (absl::Nanoseconds(ns) < timeout) ++ns;  // a fraction of a nanosecond left
+  return static_cast<int>((ns + 999999) / 1000000);
 }
 
 }  // namespace twist

@@ -193,7 +193,9 @@ void StreamConnection::doRead() {
   char* buf = reactor_->readBuffer();
   ssize_t n;
   do {
-    n = ::read(fd_, buf, kReadBufferSize);
+    // recv, not read: the socket call skips the file layer's work on every
+    // read (position lock, permission hook, fsnotify), as nginx does.
+    n = ::recv(fd_, buf, kReadBufferSize, 0);
   } while (n < 0 && errno == EINTR);
   if (n > 0) {
     protocol_->dataReceived(absl::string_view(buf, static_cast<size_t>(n)));

@@ -22,7 +22,7 @@ class Connector;
 /// and the family's own options, which TcpConnection and UnixConnection
 /// add. Created and owned by the reactor; owns its socket and its protocol.
 ///
-/// Reading: one read() per readiness event into the reactor's shared
+/// Reading: one recv() per readiness event into the reactor's shared
 /// buffer, so an idle connection holds no read buffer and a busy one cannot
 /// starve the others. Writing: straight to the socket when nothing is
 /// queued (no wait for the next loop turn, no epoll_ctl); only what the

@@ -131,7 +131,9 @@ class Request {
   explicit Request(HttpChannel* channel, const HttpParser* parser)
       : channel_(channel), parser_(parser) {}
   void begin(bool head_method);
-  void sendHeaders(bool final_length);
+  // Builds the response head (or finds it in the Site's cache) and marks
+  // it sent; the view is valid until the next head is built.
+  absl::string_view sendHeaders(bool final_length);
   // Sends the head, if not sent yet, unframed by a length (chunked,
   // close-delimited, or a HEAD's), then what render held.
   void sendHeld();
@@ -228,6 +230,20 @@ class Site : public Factory {
   HttpOptions options_;
   int64_t date_second_ = -1;
   std::string date_line_;
+  // The last response head whose length was final, and what it was built
+  // from (Request::sendHeaders).
+  struct HeadCache {
+    bool valid = false;
+    int64_t date_second = -1;
+    int code = 0;
+    uint64_t length = 0;
+    bool is_head = false;
+    bool keep_alive = false;
+    int minor = 0;
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::string head;
+  };
+  HeadCache head_cache_;
   std::string segment_;  // a decoded path segment, reused
 };
 

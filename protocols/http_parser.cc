@@ -121,6 +121,8 @@ HttpParser::Event HttpParser::parse(absl::string_view* input, absl::string_view*
           while (!input->empty() && (input->front() == '\r' || input->front() == '\n')) {
             input->remove_prefix(1);
           }
+          if (input->empty()) return Event::kNeedMore;
+          return headInPlace(input);
         }
         if (input->empty()) return Event::kNeedMore;
         if (!takeLine(input, &head_)) {
@@ -150,7 +152,7 @@ HttpParser::Event HttpParser::parse(absl::string_view* input, absl::string_view*
         if (end > start && head_[end - 1] == '\r') --end;
         if (end == start) return endOfHead();
         if (header_bytes > limits_.max_header_bytes) return fail(431);
-        Event e = fieldLine(start, end);
+        Event e = fieldLine(head_.data(), start, end);
         if (e != Event::kNeedMore) return e;
         break;
       }
@@ -234,6 +236,58 @@ HttpParser::Event HttpParser::parse(absl::string_view* input, absl::string_view*
   }
 }
 
+HttpParser::Event HttpParser::headInPlace(absl::string_view* input) {
+  // The same steps as kStart and kHeaders in parse(), on lines where they
+  // lie in the input: offsets from `base` are offsets into head_ once it is
+  // copied there, in one piece, at the end of the head (or, if the input
+  // ends first, of the input, and parse() goes on line by line).
+  const char* const base = input->data();
+  const size_t size = input->size();
+  size_t pos = 0;  // where the current line starts
+  while (true) {
+    const void* lf = std::memchr(base + pos, '\n', size - pos);
+    if (lf == nullptr) {
+      head_.assign(base, size);
+      input->remove_prefix(size);
+      line_start_ = pos;
+      if (state_ == State::kStart) {
+        if (size > limits_.max_request_line + 1) return fail(414);
+      } else if (size - headers_start_ > limits_.max_header_bytes + 2) {
+        return fail(431);
+      }
+      return Event::kNeedMore;
+    }
+    const size_t next = static_cast<size_t>(static_cast<const char*>(lf) - base) + 1;
+    Event e = Event::kNeedMore;
+    if (state_ == State::kStart) {
+      const absl::string_view line = StripEol(absl::string_view(base, next));
+      e = line.size() > limits_.max_request_line ? fail(414) : requestLine(line);
+      headers_start_ = next;
+      if (e == Event::kNeedMore) state_ = State::kHeaders;
+    } else {
+      const size_t header_bytes = next - headers_start_;
+      size_t end = next - 1;
+      if (end > pos && base[end - 1] == '\r') --end;
+      if (header_bytes > limits_.max_header_bytes + 2) {
+        e = fail(431);
+      } else if (end == pos) {
+        head_.assign(base, next);
+        input->remove_prefix(next);
+        return endOfHead();
+      } else if (header_bytes > limits_.max_header_bytes) {
+        e = fail(431);
+      } else {
+        e = fieldLine(base, pos, end);
+      }
+    }
+    if (e != Event::kNeedMore) {
+      input->remove_prefix(next);
+      return e;
+    }
+    pos = next;
+  }
+}
+
 HttpParser::Event HttpParser::requestLine(absl::string_view line) {
   // method SP request-target SP HTTP-version (RFC 9112 3)
   size_t i = 0;
@@ -255,18 +309,19 @@ HttpParser::Event HttpParser::requestLine(absl::string_view line) {
   }
   if (v[5] != '1') return fail(505);
   minor_ = v[7] == '0' ? 0 : 1;
-  const absl::string_view target = view(target_);
+  const absl::string_view target = line.substr(target_.off, target_.len);
+  const absl::string_view method = line.substr(0, method_.len);
   // origin-form, absolute-form, or "*" (OPTIONS) / authority-form (CONNECT).
   if (target[0] != '/' && !absl::StartsWithIgnoreCase(target, "http://") &&
-      !absl::StartsWithIgnoreCase(target, "https://") && view(method_) != "OPTIONS" &&
-      view(method_) != "CONNECT") {
+      !absl::StartsWithIgnoreCase(target, "https://") && method != "OPTIONS" &&
+      method != "CONNECT") {
     return fail(400);
   }
   return Event::kNeedMore;
 }
 
-HttpParser::Event HttpParser::fieldLine(size_t start, size_t end) {
-  absl::string_view line(head_.data() + start, end - start);
+HttpParser::Event HttpParser::fieldLine(const char* base, size_t start, size_t end) {
+  absl::string_view line(base + start, end - start);
   if (line[0] == ' ' || line[0] == '\t') return fail(400);  // obs-fold
   size_t colon = 0;
   while (colon < line.size() && IsHttpTokenChar(static_cast<unsigned char>(line[colon]))) ++colon;
@@ -286,24 +341,24 @@ HttpParser::Event HttpParser::fieldLine(size_t start, size_t end) {
   // The fields that frame the message or the connection, read now.
   switch (name.size()) {
     case 4:
-      if (absl::EqualsIgnoreCase(name, "host")) ++hosts_;
+      if (HttpEqualsIgnoreCase(name, "host")) ++hosts_;
       break;
     case 6:
-      if (absl::EqualsIgnoreCase(name, "expect")) {
-        if (!absl::EqualsIgnoreCase(value, "100-continue")) return fail(417);
+      if (HttpEqualsIgnoreCase(name, "expect")) {
+        if (!HttpEqualsIgnoreCase(value, "100-continue")) return fail(417);
         expect_continue_ = true;
       }
       break;
     case 10:
-      if (absl::EqualsIgnoreCase(name, "connection")) {
+      if (HttpEqualsIgnoreCase(name, "connection")) {
         ForEachToken(value, [&](absl::string_view t) {
-          if (absl::EqualsIgnoreCase(t, "close")) conn_close_ = true;
-          if (absl::EqualsIgnoreCase(t, "keep-alive")) conn_keep_alive_ = true;
+          if (HttpEqualsIgnoreCase(t, "close")) conn_close_ = true;
+          if (HttpEqualsIgnoreCase(t, "keep-alive")) conn_keep_alive_ = true;
         });
       }
       break;
     case 14:
-      if (absl::EqualsIgnoreCase(name, "content-length")) {
+      if (HttpEqualsIgnoreCase(name, "content-length")) {
         // 1*DIGIT; a repeated field must agree (RFC 9112 6.3), a list is refused.
         if (value.empty() || value.size() > 15) return fail(value.size() > 15 ? 413 : 400);
         uint64_t n = 0;
@@ -317,10 +372,10 @@ HttpParser::Event HttpParser::fieldLine(size_t start, size_t end) {
       }
       break;
     case 17:
-      if (absl::EqualsIgnoreCase(name, "transfer-encoding")) {
+      if (HttpEqualsIgnoreCase(name, "transfer-encoding")) {
         int status = 0;
         ForEachToken(value, [&](absl::string_view t) {
-          if (!absl::EqualsIgnoreCase(t, "chunked")) {
+          if (!HttpEqualsIgnoreCase(t, "chunked")) {
             status = 501;  // a coding twist does not implement
           } else if (chunked_ && status == 0) {
             status = 400;  // chunked twice

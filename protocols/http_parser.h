@@ -6,8 +6,9 @@
 //
 // Linear in its input however it is split: every byte is scanned a bounded
 // number of times, the head is copied once into a buffer kept across
-// requests (no allocation once it has grown), and body bytes are handed out
-// as views of the caller's input, never copied here. Memory is bounded by
+// requests (no allocation once it has grown; a head that arrives whole is
+// parsed where it lies and copied in one piece), and body bytes are handed
+// out as views of the caller's input, never copied here. Memory is bounded by
 // the limits: one request line, one header section, one chunk-size line.
 
 #include <cstddef>
@@ -15,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/string_view.h"
 
 namespace twist {
@@ -97,8 +99,14 @@ class HttpParser {
   // Moves bytes up to and including the next LF from `*input` to `buf`;
   // true when a whole line is there.
   static bool takeLine(absl::string_view* input, std::string* buf);
+  // The request line and field lines parsed where they are in `*input`,
+  // while nothing of this head is held (kStart, head_ empty): the head is
+  // then copied once, not line by line.
+  Event headInPlace(absl::string_view* input);
+  // `line` is the request line, at offset 0 of the head.
   Event requestLine(absl::string_view line);
-  Event fieldLine(size_t start, size_t end);
+  // The field line [start, end) of the head that starts at `base`.
+  Event fieldLine(const char* base, size_t start, size_t end);
   Event endOfHead();
   Event chunkSizeLine(absl::string_view line);
 
@@ -150,6 +158,20 @@ inline constexpr TokenTable kTokenTable{};
 /// Whether `c` is a token character (RFC 9110 tchar). Inline: the parser
 /// asks it of every byte of every method and field name.
 inline bool IsHttpTokenChar(unsigned char c) { return internal::kTokenTable.t[c]; }
+
+/// ASCII case-insensitive equality of header names and tokens. Inline (a
+/// table lookup per byte): absl::EqualsIgnoreCase is a call into a shared
+/// library, made for every field of every request and response.
+inline bool HttpEqualsIgnoreCase(absl::string_view a, absl::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (absl::ascii_tolower(static_cast<unsigned char>(a[i])) !=
+        absl::ascii_tolower(static_cast<unsigned char>(b[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
 
 }  // namespace twist
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "framework/string_transport.h"
 #include "framework/task_clock.h"
@@ -76,6 +77,23 @@ class HeaderLeaf : public Resource {
   }
 };
 
+// Answers with what its arguments say: t= the Content-Type, b= the body,
+// c= the status, x= an X-A header (each left alone when absent).
+class VaryLeaf : public Resource {
+ public:
+  bool isLeaf() const override { return true; }
+  void render_GET(Request& request) override {
+    if (auto c = request.arg("c")) {
+      int code = 0;
+      if (absl::SimpleAtoi(*c, &code)) request.setResponseCode(code);
+    }
+    if (auto t = request.arg("t")) request.setHeader("Content-Type", *t);
+    if (auto x = request.arg("x")) request.setHeader("X-A", *x);
+    request.write(request.arg("b").value_or(""));
+    request.finish();
+  }
+};
+
 class HttpTest : public ::testing::Test {
  protected:
   HttpTest() {
@@ -88,6 +106,7 @@ class HttpTest : public ::testing::Test {
     root_.putChild("later", std::move(later));
     root_.putChild("args", std::make_unique<Args>());
     root_.putChild("header", std::make_unique<HeaderLeaf>());
+    root_.putChild("vary", std::make_unique<VaryLeaf>());
     site_ = std::make_unique<Site>(&clock_, &root_, options_);
     Connect();
   }
@@ -192,6 +211,16 @@ TEST_F(HttpTest, ErrorStatusesCloseTheConnection) {
   for (const Case& c : cases) {
     ExpectClosingError(c.request, c.code);
     Connect();
+  }
+  // The same when the head arrives in pieces: a head that arrives whole is
+  // parsed where it lies in the input, one in pieces is gathered first.
+  for (const Case& c : cases) {
+    for (size_t split : {size_t{1}, c.request.size() / 2, c.request.size() - 1}) {
+      SCOPED_TRACE(absl::StrCat("split at ", split));
+      t_->receive(absl::string_view(c.request).substr(0, split));
+      ExpectClosingError(absl::string_view(c.request).substr(split), c.code);
+      Connect();
+    }
   }
   // The limits themselves pass.
   EXPECT_EQ(Roundtrip(ok_line + "\r\nHost: a\r\n\r\n").at(0).code, 200);
@@ -362,6 +391,44 @@ TEST_F(HttpTest, HeadSendsHeadersOnly) {
   EXPECT_EQ(r[0].header("content-length"), "12") << "the length a GET would have";
   EXPECT_EQ(out.find("Hello, World"), out.rfind("Hello, World")) << "one body only: " << out;
   EXPECT_EQ(r[1].body, "Hello, World");
+}
+
+TEST_F(HttpTest, EachResponseHeadFollowsItsOwnRequest) {
+  // Heads with a final length are reused while what they are built from
+  // stays the same: every difference must still show, in any order.
+  struct Case {
+    std::string request;
+    int code;
+    std::string type, length, connection, x;
+    bool head = false;
+  };
+  const std::vector<Case> cases = {
+      {"GET /vary?t=a&b=xy HTTP/1.1\r\nHost: a\r\n\r\n", 200, "a", "2", "", ""},
+      {"GET /vary?t=a&b=xy HTTP/1.1\r\nHost: a\r\n\r\n", 200, "a", "2", "", ""},
+      {"GET /vary?t=b&b=xy HTTP/1.1\r\nHost: a\r\n\r\n", 200, "b", "2", "", ""},
+      {"GET /vary?t=b&b=xyz HTTP/1.1\r\nHost: a\r\n\r\n", 200, "b", "3", "", ""},
+      {"GET /vary?t=b&b=xyz&x=1 HTTP/1.1\r\nHost: a\r\n\r\n", 200, "b", "3", "", "1"},
+      {"GET /vary?t=b&b=xyz&x=2 HTTP/1.1\r\nHost: a\r\n\r\n", 200, "b", "3", "", "2"},
+      {"GET /vary?b=xyz HTTP/1.1\r\nHost: a\r\n\r\n", 200, "text/html", "3", "", ""},
+      {"GET /vary?t=b&b=xyz&c=404 HTTP/1.1\r\nHost: a\r\n\r\n", 404, "b", "3", "", ""},
+      {"HEAD /vary?t=b&b=xyz HTTP/1.1\r\nHost: a\r\n\r\n", 200, "b", "3", "", "", true},
+      {"GET /vary?t=b&b=xyz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", 200, "b", "3",
+       "keep-alive", ""},
+      {"GET /vary?t=b&b=xyz HTTP/1.1\r\nHost: a\r\n\r\n", 200, "b", "3", "", ""},
+      {"GET /vary?t=b&b=xyz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", 200, "b",
+       "3", "close", ""},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.request);
+    std::vector<HttpResponse> r = Roundtrip(c.request, {c.head});
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_EQ(r[0].code, c.code);
+    EXPECT_EQ(r[0].header("content-type"), c.type);
+    EXPECT_EQ(r[0].header("content-length"), c.length);
+    EXPECT_EQ(r[0].header("connection"), c.connection);
+    EXPECT_EQ(r[0].header("x-a"), c.x);
+    EXPECT_EQ(r[0].header("date").size(), 29u);
+  }
 }
 
 TEST_F(HttpTest, ResourceTree) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "framework/clock.h"
+#include "framework/poller.h"
 #include "framework/reactor.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -169,6 +170,24 @@ TEST_P(PollerTimersTest, CallsFromManyThreadsAllRunInEachThreadsOrder) {
 INSTANTIATE_TEST_SUITE_P(AllPollers, PollerTimersTest,
                          ::testing::ValuesIn(PollerNames()),
                          [](const auto& info) { return info.param; });
+
+// The pollers' timeout in milliseconds: rounded up, so no timer is woken
+// for early; capped; -1 for "wait for ever".
+TEST(TimeoutMillisTest, RoundsUpAndCaps) {
+  EXPECT_EQ(TimeoutMillis(absl::InfiniteDuration()), -1);
+  EXPECT_EQ(TimeoutMillis(absl::ZeroDuration()), 0);
+  EXPECT_EQ(TimeoutMillis(-absl::Seconds(1)), 0);
+  EXPECT_EQ(TimeoutMillis(absl::Nanoseconds(1) / 4), 1);
+  EXPECT_EQ(TimeoutMillis(absl::Nanoseconds(1)), 1);
+  EXPECT_EQ(TimeoutMillis(absl::Milliseconds(1)), 1);
+  EXPECT_EQ(TimeoutMillis(absl::Milliseconds(1) + absl::Nanoseconds(1) / 4), 2);
+  EXPECT_EQ(TimeoutMillis(absl::Milliseconds(1) + absl::Nanoseconds(1)), 2);
+  EXPECT_EQ(TimeoutMillis(absl::Microseconds(1500)), 2);
+  EXPECT_EQ(TimeoutMillis(absl::Seconds(999) + absl::Microseconds(999001)), 1000000);
+  EXPECT_EQ(TimeoutMillis(absl::Seconds(999) + absl::Microseconds(998001)), 999999);
+  EXPECT_EQ(TimeoutMillis(absl::Seconds(1000)), 1000000);
+  EXPECT_EQ(TimeoutMillis(absl::Hours(1000000)), 1000000);
+}
 
 }  // namespace
 }  // namespace twist

@@ -75,7 +75,8 @@ for t in "${targets[@]}"; do
   fi
   bin="$out/${t}_fuzzer"
   echo "tools/fuzz.sh: linking $bin" >&2
-  "$cxx" "${flags[@]}" "$root/fuzz/${t}_fuzzer.cc" "${objects[@]}" "${absl_flags[@]}" -o "$bin.$$"
+  # OpenSSL: protocols/tls*.cc are among the objects (linked, unused).
+  "$cxx" "${flags[@]}" "$root/fuzz/${t}_fuzzer.cc" "${objects[@]}" "${absl_flags[@]}" -lssl -lcrypto -o "$bin.$$"
   mv -f "$bin.$$" "$bin"
   mkdir -p "$out/$t/corpus"
   echo "tools/fuzz.sh: running $t for ${seconds}s" >&2
