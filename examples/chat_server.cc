@@ -95,7 +95,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<twist::ChatRedisLink> link;
   twist::WrapFactory wrap = nullptr;
   if (shared) {
-    wrap = [&](twist::Reactor* reactor, twist::Factory* served) -> twist::Factory* {
+    wrap = [&](twist::Reactor* reactor, twist::Factory*) -> std::unique_ptr<twist::Factory> {
       twist::ChatRedisOptions link_options;
       link_options.redis = redis;
       link_options.expiry = absl::Seconds(FLAGS_redis_expiry);
@@ -109,7 +109,7 @@ int main(int argc, char** argv) {
                                      [&link] { return link->leaveRoom(); });
       reactor->addSystemEventTrigger(twist::EventPhase::kAfter, "shutdown",
                                      [&link] { link.reset(); });
-      return served;
+      return nullptr;  // the room's own factory, as it is
     };
   }
   std::unique_ptr<twist::ChatPoolFactory> pooled;  // outlives the pool

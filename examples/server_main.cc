@@ -100,7 +100,9 @@ class Policies {
 
  private:
   Factory* WrapForReactor(Reactor* reactor, Factory* factory, WrapFactory& wrap) {
-    if (wrap != nullptr) factory = Own(wrap(reactor, factory));
+    if (wrap != nullptr) {
+      if (std::unique_ptr<Factory> wrapped = wrap(reactor, factory)) factory = Own(std::move(wrapped));
+    }
     if (FLAGS_idle_timeout > 0) {
       factory = Own(std::make_unique<TimeoutFactory>(reactor, factory,
                                                      absl::Seconds(FLAGS_idle_timeout)));

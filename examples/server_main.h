@@ -14,8 +14,9 @@ namespace twist {
 /// A program's own wrapper around the factory it serves, for a policy that
 /// needs the reactor (ThrottlingFactory its time, the finger server its
 /// thread pool, an HTTP Site its clock): given a reactor and the factory,
-/// returns the factory to serve on that reactor instead. ServeForever owns
-/// it and keeps it past the reactor. Called once per reactor: with
+/// returns the factory to serve on that reactor instead, or nullptr to serve
+/// `factory` itself (a wrap that only wants the reactor). ServeForever owns
+/// what it returns and keeps it past the reactor. Called once per reactor: with
 /// --threads=N, N times (one factory per reactor, PerReactorFactory), so
 /// what must be shared by all (a room, a total) is made outside it.
 using WrapFactory =
