@@ -352,8 +352,19 @@ void ChatRedisLink::registerServer() {
 void ChatRedisLink::heartbeat() {
   if (closed_) return;
   heartbeat_call_ = reactor_->callLater(options_.expiry / 3, [this] { heartbeat(); });
-  if (!up_ || heartbeat_in_flight_) return;
+  if (!up_) return;
+  if (heartbeat_in_flight_) {
+    // No answer for an expiry: Redis is unreachable even if TCP has not
+    // noticed (a partition sends no reset). Give the connection up; the
+    // client reconnects with back-off, and the users are told.
+    if (reactor_->seconds() - heartbeat_sent_ >= options_.expiry) {
+      log(absl::StrCat("did not answer for ", absl::FormatDuration(options_.expiry)));
+      client_.dropConnection();
+    }
+    return;
+  }
   heartbeat_in_flight_ = true;
+  heartbeat_sent_ = reactor_->seconds();
   OnReply(eval(kHeartbeat, {ttl_ms_}), [this](const absl::StatusOr<RedisReply>& r) {
     heartbeat_in_flight_ = false;
     if (closed_ || !r.ok()) return;

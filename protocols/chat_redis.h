@@ -70,7 +70,9 @@ struct ChatRedisOptions {
 ///   published (droppedLines counts it): it is never sent late.
 /// - Names: SET name NX PX expiry, with the user's name in the server's
 ///   set, in one script; released (if still this server's) on leave.
-/// - Redis lost: the users here are told kChatOthersAway once; they go on
+/// - Redis lost (the connection closed, or a heartbeat unanswered for
+///   `expiry`, as in a network partition): the users here are told
+///   kChatOthersAway once; they go on
 ///   chatting among themselves and names are decided here. When a
 ///   connection is ready again: kChatOthersBack, and this server registers
 ///   again with the names it has now (re-claiming them; publishing leaves
@@ -141,6 +143,7 @@ class ChatRedisLink : public ChatLink {
   std::vector<absl::AnyInvocable<void(bool)>> held_;  // waiting for it
   bool told_away_ = false;  // the users here were told kChatOthersAway
   bool heartbeat_in_flight_ = false;
+  absl::Time heartbeat_sent_;
   bool closed_ = false;  // leaveRoom() or destroyed: nothing more is sent
   uint64_t dropped_ = 0;
   uint64_t received_ = 0;

@@ -88,6 +88,12 @@ void RedisClient::stop() {
   for (Waiter& w : waiters) w.done.errback(cancelled).IgnoreError();
 }
 
+void RedisClient::dropConnection() {
+  if (protocol_ != nullptr && protocol_->transport() != nullptr) {
+    protocol_->transport()->abortConnection();
+  }
+}
+
 std::unique_ptr<Protocol> RedisClient::buildProtocol() {
   if (stopped_) return nullptr;
   auto p = std::make_unique<Connection>(this, static_cast<const RedisOptions&>(options_));

@@ -100,6 +100,13 @@ class RedisClient {
   /// carrying them is lost first (they stay remembered and are sent again).
   Deferred<RedisReply> subscribe(absl::Span<const absl::string_view> channels);
   Deferred<RedisReply> psubscribe(absl::Span<const absl::string_view> patterns);
+  /// Abandons the current connection as if it were lost (its commands in
+  /// flight fail, the connection callback is told, the client reconnects
+  /// with back-off): for a caller whose own deadline says the server has
+  /// stopped answering while TCP has not noticed (a network partition
+  /// sends no reset). Nothing happens without a connection.
+  void dropConnection();
+
   /// Forgets them; unsubscribes on the current connection if there is one
   /// (else fires at once with an empty array).
   Deferred<RedisReply> unsubscribe(absl::Span<const absl::string_view> channels);

@@ -230,6 +230,41 @@ TEST_F(ChatNetnsTest, TwoHostsShareOneRoomThroughRedisOnAThird) {
   bob.send("hello from host two\n");
   alice->expect("<bob> hello from host two");
   EXPECT_EQ(alice->who(), "Online: alice, bob");
+
+  // A partition: Redis's cable is pulled (its veth on the bridge goes
+  // down), so no reset or close reaches anyone. Each server notices by its
+  // heartbeat going unanswered for --redis_expiry, and says so once.
+  const std::string away =
+      "* Other servers are unreachable; only users on this server see what you say.";
+  const std::string back = "* Other servers are reachable again.";
+  const std::string hub_sh = absl::StrCat("nsenter -t ", hub_.pid(),
+                                          " -U -n --preserve-credentials ");
+  ASSERT_TRUE(Sh(hub_sh + "ip link set h-redis down").ok());
+  alice->expect(away);
+  bob.expect(away);
+  alice->send("said during the partition\n");
+  ASSERT_TRUE(Sh(hub_sh + "ip link set h-redis up").ok());
+  alice->expect(back);
+  bob.expect(back);
+  // Across again; what was said meanwhile never arrives. (The server that
+  // is back first may find the other's heartbeat expired and remove it,
+  // which the other then undoes: a leave and a join, nothing else.)
+  alice->send("after the partition\n");
+  absl::StatusOr<std::vector<std::string>> before = bob.waitFor("<alice> after the partition");
+  ASSERT_TRUE(before.ok()) << before.status();
+  for (const std::string& l : *before) {
+    EXPECT_TRUE(l == "* alice has left" || l == "* alice has joined") << l;
+  }
+  // And the other way; after this line nothing of the partition can come.
+  bob.send("after it too\n");
+  before = alice->waitFor("<bob> after it too");
+  ASSERT_TRUE(before.ok()) << before.status();
+  for (const std::string& l : *before) {
+    EXPECT_TRUE(l == "* bob has left" || l == "* bob has joined") << l;
+  }
+  bob.send("/who\n");
+  EXPECT_TRUE(bob.waitFor("Online: alice, bob").ok());
+
   // Host two dies: its user leaves at host one within the bound.
   two.Signal(SIGKILL);
   ASSERT_TRUE(two.Wait(kWait).ok());

@@ -27,6 +27,8 @@ packages=(
   python3-openssl  # Twisted's TLS client in tls_test (twisted.internet.ssl)
   python3-service-identity  # ... which checks host names with it
   redis-server  # protocols/redis tests start their own (issue 17)
+  redis-tools  # redis-cli: chat_redis_test reads the room's keys with it (issue 17)
+  iproute2  # ip: chat_netns_test's veth pairs and bridge (issue 17)
 )
 
 missing=()
