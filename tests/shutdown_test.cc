@@ -201,25 +201,18 @@ INSTANTIATE_TEST_SUITE_P(AllPollers, ShutdownTest,
                          ::testing::ValuesIn(PollerNames()),
                          [](const auto& info) { return info.param; });
 
-// Bytes the process has read() so far (sockets included), from /proc.
-int64_t BytesRead(pid_t pid) {
-  std::ifstream io("/proc/" + std::to_string(pid) + "/io");
-  std::string line;
-  while (std::getline(io, line)) {
-    absl::string_view v = line;
-    int64_t n;
-    if (absl::ConsumePrefix(&v, "rchar: ") && absl::SimpleAtoi(v, &n)) return n;
-  }
-  return -1;
-}
-
 // The echo server has no flag for the grace: it is ReactorOptions' default.
 constexpr absl::Duration kProgramGrace = absl::Seconds(5);
 
-// The kernel's send queue (bytes written and not yet acknowledged) of the
-// IPv4 TCP socket from 127.0.0.1:`local_port` to 127.0.0.1:`remote_port`,
-// from /proc/net/tcp; -1 if there is none.
-int64_t SendQueue(int local_port, int remote_port) {
+// The kernel's queues of the IPv4 TCP socket from 127.0.0.1:`local_port`
+// to 127.0.0.1:`remote_port`, from /proc/net/tcp: tx is what was written
+// and not yet acknowledged, rx what was received and not yet read; -1 if
+// there is no such socket.
+struct TcpQueues {
+  int64_t tx = -1;
+  int64_t rx = -1;
+};
+TcpQueues Queues(int local_port, int remote_port) {
   std::ifstream tcp("/proc/net/tcp");
   std::string line;
   const std::string local = absl::StrFormat("0100007F:%04X", local_port);
@@ -228,10 +221,25 @@ int64_t SendQueue(int local_port, int remote_port) {
     std::vector<absl::string_view> f = absl::StrSplit(line, ' ', absl::SkipEmpty());
     if (f.size() < 5 || f[1] != local || f[2] != remote) continue;
     std::vector<absl::string_view> q = absl::StrSplit(f[4], ':');
-    uint64_t tx;
-    if (q.size() == 2 && absl::SimpleHexAtoi(q[0], &tx)) return static_cast<int64_t>(tx);
+    uint64_t tx, rx;
+    if (q.size() == 2 && absl::SimpleHexAtoi(q[0], &tx) && absl::SimpleHexAtoi(q[1], &rx)) {
+      return {static_cast<int64_t>(tx), static_cast<int64_t>(rx)};
+    }
   }
-  return -1;
+  return {};
+}
+
+int64_t SendQueue(int local_port, int remote_port) { return Queues(local_port, remote_port).tx; }
+
+// How much of the `sent` bytes the server has read from the connection:
+// what is neither in the client's send queue nor in the server's receive
+// queue (not /proc/PID/io's rchar, which counts read() and not the recv()
+// the server uses); -1 if a socket is missing.
+int64_t ServerRead(int64_t sent, int server_port, int client_port) {
+  const int64_t unacked = Queues(client_port, server_port).tx;
+  const int64_t unread = Queues(server_port, client_port).rx;
+  if (unacked < 0 || unread < 0) return -1;
+  return sent - unacked - unread;
 }
 
 // Waits (bounded) for another process's counter to reach `want`: there is
@@ -253,12 +261,8 @@ TEST(EchoServerShutdownTest, SigtermFlushesQueuedEchoToAClientThatReadsLate) {
   absl::StatusOr<BlockingClient> client =
       BlockingClient::Connect(server->address, kPinnedBuffer);
   ASSERT_TRUE(client.ok()) << client.status();
-  const pid_t pid = server->process.pid();
   const int server_port = server->address.port();
   const int client_port = Address::LocalOf(client->fd())->port();
-  const int64_t read_at_start = BytesRead(pid);
-  ASSERT_GE(read_at_start, 0);
-
   // Send 16 KiB at a time, each time waiting until the server has read it
   // all, until some of the echo stays in twist's buffer: the server read
   // more than the kernels hold (the client's receive queue, the server's send
@@ -272,8 +276,8 @@ TEST(EchoServerShutdownTest, SigtermFlushesQueuedEchoToAClientThatReadsLate) {
   while (sent < 64 * 1024 * 1024) {
     ASSERT_TRUE(client->SendAll(chunk).ok());
     sent += chunk.size();
-    ASSERT_TRUE(WaitFor([&] { return BytesRead(pid) - read_at_start; }, sent))
-        << "the server stopped reading after " << BytesRead(pid) - read_at_start;
+    ASSERT_TRUE(WaitFor([&] { return ServerRead(sent, server_port, client_port); }, sent))
+        << "the server stopped reading after " << ServerRead(sent, server_port, client_port);
     int unread = 0;
     ASSERT_EQ(::ioctl(client->fd(), FIONREAD, &unread), 0);
     const int64_t in_kernel = SendQueue(server_port, client_port);
@@ -309,9 +313,8 @@ TEST(EchoServerShutdownTest, SigtermAbortsAClientThatNeverReadsWhenTheGraceEnds)
   absl::StatusOr<BlockingClient> client =
       BlockingClient::Connect(server->address, kPinnedBuffer);
   ASSERT_TRUE(client.ok()) << client.status();
-  const pid_t pid = server->process.pid();
-  const int64_t read_at_start = BytesRead(pid);
-  ASSERT_GE(read_at_start, 0);
+  const int server_port = server->address.port();
+  const int client_port = Address::LocalOf(client->fd())->port();
 
   // Send without reading until the server stops reading us: the echo stops
   // reading a peer only while more than 64 KiB of its echo is queued in
@@ -335,7 +338,7 @@ TEST(EchoServerShutdownTest, SigtermAbortsAClientThatNeverReadsWhenTheGraceEnds)
     if (::poll(&p, 1, 1000) == 0) break;
   }
   ASSERT_LT(real.now(), give_up) << "the server never stopped reading";
-  const int64_t server_read = BytesRead(pid) - read_at_start;
+  const int64_t server_read = ServerRead(static_cast<int64_t>(sent), server_port, client_port);
   ASSERT_GT(server_read, 0);
 
   const absl::Time signalled = real.now();
