@@ -63,11 +63,17 @@ class Model:
         self.threads = threads  # reactor threads: the cores it is given
         self.workers = workers  # --workers=N: N worker processes + parent
 
-    def cores(self):
-        """The server's cores: 1..threads, leaving core 0 to the loadgen; on
-        a machine with fewer, all but core 0 (on 2 cores --threads=2 shares
-        core 1: what it costs, not how it scales)."""
-        last = max(1, min(self.threads, (os.cpu_count() or 2) - 1))
+    def cores(self, share="rest"):
+        """The server's cores. "rest": 1..threads, leaving core 0 to the
+        loadgen; on a machine with fewer, all but core 0 (on 2 cores
+        --threads=2 shares core 1: what it costs, not how it scales).
+        "all": every core, the loadgen's included, for every model alike
+        (a server as it runs in production; on 2 cores --threads=2 then
+        gets the time the loadgen leaves on core 0)."""
+        ncpu = os.cpu_count() or 2
+        if share == "all":
+            return f"0-{ncpu - 1}"
+        last = max(1, min(self.threads, ncpu - 1))
         return "1" if last == 1 else f"1-{last}"
 
 
@@ -207,7 +213,7 @@ def run_once(model, connections, args, bin_dir):
     err = tempfile.TemporaryFile(mode="w+")
     server = run.Server(model.key, bin_dir, args.pin, binary=model.binary,
                         flags=model.flags + ["--backlog=4096"], stderr=err,
-                        cores=model.cores())
+                        cores=model.cores(args.server_cores))
     loadgen = run.pinned(0, [
         os.path.join(bin_dir, run.LOADGEN), f"--port={server.port}",
         "--mode=pingpong", f"--connections={connections}", "--size=64",
@@ -523,11 +529,20 @@ def report(data, all_models, sizes):
     print(f"\nResults {data['date'][:16].replace('T', ' ')} UTC, "
           f"{data['machine']}; median of {data['rounds']} round(s) of "
           f"{data['duration']:g} s"
-          f"{', server on core 1, loadgen on core 0' if data['pin'] else ''}"
+          f"{pinning(data)}"
           ".\n")
     print(table(all_models, sizes, rows,
                 data.get("warmup", 0.3) + data["duration"]))
     return rows
+
+
+def pinning(data):
+    """How the run pinned the processes, for the table's heading."""
+    if not data["pin"]:
+        return ""
+    if data.get("server_cores") == "all":
+        return ", servers on every core, loadgen on core 0"
+    return ", server on cores 1..N, loadgen on core 0"
 
 
 # ---------------------------------------------------------------- main
@@ -550,6 +565,10 @@ def main():
     p.add_argument("--twist_workers", default="2",
                    help="comma-separated N for rows of twist with "
                         "--workers=N (default 2; '' for none)")
+    p.add_argument("--server_cores", choices=("rest", "all"), default="rest",
+                   help="rest: the server on cores 1..N, the loadgen alone on "
+                        "core 0 (default); all: every server on every core, "
+                        "sharing core 0 with the loadgen")
     p.add_argument("--json", default=JSON_PATH,
                    help="where every round's figures go (default "
                         "bench/models.json)")
@@ -622,7 +641,8 @@ def main():
     data = {"date": started.isoformat(), "machine": machine,
             "rounds": args.rounds, "duration": args.duration,
             "warmup": args.warmup,
-            "pin": args.pin, "sizes": sizes,
+            "pin": args.pin, "server_cores": args.server_cores,
+            "sizes": sizes,
             "command": " ".join(["python3", "bench/models.py"] + sys.argv[1:]),
             "results": {f"{c}/{k}": v for (c, k), v in results.items()},
             "notes": {f"{c}/{k}": v for (c, k), v in notes.items()}}

@@ -6,7 +6,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <limits>
 #include <memory>
 #include <string>
@@ -20,6 +22,8 @@
 #include "protocols/echo.h"
 #include "protocols/throttling.h"
 #include "protocols/traffic_logging.h"
+
+DECLARE_int32(threads);  // examples/server_main.cc
 
 DEFINE_int64(read_limit, 0,
              "Most bytes per second read from all clients together (Twisted's "
@@ -60,16 +64,18 @@ int main(int argc, char** argv) {
     logged = std::make_unique<twist::TrafficLoggingFactory>(factory, FLAGS_log_traffic);
     factory = logged.get();
   }
-  // The throttle needs the reactor's time, so ServeForever makes it: it
-  // wraps the traffic log, and the server's policies wrap it. It outlives
-  // the reactor.
-  std::unique_ptr<twist::ThrottlingFactory> throttled;
+  // The throttle needs the reactor's time, so ServeForever makes it (one
+  // per reactor): it wraps the traffic log, and the server's policies wrap
+  // it. With --threads=N each reactor gets an Nth of the limits, which are
+  // the process's.
   twist::WrapFactory wrap = nullptr;
   if (FLAGS_read_limit > 0 || FLAGS_write_limit > 0) {
-    wrap = [&](twist::Reactor* reactor, twist::Factory* f) -> twist::Factory* {
-      throttled = std::make_unique<twist::ThrottlingFactory>(
-          reactor, f, std::numeric_limits<int>::max(), FLAGS_read_limit, FLAGS_write_limit);
-      return throttled.get();
+    wrap = [](twist::Reactor* reactor, twist::Factory* f) -> std::unique_ptr<twist::Factory> {
+      const int64_t share = std::max(1, FLAGS_threads);
+      auto limit = [&](int64_t total) { return total == 0 ? 0 : std::max<int64_t>(1, total / share); };
+      return std::make_unique<twist::ThrottlingFactory>(reactor, f, std::numeric_limits<int>::max(),
+                                                        limit(FLAGS_read_limit),
+                                                        limit(FLAGS_write_limit));
     };
   }
   return twist::ServeForever(kProgram, factory, std::move(wrap));

@@ -57,13 +57,12 @@ int main(int argc, char** argv) {
   twist::FingerOptions options;
   options.plans_dir = FLAGS_plans;
   // The factory needs the reactor (its thread pool), which ServeForever
-  // makes: it is built there, and outlives the reactor from here.
-  std::unique_ptr<twist::FingerFactory> finger;
-  twist::Factory none;  // replaced by `finger` before anything listens
+  // makes: it builds one per reactor, each with a pool of its own.
+  twist::Factory none;  // replaced before anything listens
   return twist::ServeForever(
-      kProgram, &none, [&](twist::Reactor* reactor, twist::Factory*) -> twist::Factory* {
+      kProgram, &none,
+      [&](twist::Reactor* reactor, twist::Factory*) -> std::unique_ptr<twist::Factory> {
         reactor->suggestThreadPoolSize(FLAGS_pool_threads);
-        finger = std::make_unique<twist::FingerFactory>(reactor, options);
-        return finger.get();
+        return std::make_unique<twist::FingerFactory>(reactor, options);
       });
 }

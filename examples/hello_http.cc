@@ -71,14 +71,13 @@ int main(int argc, char** argv) {
   twist::HttpOptions options;
   options.limits.max_body = static_cast<uint64_t>(FLAGS_max_body);
   options.keepalive_timeout = absl::Seconds(FLAGS_keepalive_timeout);
-  // The Site needs the reactor (Date, timeouts), so ServeForever makes it;
-  // it outlives the reactor. The placeholder factory is never used.
-  std::unique_ptr<twist::Site> site;
+  // A Site needs its reactor (Date, timeouts), so ServeForever makes one
+  // per reactor; the resources are shared (they keep no state). The
+  // placeholder factory is never used.
   twist::Factory placeholder;
   return twist::ServeForever(
       kProgram, &placeholder,
-      [&](twist::ReactorTime* reactor, twist::Factory*) -> twist::Factory* {
-        site = std::make_unique<twist::Site>(reactor, root.get(), options);
-        return site.get();
+      [&](twist::Reactor* reactor, twist::Factory*) -> std::unique_ptr<twist::Factory> {
+        return std::make_unique<twist::Site>(reactor, root.get(), options);
       });
 }

@@ -39,13 +39,11 @@ int main(int argc, char** argv) {
   twist::MenuBotOptions options;
   options.flush_delay = absl::Seconds(FLAGS_flush_delay);
   // The bot's flush timers need the reactor, which ServeForever makes: it
-  // builds the factory there (the placeholder is never used).
-  std::unique_ptr<twist::MenuBotFactory> bot;
+  // builds a factory for each (the placeholder is never used).
   twist::Factory placeholder;
   return twist::ServeForever(
       kProgram, &placeholder,
-      [&](twist::ReactorTime* reactor, twist::Factory*) -> twist::Factory* {
-        bot = std::make_unique<twist::MenuBotFactory>(reactor, options);
-        return bot.get();
+      [&](twist::Reactor* reactor, twist::Factory*) -> std::unique_ptr<twist::Factory> {
+        return std::make_unique<twist::MenuBotFactory>(reactor, options);
       });
 }

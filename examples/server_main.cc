@@ -6,12 +6,14 @@
 #include <algorithm>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "examples/listen_flags.h"
 #include "examples/usage.h"
 #include "framework/endpoints.h"
+#include "framework/per_reactor_factory.h"
 #include "framework/poller.h"
 #include "framework/reactor.h"
 #include "framework/reactor_pool.h"
@@ -52,29 +54,69 @@ DEFINE_int32(workers, 0,
 namespace twist {
 namespace {
 
-// The policies of --idle_timeout and --max_connections around a factory
-// served by one reactor (a program's `wrap` innermost). Owns the wrappers,
-// which must outlive the reactor: its destructor still calls into the
-// connections' protocols.
+// The policies around a factory: a program's `wrap` innermost, then
+// --idle_timeout (both timed on one reactor, so made for each reactor of a
+// pool), then --max_connections outermost (counted across every reactor).
+// Owns the wrappers, which must outlive the reactors: their destructors
+// still call into the connections' protocols.
 class Policies {
  public:
+  // One reactor's connections: a single process, or a worker.
   Factory* Wrap(Reactor* reactor, Factory* factory, WrapFactory& wrap) {
-    if (wrap != nullptr) factory = wrap(reactor, factory);
-    if (FLAGS_idle_timeout > 0) {
-      timed_ = std::make_unique<TimeoutFactory>(reactor, factory,
-                                                absl::Seconds(FLAGS_idle_timeout));
-      factory = timed_.get();
+    return Limit(WrapForReactor(reactor, factory, wrap));
+  }
+  // A pool's: each reactor serves through its own timed layers.
+  Factory* Wrap(ReactorPool* pool, Factory* factory, WrapFactory& wrap) {
+    if (wrap != nullptr || FLAGS_idle_timeout > 0) {
+      std::vector<Factory*> each;
+      for (int i = 0; i < pool->size(); ++i) {
+        each.push_back(WrapForReactor(&pool->reactor(i), factory, wrap));
+      }
+      factory = Own(std::make_unique<PerReactorFactory>(pool, std::move(each)));
     }
-    if (FLAGS_max_connections > 0) {
-      limited_ = std::make_unique<LimitTotalConnectionsFactory>(factory, FLAGS_max_connections);
-      factory = limited_.get();
+    return Limit(factory);
+  }
+
+  // The factory for one endpoint's connections on `reactor`: TLS around
+  // `factory` for ssl: (serverFactoryForSpec), else `factory`.
+  absl::StatusOr<Factory*> ForEndpoint(Reactor* reactor, const ServerEndpointSpec& spec,
+                                       Factory* factory) {
+    absl::StatusOr<std::unique_ptr<Factory>> own = serverFactoryForSpec(reactor, spec, factory);
+    if (!own.ok()) return own.status();
+    return *own == nullptr ? factory : Own(*std::move(own));
+  }
+  // The same for a pool: a TLS factory per reactor, each on its own clock.
+  absl::StatusOr<Factory*> ForEndpoint(ReactorPool* pool, const ServerEndpointSpec& spec,
+                                       Factory* factory) {
+    if (spec.type != ServerEndpointSpec::Type::kSsl) return factory;
+    std::vector<Factory*> each;
+    for (int i = 0; i < pool->size(); ++i) {
+      absl::StatusOr<Factory*> f = ForEndpoint(&pool->reactor(i), spec, factory);
+      if (!f.ok()) return f.status();
+      each.push_back(*f);
     }
-    return factory;
+    return Own(std::make_unique<PerReactorFactory>(pool, std::move(each)));
   }
 
  private:
-  std::unique_ptr<TimeoutFactory> timed_;
-  std::unique_ptr<LimitTotalConnectionsFactory> limited_;
+  Factory* WrapForReactor(Reactor* reactor, Factory* factory, WrapFactory& wrap) {
+    if (wrap != nullptr) factory = Own(wrap(reactor, factory));
+    if (FLAGS_idle_timeout > 0) {
+      factory = Own(std::make_unique<TimeoutFactory>(reactor, factory,
+                                                     absl::Seconds(FLAGS_idle_timeout)));
+    }
+    return factory;
+  }
+  Factory* Limit(Factory* factory) {
+    if (FLAGS_max_connections <= 0) return factory;
+    return Own(std::make_unique<LimitTotalConnectionsFactory>(factory, FLAGS_max_connections));
+  }
+  Factory* Own(std::unique_ptr<Factory> f) {
+    owned_.push_back(std::move(f));
+    return owned_.back().get();
+  }
+
+  std::vector<std::unique_ptr<Factory>> owned_;
 };
 
 // At most `rate` accepts per second on `port`, in bursts of a tenth of a
@@ -104,9 +146,10 @@ int ServeWithWorkers(absl::string_view program, std::vector<ServerEndpointSpec> 
     return BadUsage(program, absl::StrCat("--reactor: ", binder.status().message()));
   }
   std::vector<ListeningPort> ports;
-  for (ServerEndpointSpec& spec : specs) {
-    std::unique_ptr<ServerEndpoint> endpoint =
-        serverFromSpec(binder->get(), std::move(spec), FLAGS_backlog);
+  for (const ServerEndpointSpec& spec : specs) {
+    // The parent's listen also checks an ssl: key and certificate, before
+    // any worker starts; the workers serve TLS themselves (ForEndpoint).
+    std::unique_ptr<ServerEndpoint> endpoint = serverFromSpec(binder->get(), spec, FLAGS_backlog);
     absl::StatusOr<ListeningPort> port = endpoint->listen(&unused);
     if (!port.ok()) return Fail(program, port.status().message());
     ports.push_back(*port);
@@ -121,8 +164,12 @@ int ServeWithWorkers(absl::string_view program, std::vector<ServerEndpointSpec> 
       return Fail(program, s.message());
     }
     Factory* served = policies.Wrap(reactor->get(), factory, wrap);
-    for (const ListeningPort& shared : ports) {
-      absl::StatusOr<Port*> port = (*reactor)->adoptStreamPort(shared.stream()->fileno(), served);
+    for (size_t i = 0; i < ports.size(); ++i) {
+      absl::StatusOr<Factory*> endpoint_factory =
+          policies.ForEndpoint(reactor->get(), specs[i], served);
+      if (!endpoint_factory.ok()) return Fail(program, endpoint_factory.status().message());
+      absl::StatusOr<Port*> port =
+          (*reactor)->adoptStreamPort(ports[i].stream()->fileno(), *endpoint_factory);
       if (!port.ok()) return Fail(program, port.status().message());
       if (FLAGS_accept_rate > 0) LimitAcceptRate(*port, FLAGS_accept_rate);
     }
@@ -149,11 +196,10 @@ absl::Status RefuseWorkers(absl::string_view why) {
 
 namespace {
 
-// --threads > 1: the endpoints on a ReactorPool. The policies that need a
-// reactor's clock per connection (--idle_timeout, a program's `wrap`) are
-// one reactor's, so they are refused here until they can be made per
-// reactor; --max_connections counts across threads.
-int ServeOnPool(absl::string_view program, Factory* factory, bool wrapped,
+// --threads > 1: the endpoints on a ReactorPool, with the policies of
+// Policies::Wrap(pool, ...): a program's `wrap` and --idle_timeout per
+// reactor, --max_connections across them.
+int ServeOnPool(absl::string_view program, Factory* factory, WrapFactory wrap,
                 std::vector<ServerEndpointSpec> specs, PoolFactory pool_factory) {
   absl::StatusOr<Spread> spread = ParseSpread(FLAGS_spread);
   if (!spread.ok()) return BadUsage(program, absl::StrCat("--spread: ", spread.status().message()));
@@ -161,26 +207,13 @@ int ServeOnPool(absl::string_view program, Factory* factory, bool wrapped,
     return BadUsage(program,
                     absl::StrCat("invalid --threads ", FLAGS_threads, ": must be 1..1024"));
   }
-  if (FLAGS_idle_timeout > 0) {
-    return BadUsage(program, absl::StrCat("--threads=", FLAGS_threads,
-                                          " cannot be combined with --idle_timeout or a "
-                                          "rate limit yet (they time one reactor)"));
-  }
-  if (wrapped) {
-    // The program's own factory (a rate limit, an HTTP site, the menu bot's
-    // timers) is built on one reactor.
-    return BadUsage(program, absl::StrCat("--threads=", FLAGS_threads, ": ", program,
-                                          " times its connections on one reactor and cannot "
-                                          "share them out yet; --workers=", FLAGS_threads,
-                                          " runs it on more cores"));
-  }
   for (const ServerEndpointSpec& spec : specs) {
     if (spec.type == ServerEndpointSpec::Type::kUnix && *spread == Spread::kReusePort) {
       return BadUsage(program, "--spread=reuseport is for tcp endpoints: a unix socket "
                                "cannot be shared; use --spread=round_robin");
     }
   }
-  std::unique_ptr<LimitTotalConnectionsFactory> limited;  // outlives the pool
+  Policies policies;  // outlives the pool
   ReactorOptions options;
   options.poller = FLAGS_reactor;
   absl::StatusOr<std::unique_ptr<ReactorPool>> pool =
@@ -193,18 +226,18 @@ int ServeOnPool(absl::string_view program, Factory* factory, bool wrapped,
     return Fail(program, s.message());
   }
   if (pool_factory != nullptr) factory = pool_factory(pool->get());
-  if (FLAGS_max_connections > 0) {
-    limited = std::make_unique<LimitTotalConnectionsFactory>(factory, FLAGS_max_connections);
-    factory = limited.get();
-  }
+  factory = policies.Wrap(pool->get(), factory, wrap);
   std::vector<ListeningPort> listening;
   for (ServerEndpointSpec& spec : specs) {
     const int backlog = spec.backlog.value_or(FLAGS_backlog);
+    // An ssl: endpoint listens as tcp does, its connections served in TLS.
+    absl::StatusOr<Factory*> served = policies.ForEndpoint(pool->get(), spec, factory);
+    if (!served.ok()) return Fail(program, served.status().message());
     absl::StatusOr<std::vector<Port*>> ports =
         spec.type == ServerEndpointSpec::Type::kUnix
-            ? (*pool)->listenUNIX(spec.path, factory, *spread, backlog, spec.mode,
+            ? (*pool)->listenUNIX(spec.path, *served, *spread, backlog, spec.mode,
                                   spec.lockfile)
-            : (*pool)->listenTCP(spec.port, factory, *spread, backlog, spec.interface);
+            : (*pool)->listenTCP(spec.port, *served, *spread, backlog, spec.interface);
     if (!ports.ok()) return Fail(program, ports.status().message());
     if (FLAGS_accept_rate > 0) {
       // The rate is the server's: shared out between the listeners.
@@ -257,22 +290,9 @@ int ServeForever(absl::string_view program, Factory* factory, WrapFactory wrap,
   if (FLAGS_workers > 1 && FLAGS_threads > 1) {
     return BadUsage(program, "--threads and --workers cannot be combined yet: use one or the other");
   }
-  if (FLAGS_workers > 1 || FLAGS_threads > 1) {
-    // Both serve the sockets with the plain factory (the workers adopt the
-    // bare listening socket, the pool listens with listenTCP): an ssl:
-    // endpoint would answer a TLS client in plain text. Refused until they
-    // wrap it.
-    for (const ServerEndpointSpec& spec : *specs) {
-      if (spec.type == ServerEndpointSpec::Type::kSsl) {
-        return BadUsage(program, absl::StrCat(FLAGS_workers > 1 ? "--workers" : "--threads",
-                                              " cannot serve TLS (ssl:, --tls_cert) yet: use "
-                                              "one process and one reactor"));
-      }
-    }
-  }
   if (FLAGS_workers > 1) return ServeWithWorkers(program, *std::move(specs), factory, std::move(wrap));
   if (FLAGS_threads > 1) {
-    return ServeOnPool(program, factory, wrap != nullptr, *std::move(specs),
+    return ServeOnPool(program, factory, std::move(wrap), *std::move(specs),
                        std::move(pool_factory));
   }
   Policies policies;  // outlives the reactor

@@ -1,6 +1,8 @@
 #ifndef TWIST_EXAMPLES_SERVER_MAIN_H_
 #define TWIST_EXAMPLES_SERVER_MAIN_H_
 
+#include <memory>
+
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
@@ -11,10 +13,13 @@ namespace twist {
 
 /// A program's own wrapper around the factory it serves, for a policy that
 /// needs the reactor (ThrottlingFactory its time, the finger server its
-/// thread pool): given the reactor and the factory, returns the factory to
-/// serve instead, which must outlive ServeForever (the reactor's destructor
-/// still calls into it).
-using WrapFactory = absl::AnyInvocable<Factory*(Reactor* reactor, Factory* factory)>;
+/// thread pool, an HTTP Site its clock): given a reactor and the factory,
+/// returns the factory to serve on that reactor instead. ServeForever owns
+/// it and keeps it past the reactor. Called once per reactor: with
+/// --threads=N, N times (one factory per reactor, PerReactorFactory), so
+/// what must be shared by all (a room, a total) is made outside it.
+using WrapFactory =
+    absl::AnyInvocable<std::unique_ptr<Factory>(Reactor* reactor, Factory* factory)>;
 
 class ReactorPool;
 
@@ -29,7 +34,8 @@ using PoolFactory = absl::AnyInvocable<Factory*(ReactorPool* pool)>;
 /// every --listen, or --host and --port; --reactor and --backlog; the
 /// policies --max_connections, --idle_timeout and --accept_rate; --threads
 /// and --spread (--threads=N > 1 serves on a ReactorPool of N reactors,
-/// the factory shared by all: it must be thread-safe, see Factory). Listens on
+/// the factory shared by all: it must be thread-safe, see Factory; `wrap`
+/// and --idle_timeout are made per reactor). Listens on
 /// each endpoint with `factory`, prints "listening on WHERE" for each, in
 /// order, as the first lines on stdout, and runs until SIGINT or SIGTERM,
 /// after which it closes the connections and returns 0. A bad flag prints

@@ -268,6 +268,7 @@ class MissingTlsEndpoint final : public ServerEndpoint, public ClientEndpoint {
 struct TlsMakers {
   endpoints_internal::TlsServerMaker server = nullptr;
   endpoints_internal::TlsClientMaker client = nullptr;
+  endpoints_internal::TlsFactoryMaker factory = nullptr;
 };
 TlsMakers& Tls() {
   static TlsMakers makers;
@@ -278,9 +279,19 @@ TlsMakers& Tls() {
 
 bool TlsEndpointsAvailable() { return Tls().server != nullptr; }
 
-void endpoints_internal::SetTlsEndpointMakers(TlsServerMaker server, TlsClientMaker client) {
+void endpoints_internal::SetTlsEndpointMakers(TlsServerMaker server, TlsClientMaker client,
+                                              TlsFactoryMaker factory) {
   Tls().server = server;
   Tls().client = client;
+  Tls().factory = factory;
+}
+
+absl::StatusOr<std::unique_ptr<Factory>> serverFactoryForSpec(Reactor* reactor,
+                                                              const ServerEndpointSpec& spec,
+                                                              Factory* factory) {
+  if (spec.type != ServerEndpointSpec::Type::kSsl) return std::unique_ptr<Factory>();
+  if (Tls().factory == nullptr) return NoTls("ssl");
+  return Tls().factory(reactor, spec, factory);
 }
 
 // --- Parsing ---------------------------------------------------------------

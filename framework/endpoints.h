@@ -212,6 +212,16 @@ absl::StatusOr<std::unique_ptr<ServerEndpoint>> serverFromString(
     Reactor* reactor, absl::string_view description, int default_backlog = 50);
 std::unique_ptr<ServerEndpoint> serverFromSpec(Reactor* reactor, ServerEndpointSpec spec,
                                                int default_backlog = 50);
+/// For a server that listens on `spec`'s address some other way than
+/// serverFromSpec(...)->listen(): a ReactorPool's listeners, or a socket a
+/// worker process adopts (Reactor::adoptStreamPort). The factory to serve
+/// `spec`'s connections with on `reactor`: for ssl:, one that wraps
+/// `factory`'s protocols in TLS (the key and certificate read now; errors as
+/// listen()'s), owned by the caller and kept past the reactor; for every
+/// other type nullptr, meaning `factory` itself.
+absl::StatusOr<std::unique_ptr<Factory>> serverFactoryForSpec(Reactor* reactor,
+                                                              const ServerEndpointSpec& spec,
+                                                              Factory* factory);
 
 /// The client endpoint `description` names (Twisted's clientFromString). A
 /// tcp endpoint is a HostnameEndpoint: it resolves the host and races its
@@ -229,7 +239,10 @@ namespace endpoints_internal {
 // program links it (the framework itself does not depend on OpenSSL).
 using TlsServerMaker = std::unique_ptr<ServerEndpoint> (*)(Reactor*, ServerEndpointSpec, int);
 using TlsClientMaker = std::unique_ptr<ClientEndpoint> (*)(Reactor*, ClientEndpointSpec);
-void SetTlsEndpointMakers(TlsServerMaker server, TlsClientMaker client);
+using TlsFactoryMaker = absl::StatusOr<std::unique_ptr<Factory>> (*)(Reactor*,
+                                                                     const ServerEndpointSpec&,
+                                                                     Factory*);
+void SetTlsEndpointMakers(TlsServerMaker server, TlsClientMaker client, TlsFactoryMaker factory);
 }  // namespace endpoints_internal
 
 // --- connectProtocol -------------------------------------------------------

@@ -37,6 +37,18 @@ std::string Quote(absl::string_view s) {
   return out;
 }
 
+// The context of an ssl: endpoint, from its key and certificate files.
+absl::StatusOr<std::shared_ptr<TlsContext>> ServerContext(const ServerEndpointSpec& spec) {
+  for (const auto& [path, what] : {std::make_pair(spec.private_key, "private key"),
+                                   std::make_pair(spec.cert_key, "certificate")}) {
+    if (absl::Status s = Readable(path, what); !s.ok()) return s;
+  }
+  TlsServerOptions options;
+  options.certificate_chain_file = spec.cert_key;
+  options.private_key_file = spec.private_key;
+  return TlsContext::ForServer(options);
+}
+
 // The TLS factory of one ssl: port, owned by the port: it ends its own life
 // when the port stops using it (stopFactory, which the port calls when it
 // stops listening or the reactor goes). Its connections keep what they
@@ -69,14 +81,7 @@ class SslServerEndpoint final : public ServerEndpoint {
       : reactor_(reactor), spec_(std::move(spec)), backlog_(backlog) {}
 
   absl::StatusOr<ListeningPort> listen(Factory* factory) override {
-    for (const auto& [path, what] : {std::make_pair(spec_.private_key, "private key"),
-                                     std::make_pair(spec_.cert_key, "certificate")}) {
-      if (absl::Status s = Readable(path, what); !s.ok()) return s;
-    }
-    TlsServerOptions options;
-    options.certificate_chain_file = spec_.cert_key;
-    options.private_key_file = spec_.private_key;
-    absl::StatusOr<std::shared_ptr<TlsContext>> context = TlsContext::ForServer(options);
+    absl::StatusOr<std::shared_ptr<TlsContext>> context = ServerContext(spec_);
     if (!context.ok()) return context.status();
     auto tls = std::make_unique<PortOwnedTlsFactory>(
         *std::move(context), factory, reactor_,
@@ -216,6 +221,15 @@ std::unique_ptr<ClientEndpoint> MakeClient(Reactor* reactor, ClientEndpointSpec 
   return std::make_unique<TlsClientEndpoint>(reactor, std::move(spec));
 }
 
+absl::StatusOr<std::unique_ptr<Factory>> MakeFactory(Reactor* reactor,
+                                                     const ServerEndpointSpec& spec,
+                                                     Factory* factory) {
+  absl::StatusOr<std::shared_ptr<TlsContext>> context = ServerContext(spec);
+  if (!context.ok()) return context.status();
+  return std::make_unique<TLSMemoryBIOFactory>(*std::move(context), factory, reactor,
+                                               spec.handshake_timeout.value_or(absl::Seconds(30)));
+}
+
 // Linking the library installs the endpoints (its BUILD target is
 // alwayslink), as Twisted's plugins are found without being named.
 const bool kInstalled = [] {
@@ -226,7 +240,7 @@ const bool kInstalled = [] {
 }  // namespace
 
 void InstallTlsEndpoints() {
-  endpoints_internal::SetTlsEndpointMakers(&MakeServer, &MakeClient);
+  endpoints_internal::SetTlsEndpointMakers(&MakeServer, &MakeClient, &MakeFactory);
 }
 
 }  // namespace twist

@@ -92,6 +92,7 @@ TrafficLoggingFactory::TrafficLoggingFactory(Factory* wrapped, std::string log_f
 std::unique_ptr<std::ostream> TrafficLoggingFactory::open(const std::string& name) {
   auto file = std::make_unique<std::ofstream>(name, std::ios::out | std::ios::trunc);
   if (!file->is_open()) {
+    std::lock_guard<std::mutex> lock(mu_);
     open_error_ = absl::UnavailableError(
         absl::StrCat("cannot open ", name, ": ", std::strerror(errno)));
     return nullptr;
@@ -102,14 +103,16 @@ std::unique_ptr<std::ostream> TrafficLoggingFactory::open(const std::string& nam
 std::unique_ptr<Protocol> TrafficLoggingFactory::buildProtocol(const Address& addr) {
   std::unique_ptr<Protocol> p = buildWrapped(addr);
   if (p == nullptr) return nullptr;
-  ++counter_;
-  std::unique_ptr<std::ostream> log = open(absl::StrCat(prefix_, "-", counter_));
+  // Atomic: the reactors of a pool build protocols at the same time.
+  const int number = counter_.fetch_add(1, std::memory_order_relaxed) + 1;
+  std::unique_ptr<std::ostream> log = open(absl::StrCat(prefix_, "-", number));
   if (log == nullptr) {
+    std::lock_guard<std::mutex> lock(mu_);
     if (open_error_.ok()) open_error_ = absl::UnavailableError("the log could not be opened");
     return nullptr;
   }
   return std::make_unique<TrafficLoggingProtocol>(std::move(p), std::move(log),
-                                                  length_limit_, counter_);
+                                                  length_limit_, number);
 }
 
 }  // namespace twist

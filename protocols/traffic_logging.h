@@ -1,8 +1,10 @@
 #ifndef TWIST_PROTOCOLS_TRAFFIC_LOGGING_H_
 #define TWIST_PROTOCOLS_TRAFFIC_LOGGING_H_
 
+#include <atomic>
 #include <cstddef>
 #include <memory>
+#include <mutex>
 #include <ostream>
 #include <string>
 
@@ -67,6 +69,8 @@ class TrafficLoggingProtocol : public ProtocolWrapper {
 /// (Twisted's policies.TrafficLoggingFactory). A connection whose log
 /// cannot be opened is refused (closed at once), since it could not be
 /// logged; openError() tells why. The wrapped factory must outlive it.
+/// Thread-safe (a pool's reactors may share it) if the wrapped factory
+/// and open() are.
 class TrafficLoggingFactory : public WrappingFactory {
  public:
   TrafficLoggingFactory(Factory* wrapped, std::string log_file_prefix, size_t length_limit = 0);
@@ -77,17 +81,21 @@ class TrafficLoggingFactory : public WrappingFactory {
   /// file); nullptr if it cannot. Tests override it to log in memory.
   virtual std::unique_ptr<std::ostream> open(const std::string& name);
   /// The number the next connection's log follows (Twisted's _counter).
-  int counter() const { return counter_; }
+  int counter() const { return counter_.load(std::memory_order_relaxed); }
   /// Numbers the next connection 1 again.
   void resetCounter() { counter_ = 0; }
   /// Why the last log that could not be opened was not; OK if none failed.
-  const absl::Status& openError() const { return open_error_; }
+  absl::Status openError() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return open_error_;
+  }
 
  private:
   std::string prefix_;
   size_t length_limit_;
-  int counter_ = 0;
-  absl::Status open_error_;
+  std::atomic<int> counter_{0};
+  mutable std::mutex mu_;
+  absl::Status open_error_;  // guarded by mu_
 };
 
 }  // namespace twist

@@ -225,7 +225,6 @@ TEST_P(StreamTest, ASecondConcurrentReadIsRefused) {
   absl::Status second;
   Served served = Serve([&](std::shared_ptr<Stream> s) { return twoReads(s, &second); });
   std::unique_ptr<Reactor>& reactor = served.reactor;
-  BlockingClient& c = served.client;
   ASSERT_TRUE(RunUntil(*reactor, [&] { return !second.ok(); }));
   EXPECT_TRUE(absl::IsFailedPrecondition(second)) << second;
 }

@@ -178,8 +178,6 @@ absl::StatusOr<Address> ParseListening(absl::string_view where) {
   return Address::Parse(where.substr(0, colon), port);
 }
 
-namespace {
-// Starts `program` and reads its first line, "listening on WHERE".
 absl::StatusOr<ServerProgram> StartListening(const std::string& program,
                                              const std::vector<std::string>& args,
                                              int max_open_files) {
@@ -203,7 +201,6 @@ absl::StatusOr<ServerProgram> StartListening(const std::string& program,
   }
   return ServerProgram{*std::move(p), *address};
 }
-}  // namespace
 
 absl::StatusOr<ServerProgram> StartServerProgram(const std::string& program,
                                                  std::vector<std::string> args,

@@ -58,6 +58,13 @@ struct ServerProgram {
 };
 
 /// Starts `program` (a runfile path such as "examples/echo_server") with
+/// `args` as they are (a --listen of their own), and waits for its first
+/// line, "listening on HOST:PORT". max_open_files as for Subprocess::Start.
+absl::StatusOr<ServerProgram> StartListening(const std::string& program,
+                                             const std::vector<std::string>& args,
+                                             int max_open_files = 0);
+
+/// Starts `program` (a runfile path such as "examples/echo_server") with
 /// `args` and --port=0, and waits for its first line, "listening on
 /// HOST:PORT". max_open_files as for Subprocess::Start.
 absl::StatusOr<ServerProgram> StartServerProgram(const std::string& program,
