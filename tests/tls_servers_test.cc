@@ -108,6 +108,22 @@ TEST(TlsFlagsTest, EchoServerServesTlsOnHostAndPort) {
   EXPECT_EQ(r.out, "TLSv1.3\n") << r.err;
 }
 
+// The flags make an ssl: endpoint like any other: --threads and --workers
+// serve it in TLS too.
+TEST(TlsFlagsTest, EchoServerServesTlsWithThreadsAndWorkers) {
+  for (const char* cores : {"--threads=2", "--workers=2"}) {
+    SCOPED_TRACE(cores);
+    std::vector<std::string> args = TlsFlags();
+    args.push_back(cores);
+    ServerProgram s = Start("examples/echo_server", args);
+    for (int i = 0; i < 2; ++i) {
+      Outcome r = PythonEcho(s.address);
+      EXPECT_EQ(r.status, 0) << r.out << r.err;
+      EXPECT_EQ(r.out, "TLSv1.3\n") << r.err;
+    }
+  }
+}
+
 TEST(TlsFlagsTest, ChatServerServesTls) {
   ServerProgram s = Start("examples/chat_server", TlsFlags());
   Outcome r = RunToEnd("/usr/bin/openssl",
