@@ -18,9 +18,12 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "protocols/chat.h"
+#include "tests/fake_chat_user.h"
 
 namespace twist {
 namespace {
+
+using LinkUser = testing::FakeChatUser;
 
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
@@ -57,21 +60,6 @@ class FakeLink : public ChatLink {
   std::vector<std::string> published, asked, released;
   std::deque<absl::AnyInvocable<void(absl::StatusOr<bool>)>> answers;
   std::deque<absl::AnyInvocable<void(absl::StatusOr<std::vector<std::string>>)>> who;
-};
-
-struct LinkUser {
-  explicit LinkUser(ChatFactory* room) : protocol(room->buildProtocol(Address())) {
-    transport.connect(protocol.get());
-  }
-  std::vector<std::string> lines() {
-    const std::string all = transport.take();
-    absl::string_view out = all;
-    absl::ConsumeSuffix(&out, "\r\n");
-    if (out.empty()) return {};
-    return absl::StrSplit(out, "\r\n");
-  }
-  std::unique_ptr<Protocol> protocol;
-  StringTransport transport;
 };
 
 class ChatLinkTest : public ::testing::Test {

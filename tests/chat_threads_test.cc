@@ -32,11 +32,14 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "protocols/chat.h"
+#include "tests/fake_chat_user.h"
 #include "tests/line_client.h"
 #include "tests/test_util.h"
 
 namespace twist {
 namespace {
+
+using FakeUser = testing::FakeChatUser;
 
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
@@ -70,22 +73,6 @@ class HeldCalls : public ReactorThreads {
 
  private:
   std::vector<absl::AnyInvocable<void()>> calls_;
-};
-
-struct FakeUser {
-  explicit FakeUser(ChatFactory* factory) : protocol(factory->buildProtocol(Address())) {
-    protocol->setFactory(factory);
-    transport.connect(protocol.get());
-  }
-  std::vector<std::string> lines() {
-    const std::string all = transport.take();
-    absl::string_view out = all;
-    absl::ConsumeSuffix(&out, "\r\n");
-    if (out.empty()) return {};
-    return absl::StrSplit(out, "\r\n");
-  }
-  std::unique_ptr<Protocol> protocol;
-  StringTransport transport;
 };
 
 // A room over two reactors whose posts run when the test says.
