@@ -349,6 +349,9 @@ TEST_F(ChatRedisTest, WorkersShareTheRoom) {
   // bob's server holds 1, each worker at least 1.
   ASSERT_EQ(spread.size(), 3u) << absl::StrJoin(spread, ",");
   ASSERT_GE(spread[1], 1) << "every user landed on one worker: " << absl::StrJoin(spread, ",");
+  // A join notice crosses Redis to each server on its own, so bob can see
+  // the last one before a user on the other worker does: join notices still
+  // in flight are skipped below rather than drained here.
   for (auto& u : users) u->drain();
   // Everyone says one line; everyone else gets each exactly once.
   for (size_t i = 0; i < users.size(); ++i) users[i]->send(absl::StrCat("hi from ", i, "\n"));
@@ -361,9 +364,10 @@ TEST_F(ChatRedisTest, WorkersShareTheRoom) {
   for (auto& u : users) everyone.push_back(u.get());
   for (size_t k = 0; k < everyone.size(); ++k) {
     std::vector<std::string> got;
-    for (size_t j = 0; j + 1 < all.size(); ++j) {
+    while (got.size() + 1 < all.size()) {
       absl::StatusOr<std::string> l = everyone[k]->next();
-      ASSERT_TRUE(l.ok()) << l.status();
+      ASSERT_TRUE(l.ok()) << l.status() << " user " << k;
+      if (absl::StartsWith(*l, "* u") && absl::EndsWith(*l, " has joined")) continue;
       got.push_back(*l);
     }
     std::sort(got.begin(), got.end());
