@@ -657,6 +657,12 @@ def main():
         return 1 if SMOKE_PROBLEMS else 0
     with open(args.json, "w") as f:
         json.dump(data, f, indent=1)
+    if os.path.abspath(args.json) != os.path.abspath(JSON_PATH):
+        # The PNGs show bench/models.json's table (bench/README.md); a side
+        # run (--only, --server_cores=all ...) must not replace them.
+        print(f"\nmodels.py: no plots drawn for {args.json} (they are drawn "
+              "for bench/models.json only)")
+        return 0
     return draw(all_models, sizes, rows)
 
 
