@@ -134,10 +134,11 @@ def status_field(text, name):
 
 
 def cpu_ns(pids):
-    """CPU time of these processes, every thread of each, in ns: schedstat
-    is exact where utime/stime are sampled at the clock tick (and a child
-    that runs for microseconds at a time may never be seen running)."""
-    total = 0
+    """{task id: CPU time in ns} of every thread of these processes:
+    schedstat is exact where utime/stime are sampled at the clock tick (and
+    a child that runs for microseconds at a time may never be seen
+    running)."""
+    out = {}
     for p in pids:
         try:
             tids = os.listdir(f"/proc/{p}/task")
@@ -146,8 +147,8 @@ def cpu_ns(pids):
         for t in tids:
             text = read(f"/proc/{p}/task/{t}/schedstat")
             if text:
-                total += int(text.split()[0])
-    return total
+                out[int(t)] = int(text.split()[0])
+    return out
 
 
 def sample(pid, memory=True):
@@ -155,7 +156,7 @@ def sample(pid, memory=True):
     (if memory) the sums of VmRSS and Pss in KiB."""
     t0 = time.monotonic()
     pids = [pid] + children(pid)
-    out = {"processes": len(pids), "cpu_ns": cpu_ns(pids)}
+    out = {"processes": len(pids), "cpu": cpu_ns(pids)}
     out["t"] = (t0 + time.monotonic()) / 2  # reading 10000 files takes a while
     if memory:
         threads = rss = pss = 0
@@ -232,10 +233,21 @@ def run_once(model, connections, args, bin_dir):
             time.sleep(max(0.0, start + args.warmup + 0.75 * args.duration
                            - time.monotonic()))
             s2 = sample(server.proc.pid)
-            result.update({k: s2[k] for k in
-                           ("processes", "threads", "rss_kib", "pss_kib")})
-            result["server_cpu_ns_per_s"] = (s2["cpu_ns"] - s1["cpu_ns"]) / \
-                max(1e-9, s2["t"] - s1["t"])
+            # Reading 10000 tasks' files takes seconds: a sample that ended
+            # after the measured window, or lost a task that was there at
+            # the first (its CPU time leaves the sum), measures something
+            # else, so that round has no server figures.
+            lost = len(s1["cpu"].keys() - s2["cpu"].keys())
+            late = s2["t"] > start + args.warmup + args.duration
+            if lost or late:
+                result["unsampled"] = (f"{lost} tasks ended between the samples"
+                                       if lost else "sampled after the window")
+            else:
+                result.update({k: s2[k] for k in
+                               ("processes", "threads", "rss_kib", "pss_kib")})
+                result["server_cpu_ns_per_s"] = \
+                    sum(s2["cpu"].values()) - sum(s1["cpu"].values())
+                result["server_cpu_ns_per_s"] /= max(1e-9, s2["t"] - s1["t"])
         out, problems = gen.communicate(timeout=600)
         lines = (first + "\n" + out).strip().splitlines()
         result.update(run.parse(lines[-1]))
@@ -348,7 +360,9 @@ def summarize(all_models, sizes, results, notes):
             echoed = [r for r in ok if r.get("msgs_per_s", 0) > 0]
             row = {"note": notes.get((c, m.key)), "rounds": len(rs),
                    "ok": len(ok), "rates": [r.get("msgs_per_s", 0)
-                                            for r in ok]}
+                                            for r in ok],
+                   "unsampled": [r["unsampled"] for r in ok
+                                 if r.get("unsampled")]}
             for k, among in (("msgs_per_s", ok), ("p99_us", echoed),
                              ("cpu_ns_per_msg", echoed), ("rss_kib", ok),
                              ("pss_kib", ok), ("server_cpu_ns_per_s", ok),
@@ -394,6 +408,10 @@ def table(all_models, sizes, rows, window):
             if row.get("note"):
                 rate += (f"; figures from {row['ok']} of {row['rounds']} "
                          f"rounds, then n/a: {row['note']}")
+            if row.get("unsampled"):
+                rate += (f"; server figures from {row['ok'] - len(row['unsampled'])}"
+                         f" of {row['ok']} rounds (the others: "
+                         f"{row['unsampled'][0]}, ...)")
             p99 = (f"> {window * 1000:,.0f}" if row["p99_us"] is None
                    else f"{row['p99_us'] / 1000:,.1f}")
             out.append(
