@@ -31,6 +31,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -139,10 +140,20 @@ def proc_rss_kib(pid):
     return 0
 
 
-def rss_per_held_connection(pid, connect, n, warm=100):
+def rss_per_held_connection(pid, port, n, wrap=None, warm=100):
     """Growth of `pid`'s VmRSS in bytes per connection over n connections
-    made by connect() (each set up by the caller, e.g. echoed once), after
+    to the echo server on 127.0.0.1:port (each wrapped by wrap(socket), e.g.
+    in TLS, and echoing one byte, so that the server has set it up), after
     `warm` of them have grown the server's tables once."""
+    def connect():
+        s = socket.create_connection(("127.0.0.1", port))
+        if wrap is not None:
+            s = wrap(s)
+        s.sendall(b"x")
+        if s.recv(1) != b"x":
+            fail("a connection did not echo")
+        return s
+
     warmed = [connect() for _ in range(warm)]
     before = proc_rss_kib(pid)
     held = [connect() for _ in range(n)]
@@ -241,6 +252,23 @@ def callgrind_total(stderr):
     if not m:
         fail(f"no callgrind total in: {stderr[-500:]}")
     return int(m.group(1))
+
+
+def callgrind_instructions(argv, drive, what=None):
+    """User-space instructions the server argv (which prints "listening on
+    HOST:PORT" first) executes under callgrind from its start to SIGTERM,
+    with drive(port) run against it in between."""
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, port = start_listening(
+            callgrind(os.path.join(tmp, "callgrind.out")) + list(argv),
+            what or os.path.basename(argv[0]), timeout=120,
+            stderr=subprocess.PIPE)
+        try:
+            drive(port)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=300)
+        return callgrind_total(err)
 
 
 def terminate(proc, timeout=20):
