@@ -27,7 +27,6 @@ servers and Redis: the rates are the whole machine's. Medians of --rounds.
 import argparse
 import multiprocessing as mp
 import os
-import re
 import selectors
 import signal
 import socket
@@ -37,20 +36,15 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import run  # noqa: E402  (free_port, start_listening)
+from run import ROOT  # noqa: E402
+
 CHAT = os.path.join(ROOT, "bazel-bin", "examples", "chat_server")
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def start_redis(tmp):
-    port = free_port()
+    port = run.free_port()
     p = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
                           "--save", "", "--appendonly", "no", "--dir", tmp,
                           "--logfile", ""], stdout=subprocess.PIPE, text=True)
@@ -61,11 +55,7 @@ def start_redis(tmp):
 
 
 def start_chat(args):
-    p = subprocess.Popen([CHAT, "--port=0"] + args, stdout=subprocess.PIPE, text=True)
-    m = re.match(r"listening on (.*):(\d+)$", p.stdout.readline().strip())
-    if not m:
-        sys.exit("chat_redis: chat_server did not say where it listens")
-    return p, int(m.group(2))
+    return run.start_listening([CHAT, "--port=0"] + args)
 
 
 def join(port, name):

@@ -14,39 +14,21 @@ before and after a change to the reactor or the transport.
 
 import argparse
 import os
-import re
-import signal
 import subprocess
 import sys
-import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import run  # noqa: E402  (callgrind_instructions)
+from run import ROOT  # noqa: E402
 
 
 def instructions(server, client, messages, size, connections):
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "callgrind.out")
-        proc = subprocess.Popen(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-             server, "--port=0"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        line = proc.stdout.readline().strip()
-        m = re.match(r"listening on (.*):(\d+)$", line)
-        if not m:
-            proc.kill()
-            sys.exit(f"echo_instructions: the server said {line!r}")
-        try:
-            subprocess.run(
-                [client, f"--port={m.group(2)}", f"--connections={connections}",
-                 f"--messages={messages // connections}", f"--size={size}"],
-                check=True, stdout=subprocess.DEVNULL, timeout=600)
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            _, err = proc.communicate(timeout=120)
-        total = re.search(r"Collected : (\d+)", err)
-        if not total:
-            sys.exit(f"echo_instructions: no callgrind total in: {err[-500:]}")
-        return int(total.group(1))
+    def drive(port):
+        subprocess.run(
+            [client, f"--port={port}", f"--connections={connections}",
+             f"--messages={messages // connections}", f"--size={size}"],
+            check=True, stdout=subprocess.DEVNULL, timeout=600)
+    return run.callgrind_instructions([server, "--port=0"], drive)
 
 
 def main():

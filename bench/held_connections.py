@@ -12,30 +12,17 @@ of the server's VmRSS divided by the number of connections. The median of
 
 import argparse
 import os
-import re
 import resource
-import socket
 import statistics
-import subprocess
 import sys
 
-from run import ROOT, raise_fd_limit, rss_per_held_connection
+from run import ROOT, raise_fd_limit, rss_per_held_connection, start_listening
 
 
 def one_round(server, n):
-    proc = subprocess.Popen([server, "--port=0"], stdout=subprocess.PIPE, text=True)
+    proc, port = start_listening([server, "--port=0"])
     try:
-        m = re.match(r"listening on (.*):(\d+)$", proc.stdout.readline().strip())
-        if not m:
-            sys.exit("held_connections: the server did not say where it listens")
-        addr = ("127.0.0.1", int(m.group(2)))
-        def connect():
-            s = socket.create_connection(addr)
-            s.sendall(b"x")
-            if s.recv(1) != b"x":
-                sys.exit("held_connections: a connection did not echo")
-            return s
-        return rss_per_held_connection(proc.pid, connect, n)
+        return rss_per_held_connection(proc.pid, port, n)
     finally:
         proc.terminate()
         proc.wait(timeout=30)

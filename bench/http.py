@@ -23,16 +23,15 @@ pinning, twisted.web left out; it never judges speed.
 import argparse
 import os
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import run  # noqa: E402  (build, pinning, machine(), fd limit)
+import nginx_conf  # noqa: E402  (nginx's configuration, shared)
+import run  # noqa: E402  (build, pinning, machine(), fd limit, servers)
 
 PIPELINE_LUA = """
 -- 16 requests in one write; wrk counts each response.
@@ -65,28 +64,6 @@ print(f"listening on 127.0.0.1:{port.getHost().port}", flush=True)
 reactor.run()
 """
 
-NGINX_CONF = """
-daemon off;
-master_process on;
-worker_processes 1;
-worker_rlimit_nofile 20000;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-  access_log off;
-  default_type text/plain;
-  client_body_temp_path {dir}/body;
-  proxy_temp_path {dir}/proxy;
-  keepalive_requests 1000000;
-  server {{
-    listen 127.0.0.1:{port} backlog=1024;
-    location / {{ return 200 "Hello, World"; }}
-  }}
-}}
-"""
-
-
 class Scenario:
     def __init__(self, key, title, connections, pipelined=False):
         self.key = key
@@ -105,25 +82,6 @@ def scenarios(smoke):
     ]
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_listening(port, proc, what, timeout=20):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            run.fail(f"{what} exited with status {proc.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    run.fail(f"{what}: not listening on port {port} within {timeout} s")
-
-
 class Server:
     """One server of the comparison, started fresh for one measurement."""
 
@@ -131,51 +89,25 @@ class Server:
         self.name = name
         self.proc = None
         if name == "twist":
-            self.proc = subprocess.Popen(
+            self.proc, self.port = run.start_listening(
                 run.pinned(1, [os.path.join(bin_dir, "examples/hello_http"),
-                               "--port=0", "--backlog=1024"], pin),
-                stdout=subprocess.PIPE, text=True)
-            self.port = self._first_line_port()
+                               "--port=0", "--backlog=1024"], pin), name)
         elif name == "twisted":
-            self.proc = subprocess.Popen(
+            self.proc, self.port = run.start_listening(
                 run.pinned(1, ["/usr/bin/python3", "-c", TWISTED_WEB], pin),
-                stdout=subprocess.PIPE, text=True)
-            self.port = self._first_line_port()
+                name)
         elif name == "nginx":
-            self.port = free_port()
-            conf = os.path.join(workdir, "nginx.conf")
-            with open(conf, "w") as f:
-                f.write(NGINX_CONF.format(dir=workdir, port=self.port))
+            self.port = run.free_port()
             self.proc = subprocess.Popen(
-                run.pinned(1, [nginx_binary(), "-p", workdir, "-c", conf,
-                               "-e", os.path.join(workdir, "error.log")], pin),
+                run.pinned(1, nginx_conf.command(workdir, self.port), pin),
                 stdout=subprocess.DEVNULL)
-            wait_listening(self.port, self.proc, "nginx")
+            run.wait_listening(self.port, self.proc, "nginx")
         else:
             raise ValueError(name)
 
-    def _first_line_port(self):
-        line = run.read_line(self.proc.stdout, 20, self.name)
-        prefix = "listening on 127.0.0.1:"
-        if not line.startswith(prefix):
-            run.fail(f"{self.name}: unexpected first line {line!r}")
-        return int(line[len(prefix):])
-
     def stop(self):
         # nginx stops quickly on SIGQUIT (graceful) or SIGTERM (fast).
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
-def nginx_binary():
-    for p in ("/usr/sbin/nginx", shutil.which("nginx")):
-        if p and os.path.exists(p):
-            return p
-    run.fail("no nginx: tools/setup.sh installs Debian's nginx-light")
+        run.terminate(self.proc)
 
 
 def parse_wrk(text):

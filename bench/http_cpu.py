@@ -17,22 +17,17 @@ its own core. Medians over the rounds.
 import argparse
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import nginx_conf  # noqa: E402  (nginx's configuration, shared)
+import run  # noqa: E402  (free_port, wait_listening)
+from run import ROOT  # noqa: E402
+
 TICK = os.sysconf("SC_CLK_TCK")
-NGINX_CONF = """daemon off; master_process on; worker_processes 1;
-pid {d}/nginx.pid; error_log {d}/error.log warn;
-events {{ worker_connections 4096; }}
-http {{ access_log off; default_type text/plain; client_body_temp_path {d}/body;
-  proxy_temp_path {d}/proxy; keepalive_requests 1000000;
-  server {{ listen 127.0.0.1:{p} backlog=1024; location / {{ return 200 "Hello, World"; }} }} }}
-"""
 
 
 def cpu_ticks(pid):
@@ -40,37 +35,17 @@ def cpu_ticks(pid):
     return int(f[11]), int(f[12])  # utime, stime
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_listening(port, deadline=20):
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    sys.exit(f"http_cpu: nothing listening on {port}")
-
-
-def run(label, binary, conns, duration, tmp):
-    port = free_port()
+def measure(binary, conns, duration, tmp):
+    port = run.free_port()
     if binary == "nginx":
-        with open(os.path.join(tmp, "nginx.conf"), "w") as f:
-            f.write(NGINX_CONF.format(d=tmp, p=port))
-        proc = subprocess.Popen(["taskset", "-c", "1", "/usr/sbin/nginx", "-p", tmp, "-c",
-                                 os.path.join(tmp, "nginx.conf"), "-e",
-                                 os.path.join(tmp, "error.log")])
-        wait_listening(port)
+        proc = subprocess.Popen(["taskset", "-c", "1"] + nginx_conf.command(
+            tmp, port, rlimit_nofile=None))
+        run.wait_listening(port, proc, "nginx")
         pid = int(subprocess.check_output(["pgrep", "-P", str(proc.pid)]).split()[0])
     else:
         proc = subprocess.Popen(["taskset", "-c", "1", binary, f"--port={port}",
                                  "--backlog=1024"], stdout=subprocess.DEVNULL)
-        wait_listening(port)
+        run.wait_listening(port, proc, binary)
         pid = proc.pid
     try:
         url = f"http://127.0.0.1:{port}/"
@@ -108,7 +83,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="twist-http-cpu-") as tmp:
         for r in range(a.rounds):
             for label, binary in (servers if r % 2 == 0 else servers[::-1]):
-                results[label].append(run(label, binary, a.connections, a.duration, tmp))
+                results[label].append(measure(binary, a.connections, a.duration, tmp))
     print(f"keep-alive, {a.connections} connections, {a.rounds} rounds, load average "
           f"{os.getloadavg()[0]:.1f}; CPU microseconds per request (medians)")
     for label, _ in servers:

@@ -21,52 +21,24 @@ measure).
 import argparse
 import collections
 import os
-import re
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-NGINX_CONF = """
-daemon off;
-master_process off;
-worker_processes 1;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-  access_log off;
-  default_type text/plain;
-  client_body_temp_path {dir}/body;
-  proxy_temp_path {dir}/proxy;
-  keepalive_requests 1000000;
-  server {{
-    listen 127.0.0.1:{port};
-    location / {{ return 200 "Hello, World"; }}
-  }}
-}}
-"""
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import nginx_conf  # noqa: E402  (nginx's configuration, shared)
+import run  # noqa: E402  (free_port, connect_when_listening, callgrind)
+from run import ROOT  # noqa: E402
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def connect(port, proc, timeout=60):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return socket.create_connection(("127.0.0.1", port), timeout=30)
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                sys.exit(f"http_instructions: the server is not listening on {port}")
-            time.sleep(0.1)
+def connect(port, proc):
+    s = run.connect_when_listening(port, proc, timeout=60)
+    if s is None:
+        sys.exit(f"http_instructions: the server is not listening on {port}")
+    s.settimeout(30)
+    return s
 
 
 def drive(port, proc, requests, depth):
@@ -101,15 +73,14 @@ def run_server(args, requests, tmp):
     if args.syscalls:
         tool = ["strace", "-f", "-c", "-o", out]
     else:
-        tool = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
-    port = free_port()
+        tool = run.callgrind(out)
+    port = run.free_port()
     if args.server == "twist":
         argv = [args.bin, f"--port={port}"]
     else:
-        conf = os.path.join(tmp, "nginx.conf")
-        with open(conf, "w") as f:
-            f.write(NGINX_CONF.format(dir=tmp, port=port))
-        argv = [args.nginx, "-p", tmp, "-c", conf, "-e", os.path.join(tmp, "error.log")]
+        argv = nginx_conf.command(tmp, port, args.nginx, master_process=False,
+                                  worker_connections=1024, rlimit_nofile=None,
+                                  backlog=None)
     proc = subprocess.Popen(tool + argv, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     try:
@@ -140,10 +111,7 @@ def count(args, requests, tmp):
             if len(parts) >= 5 and parts[0][0].isdigit() and parts[-1] != "total":
                 calls[parts[-1]] = int(parts[3])
         return calls
-    total = re.search(r"Collected : (\d+)", text)
-    if not total:
-        sys.exit(f"http_instructions: no callgrind total in: {text[-500:]}")
-    return int(total.group(1))
+    return run.callgrind_total(text)
 
 
 def main():

@@ -17,7 +17,6 @@ microseconds.
 import argparse
 import os
 import platform
-import re
 import shutil
 import statistics
 import subprocess
@@ -25,7 +24,10 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import run  # noqa: E402  (pinned, start_listening, raise_fd_limit)
+from run import ROOT  # noqa: E402
+
 REACTORS = ["epoll", "poll", "select"]
 
 
@@ -47,27 +49,15 @@ def build():
     return bins
 
 
-def raise_nofile():
-    import resource
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
 def run_once(server_bin, client_bin, reactor, idle, messages, size, pin):
-    server_cmd = [server_bin, "--port=0", "--reactor=" + reactor, "--backlog=8192"]
-    client_cmd = [client_bin, "--idle=%d" % idle, "--messages=%d" % messages,
-                  "--size=%d" % size]
-    if pin:
-        server_cmd = ["taskset", "-c", "1"] + server_cmd
-        client_cmd = ["taskset", "-c", "0"] + client_cmd
-    server = subprocess.Popen(server_cmd, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+    server, port = run.start_listening(
+        run.pinned(1, [server_bin, "--port=0", "--reactor=" + reactor,
+                       "--backlog=8192"], pin), "echo_server",
+        stderr=subprocess.PIPE)
+    client_cmd = run.pinned(0, [client_bin, "--idle=%d" % idle,
+                                "--messages=%d" % messages, "--size=%d" % size,
+                                "--port=%d" % port], pin)
     try:
-        line = server.stdout.readline()
-        m = re.match(r"listening on (\S+):(\d+)$", line.strip())
-        if not m:
-            raise RuntimeError("echo_server said %r" % line)
-        client_cmd.append("--port=" + m.group(2))
         out = subprocess.run(client_cmd, capture_output=True, text=True,
                              timeout=600)
         if out.returncode != 0:
@@ -92,7 +82,7 @@ def main():
                     help="do not pin with taskset (single-CPU machines)")
     args = ap.parse_args()
     idles = [int(n) for n in args.idle.split(",")]
-    raise_nofile()
+    run.raise_fd_limit(max(idles) + 100)
     server_bin, client_bin = build()
 
     pairs = [(r, n) for n in idles for r in REACTORS]

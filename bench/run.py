@@ -22,13 +22,16 @@ import datetime
 import json
 import os
 import platform
+import re
 import resource
 import select
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -43,6 +46,9 @@ SERVERS = {
 }
 ROLES = {"twist": "echo", "baseline": "epoll"}  # set from the flags
 LOADGEN = "bench/loadgen"
+# The bench scripts import this module for its helpers: fail() names the
+# script that was run.
+PROGRAM = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "run.py"
 
 
 class Scenario:
@@ -89,7 +95,7 @@ def scenarios(smoke):
 
 
 def fail(message):
-    print(f"run.py: {message}", file=sys.stderr)
+    print(f"{PROGRAM}: {message}", file=sys.stderr)
     sys.exit(1)
 
 
@@ -112,9 +118,8 @@ def raise_fd_limit(needed):
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         soft = hard
     if soft < needed:
-        print(f"run.py: warning: open-files limit {soft} < {needed}; the "
-              "held-connections scenario will report failures",
-              file=sys.stderr)
+        print(f"{PROGRAM}: warning: open-files limit {soft} < {needed}; "
+              "connections beyond it will fail", file=sys.stderr)
 
 
 def pinned(core, argv, pin):
@@ -135,10 +140,20 @@ def proc_rss_kib(pid):
     return 0
 
 
-def rss_per_held_connection(pid, connect, n, warm=100):
+def rss_per_held_connection(pid, port, n, wrap=None, warm=100):
     """Growth of `pid`'s VmRSS in bytes per connection over n connections
-    made by connect() (each set up by the caller, e.g. echoed once), after
+    to the echo server on 127.0.0.1:port (each wrapped by wrap(socket), e.g.
+    in TLS, and echoing one byte, so that the server has set it up), after
     `warm` of them have grown the server's tables once."""
+    def connect():
+        s = socket.create_connection(("127.0.0.1", port))
+        if wrap is not None:
+            s = wrap(s)
+        s.sendall(b"x")
+        if s.recv(1) != b"x":
+            fail("a connection did not echo")
+        return s
+
     warmed = [connect() for _ in range(warm)]
     before = proc_rss_kib(pid)
     held = [connect() for _ in range(n)]
@@ -169,6 +184,103 @@ def parse(line):
     return out
 
 
+LISTENING = re.compile(r"listening on (.*):(\d+)$")
+
+
+def start_listening(argv, what=None, timeout=20, **popen):
+    """Starts argv, a server that prints "listening on HOST:PORT" first
+    (twist's programs and the baselines do, given --port=0); returns the
+    process and the port. Fails, naming `what` (default: the program), if
+    it says anything else or nothing within `timeout` seconds. popen: more
+    subprocess.Popen arguments (stderr=...)."""
+    what = what or os.path.basename(argv[0])
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, **popen)
+    try:
+        line = read_line(proc.stdout, timeout, what)
+        m = LISTENING.match(line)
+        if not m:
+            fail(f"{what}: unexpected first line {line!r}")
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    return proc, int(m.group(2))
+
+
+def free_port():
+    """A loopback port free now, for a server that cannot take --port=0
+    (nginx) or must be told its port before it starts."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def connect_when_listening(port, proc=None, timeout=20):
+    """A connection to 127.0.0.1:port once a server started on that port
+    accepts there; None if `proc` exits first or `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return socket.create_connection(("127.0.0.1", port), timeout=1)
+        except OSError:
+            if (proc is not None and proc.poll() is not None) or \
+                    time.monotonic() > deadline:
+                return None
+            time.sleep(0.05)
+
+
+def wait_listening(port, proc=None, what="the server", timeout=20):
+    """Returns once something listens on 127.0.0.1:port; fails if `proc`
+    exits first or `timeout` seconds pass."""
+    s = connect_when_listening(port, proc, timeout)
+    if s is None:
+        if proc is not None and proc.poll() is not None:
+            fail(f"{what} exited with status {proc.returncode}")
+        fail(f"{what}: not listening on port {port} within {timeout} s")
+    s.close()
+
+
+def callgrind(out_file):
+    """The prefix that runs a program under valgrind's callgrind, its
+    profile written to out_file."""
+    return ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}"]
+
+
+def callgrind_total(stderr):
+    """The instructions callgrind counted, from its stderr."""
+    m = re.search(r"Collected : (\d+)", stderr)
+    if not m:
+        fail(f"no callgrind total in: {stderr[-500:]}")
+    return int(m.group(1))
+
+
+def callgrind_instructions(argv, drive, what=None):
+    """User-space instructions the server argv (which prints "listening on
+    HOST:PORT" first) executes under callgrind from its start to SIGTERM,
+    with drive(port) run against it in between."""
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, port = start_listening(
+            callgrind(os.path.join(tmp, "callgrind.out")) + list(argv),
+            what or os.path.basename(argv[0]), timeout=120,
+            stderr=subprocess.PIPE)
+        try:
+            drive(port)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=300)
+        return callgrind_total(err)
+
+
+def terminate(proc, timeout=20):
+    """SIGTERM, and SIGKILL if proc has not exited within timeout seconds."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class Server:
     """A fresh server on core 1 that printed "listening on 127.0.0.1:PORT".
     binary (a path under bin_dir) and flags default to the server the role
@@ -182,21 +294,10 @@ class Server:
         argv = pinned(cores, [os.path.join(
             bin_dir, binary or SERVERS[ROLES.get(name, name)]), "--port=0"]
             + list(flags), pin)
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True,
-                                     stderr=stderr)
-        line = read_line(self.proc.stdout, 20, name)
-        prefix = "listening on 127.0.0.1:"
-        if not line.startswith(prefix):
-            fail(f"{name}: unexpected first line {line!r}")
-        self.port = int(line[len(prefix):])
+        self.proc, self.port = start_listening(argv, name, stderr=stderr)
 
     def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        terminate(self.proc)
         if self.proc.returncode not in (0, -signal.SIGTERM):
             fail(f"{self.name}: exited with status {self.proc.returncode}")
 

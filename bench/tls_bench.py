@@ -39,14 +39,14 @@ import argparse
 import os
 import re
 import signal
-import socket
 import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
 
-from run import ROOT, proc_cpu_ns, raise_fd_limit, rss_per_held_connection
+from run import (ROOT, callgrind_instructions, pinned, proc_cpu_ns, raise_fd_limit,
+                 rss_per_held_connection, start_listening)
 
 BIN = os.path.join(ROOT, "bazel-bin")
 ECHO_SERVER = os.path.join(BIN, "examples", "echo_server")
@@ -92,23 +92,13 @@ class Servers:
         return "--connect=tls:host=localhost:port=%d:caCertsFile=%s" % (port, self.ca)
 
 
-def start(argv, prefix=(), stderr=None):
-    proc = subprocess.Popen([*prefix, *argv], stdout=subprocess.PIPE, stderr=stderr, text=True)
-    line = proc.stdout.readline().strip()
-    m = re.match(r"listening on (.*):(\d+)$", line)
-    if not m:
-        proc.kill()
-        sys.exit("tls_bench: %s said %r, not where it listens" % (argv[0], line))
-    return proc, int(m.group(2))
-
-
 def stop(proc):
     proc.send_signal(signal.SIGTERM)
     return proc.communicate(timeout=300)
 
 
-def echo_client(connect, args, prefix=()):
-    out = subprocess.run([*prefix, ECHO_CLIENT, connect, "--timeout=120", *args],
+def echo_client(connect, args, pin=False):
+    out = subprocess.run(pinned(0, [ECHO_CLIENT, connect, "--timeout=120", *args], pin),
                          capture_output=True, text=True, timeout=900)
     m = re.search(r"messages=(\d+) bytes=(\d+) errors=(\d+) seconds=([\d.]+)", out.stdout)
     if out.returncode != 0 or not m or m.group(3) != "0":
@@ -125,18 +115,13 @@ def handshake_args(n):
 
 
 def held_bytes(servers, name, n):
-    tls_ctx = None if name == "tcp" else ssl.create_default_context(cafile=servers.ca)
-    proc, port = start(servers.argv[name])
+    wrap = None
+    if name != "tcp":
+        tls_ctx = ssl.create_default_context(cafile=servers.ca)
+        wrap = lambda s: tls_ctx.wrap_socket(s, server_hostname="localhost")
+    proc, port = start_listening(servers.argv[name], name)
     try:
-        def connect():
-            s = socket.create_connection(("127.0.0.1", port))
-            if tls_ctx is not None:
-                s = tls_ctx.wrap_socket(s, server_hostname="localhost")
-            s.sendall(b"x")
-            if s.recv(1) != b"x":
-                sys.exit("tls_bench: a connection did not echo")
-            return s
-        return rss_per_held_connection(proc.pid, connect, n)
+        return rss_per_held_connection(proc.pid, port, n, wrap)
     finally:
         stop(proc)
 
@@ -155,12 +140,11 @@ def listen_overflows():
 def measured(servers, name, args, pin):
     """(messages, bytes, seconds, server CPU seconds) of one echo_client run
     against a fresh server."""
-    proc, port = start(servers.argv[name], ["taskset", "-c", "1"] if pin else [])
+    proc, port = start_listening(pinned(1, servers.argv[name], pin), name)
     try:
         before = proc_cpu_ns(proc.pid)
         dropped = listen_overflows()
-        n, nbytes, secs = echo_client(servers.connect(name, port), args,
-                                      ["taskset", "-c", "0"] if pin else [])
+        n, nbytes, secs = echo_client(servers.connect(name, port), args, pin)
         cpu = (proc_cpu_ns(proc.pid) - before) / 1e9
         dropped = listen_overflows() - dropped
         if dropped:
@@ -173,19 +157,8 @@ def measured(servers, name, args, pin):
 
 
 def callgrind_total(servers, name, args):
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "callgrind.out")
-        proc, port = start(servers.argv[name],
-                           ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out],
-                           stderr=subprocess.PIPE)
-        try:
-            echo_client(servers.connect(name, port), args)
-        finally:
-            _, err = stop(proc)
-        total = re.search(r"Collected : (\d+)", err)
-        if not total:
-            sys.exit("tls_bench: no callgrind total in: " + err[-500:])
-        return int(total.group(1))
+    return callgrind_instructions(
+        servers.argv[name], lambda port: echo_client(servers.connect(name, port), args), name)
 
 
 def per_unit(servers, name, small_args, large_args, units):
