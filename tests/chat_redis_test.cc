@@ -147,11 +147,9 @@ class ChatRedisTest : public ::testing::Test {
 TEST_F(ChatRedisTest, TwoServersShareOneRoom) {
   ServerProgram one = StartChat();
   ServerProgram two = StartChat();
-  std::unique_ptr<User> alice = User::Join(one.address, "alice");
-  ASSERT_NE(alice, nullptr);
-  std::unique_ptr<User> anna = User::Join(one.address, "anna");  // alice's neighbour
-  ASSERT_NE(anna, nullptr);
-  alice->expect("* anna has joined");
+  // anna is alice's neighbour.
+  auto [alice, anna] = JoinInTurn({{&one, "alice"}, {&one, "anna"}});
+  ASSERT_FALSE(HasFailure());
 
   // A name is unique across servers.
   absl::StatusOr<BlockingClient> c = BlockingClient::Connect(two.address);
@@ -249,13 +247,8 @@ TEST_F(ChatRedisTest, TwoServersShareOneRoom) {
 TEST_F(ChatRedisTest, KilledServerUsersLeaveWithinTheBound) {
   ServerProgram one = StartChat();
   ServerProgram two = StartChat();
-  std::unique_ptr<User> alice = User::Join(one.address, "alice");
-  ASSERT_NE(alice, nullptr);
-  std::unique_ptr<User> anna = User::Join(one.address, "anna");
-  ASSERT_NE(anna, nullptr);
-  std::unique_ptr<User> bob = User::Join(two.address, "bob");
-  ASSERT_NE(bob, nullptr);
-  EXPECT_EQ(bob->who(), "Online: alice, anna, bob");
+  auto [alice, anna, bob] = JoinInTurn({{&one, "alice"}, {&one, "anna"}, {&two, "bob"}});
+  ASSERT_FALSE(HasFailure());
 
   const absl::Time killed = absl::Now();
   one.process.Signal(SIGKILL);
@@ -287,15 +280,8 @@ TEST_F(ChatRedisTest, KilledServerUsersLeaveWithinTheBound) {
 TEST_F(ChatRedisTest, RedisKilledAndRestarted) {
   ServerProgram one = StartChat();
   ServerProgram two = StartChat();
-  std::unique_ptr<User> alice = User::Join(one.address, "alice");
-  ASSERT_NE(alice, nullptr);
-  std::unique_ptr<User> anna = User::Join(one.address, "anna");
-  ASSERT_NE(anna, nullptr);
-  std::unique_ptr<User> bob = User::Join(two.address, "bob");
-  ASSERT_NE(bob, nullptr);
-  alice->expect("* anna has joined");
-  alice->expect("* bob has joined");
-  anna->expect("* bob has joined");
+  auto [alice, anna, bob] = JoinInTurn({{&one, "alice"}, {&one, "anna"}, {&two, "bob"}});
+  ASSERT_FALSE(HasFailure());
   bob->send("before\n");
   alice->expect("<bob> before");
   anna->expect("<bob> before");
