@@ -4,7 +4,8 @@
 //   ./tools/bazel run //examples:chat_server -- --port=8000
 //   nc 127.0.0.1 8000
 //
-// Several servers (or --workers=N of one) share one room through Redis:
+// Several servers (or --workers=N or --threads=N of one, each worker or
+// reactor a server of the room) share one room through Redis:
 //
 //   chat_server --port=8000 --redis=redis://127.0.0.1:6379
 //   chat_server --port=8001 --redis=redis://127.0.0.1:6379
@@ -32,12 +33,23 @@ DEFINE_int64(max_line, 16384,
 DEFINE_string(redis, "",
               "Share the room with the other chat servers using this Redis: "
               "redis://[[user]:password@]host[:port][/db] (or tcp:HOST:PORT, "
-              "unix:PATH). Lets --workers serve one room.");
+              "unix:PATH). Lets --workers and --threads serve one room, each "
+              "worker or reactor a server of it.");
 DEFINE_double(redis_expiry, 6,
               "With --redis: seconds a server that dies without a word keeps its "
               "names and stays in /who; its users' leaves reach the others within "
               "4/3 of this. It refreshes them every third of this.");
-DECLARE_int32(threads);
+
+namespace {
+
+// --redis: one server of the room, on one reactor: its users and its link
+// to the other servers. The link goes first (it unsets itself).
+struct RoomServer : twist::ChatFactory {
+  using ChatFactory::ChatFactory;
+  std::unique_ptr<twist::ChatRedisLink> link;
+};
+
+}  // namespace
 
 int main(int argc, char** argv) {
   gflags::SetUsageMessage(
@@ -45,7 +57,7 @@ int main(int argc, char** argv) {
       "everyone else.\n"
       "Usage: chat_server [--host=127.0.0.1] [--port=8000] [--reactor=epoll] "
       "[--max_line=16384] [--threads=1]\n"
-      "       [--redis=redis://HOST:PORT [--redis_expiry=6] [--workers=N]]\n"
+      "       [--redis=redis://HOST:PORT [--redis_expiry=6] [--workers=N | --threads=N]]\n"
       "       chat_server --listen=ENDPOINT [--listen=ENDPOINT ...] [...]");
   if (absl::Status s = twist::ParseServerFlags(&argc, &argv); !s.ok()) {
     return twist::BadUsage("chat_server", s.message());
@@ -77,24 +89,28 @@ int main(int argc, char** argv) {
                                                           FLAGS_redis_expiry,
                                                           ": must be 0.1..86400 seconds"));
     }
-    if (FLAGS_threads > 1) {
-      return twist::BadUsage("chat_server",
-                             "--threads and --redis cannot be combined yet: use --workers=N "
-                             "for more cores");
-    }
   }
   twist::ChatOptions options;
   options.max_line = static_cast<size_t>(FLAGS_max_line);
-  // --threads=1: one reactor's room, as ever. --threads=N: one room over
-  // the pool's reactors, a ChatFactory per reactor (protocols/chat.h).
+  // Without --redis: --threads=1 serves one reactor's room, as ever;
+  // --threads=N one room over the pool's reactors, a ChatFactory per
+  // reactor (ChatPoolFactory, protocols/chat.h).
   twist::ChatFactory factory(options);
-  // --redis: the room's link to the other servers, one per process (each
-  // --workers worker makes its own, with its own server id, once it has its
-  // reactor). It leaves the room before the server stops and goes with the
-  // reactor's "after shutdown", while the reactor still exists.
-  std::unique_ptr<twist::ChatRedisLink> link;
+  std::unique_ptr<twist::ChatPoolFactory> pooled;  // outlives the pool
+  twist::PoolFactory pool_factory = [&](twist::ReactorPool* pool) {
+    pooled = std::make_unique<twist::ChatPoolFactory>(pool, options);
+    return pooled.get();
+  };
+  // --redis: every reactor is a server of the room of its own, whether it
+  // is this process's only one, a --workers worker's or one of --threads'
+  // pool: its own ChatFactory and ChatRedisLink (own server id, Redis
+  // connection and heartbeat), made once the reactor exists and served in
+  // place of `factory` (with --threads, each reactor its own, through a
+  // PerReactorFactory). Users of two reactors of one process meet through
+  // Redis, as users of two workers do: no room shared between threads.
   twist::WrapFactory wrap = nullptr;
   if (shared) {
+    pool_factory = nullptr;
     wrap = [&](twist::Reactor* reactor, twist::Factory*) -> std::unique_ptr<twist::Factory> {
       twist::ChatRedisOptions link_options;
       link_options.redis = redis;
@@ -103,19 +119,19 @@ int main(int argc, char** argv) {
         fprintf(stderr, "chat_server: redis at %s %.*s\n", where.c_str(),
                 static_cast<int>(what.size()), what.data());
       };
-      link = std::make_unique<twist::ChatRedisLink>(reactor, &factory, std::move(link_options));
-      reactor->callWhenRunning([&link] { link->start(); });
+      auto server = std::make_unique<RoomServer>(options);
+      RoomServer* s = server.get();
+      s->link = std::make_unique<twist::ChatRedisLink>(reactor, s, std::move(link_options));
+      // It leaves the room before the reactor closes its connections, and
+      // goes with the reactor's "after shutdown", on the reactor's thread
+      // while the reactor still exists.
+      reactor->callWhenRunning([s] { s->link->start(); });
       reactor->addSystemEventTrigger(twist::EventPhase::kBefore, "shutdown",
-                                     [&link] { return link->leaveRoom(); });
+                                     [s] { return s->link->leaveRoom(); });
       reactor->addSystemEventTrigger(twist::EventPhase::kAfter, "shutdown",
-                                     [&link] { link.reset(); });
-      return nullptr;  // the room's own factory, as it is
+                                     [s] { s->link.reset(); });
+      return server;
     };
   }
-  std::unique_ptr<twist::ChatPoolFactory> pooled;  // outlives the pool
-  return twist::ServeForever("chat_server", &factory, std::move(wrap),
-                             [&](twist::ReactorPool* pool) {
-    pooled = std::make_unique<twist::ChatPoolFactory>(pool, options);
-    return pooled.get();
-  });
+  return twist::ServeForever("chat_server", &factory, std::move(wrap), std::move(pool_factory));
 }

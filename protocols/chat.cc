@@ -482,24 +482,36 @@ void ChatRoom::sitesIfChanged(const Site* self, uint64_t* version,
 
 // ---- ChatPoolFactory --------------------------------------------------------
 
-ChatPoolFactory::ChatPoolFactory(ReactorPool* pool, ChatOptions options) : pool_(pool) {
+namespace {
+
+// A ChatFactory per reactor of `pool`, sharing a room; for a pool of one
+// reactor, one room of its own.
+std::vector<std::unique_ptr<ChatFactory>> FactoriesFor(ReactorPool* pool, ChatOptions options) {
+  std::vector<std::unique_ptr<ChatFactory>> out;
   if (pool->size() == 1) {
-    factories_.push_back(std::make_unique<ChatFactory>(options));
-    return;
+    out.push_back(std::make_unique<ChatFactory>(options));
+    return out;
   }
-  room_ = std::make_shared<ChatRoom>(options);
+  auto room = std::make_shared<ChatRoom>(options);
   for (int i = 0; i < pool->size(); ++i) {
-    factories_.push_back(std::make_unique<ChatFactory>(room_, &pool->reactor(i)));
+    out.push_back(std::make_unique<ChatFactory>(room, &pool->reactor(i)));
   }
+  return out;
 }
 
-std::unique_ptr<Protocol> ChatPoolFactory::buildProtocol(const Address& addr) {
-  const int i = pool_->currentIndex();
-  if (i < 0 || i >= static_cast<int>(factories_.size())) return nullptr;
-  std::unique_ptr<Protocol> p = factories_[i]->buildProtocol(addr);
-  p->setFactory(factories_[i].get());
-  return p;
+std::vector<Factory*> Raw(const std::vector<std::unique_ptr<ChatFactory>>& factories) {
+  std::vector<Factory*> out;
+  for (const auto& f : factories) out.push_back(f.get());
+  return out;
 }
+
+}  // namespace
+
+ChatPoolFactory::ChatPoolFactory(ReactorPool* pool, ChatOptions options)
+    : ChatPoolFactory(pool, FactoriesFor(pool, options)) {}
+
+ChatPoolFactory::ChatPoolFactory(ReactorPool* pool, Factories factories)
+    : PerReactorFactory(pool, Raw(factories)), factories_(std::move(factories)) {}
 
 // ---- Chat -------------------------------------------------------------------
 

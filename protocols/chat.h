@@ -38,6 +38,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "framework/address.h"
+#include "framework/per_reactor_factory.h"
 #include "framework/protocol.h"
 #include "framework/reactor_pool.h"
 #include "framework/reactor_threads.h"
@@ -284,31 +285,30 @@ class ChatRoom {
 };
 
 /// The one factory a ReactorPool's listeners share for a chat room over
-/// all its reactors: a ChatRoom and a ChatFactory per reactor of the pool.
-/// buildProtocol runs on whichever reactor's thread takes the connection
-/// (thread-safe: it only reads what the constructor set) and builds the
-/// Chat with that reactor's ChatFactory (ReactorPool::currentIndex), which
-/// becomes the Chat's factory(); so a user lives on its reactor alone. A
-/// pool of one reactor gets a plain ChatFactory(options), without a room:
-/// one reactor's chat, exactly as without a pool. Made before the pool
-/// runs; it must outlive the pool (its reactors' connections use it).
-class ChatPoolFactory : public Factory {
+/// all its reactors: a ChatRoom and a ChatFactory per reactor of the pool,
+/// served through PerReactorFactory (framework/per_reactor_factory.h): a
+/// connection's Chat is built by the ChatFactory of the reactor that takes
+/// it, which becomes the Chat's factory(); so a user lives on its reactor
+/// alone (its startFactory and stopFactory, which do nothing, run on the
+/// thread of the pool's ports). A pool of one reactor gets a plain
+/// ChatFactory(options), without a room: one reactor's chat, exactly as
+/// without a pool. Made before the pool runs; it must outlive the pool (its
+/// reactors' connections use it).
+class ChatPoolFactory : public PerReactorFactory {
  public:
   ChatPoolFactory(ReactorPool* pool, ChatOptions options = {});
 
-  /// nullptr (the connection is refused) on a thread that is not one of
-  /// the pool's reactors.
-  std::unique_ptr<Protocol> buildProtocol(const Address& addr) override;
-
   /// The shared room; nullptr for a pool of one reactor.
-  const std::shared_ptr<ChatRoom>& room() const { return room_; }
+  const std::shared_ptr<ChatRoom>& room() const { return factories_[0]->room(); }
   /// Reactor `i`'s factory: call it on that reactor's thread.
   ChatFactory& factory(int i) { return *factories_[i]; }
 
  private:
-  ReactorPool* pool_;
-  std::shared_ptr<ChatRoom> room_;
-  std::vector<std::unique_ptr<ChatFactory>> factories_;
+  using Factories = std::vector<std::unique_ptr<ChatFactory>>;
+  // Made before the PerReactorFactory that serves them.
+  ChatPoolFactory(ReactorPool* pool, Factories factories);
+
+  Factories factories_;
 };
 
 /// One client of a ChatFactory.

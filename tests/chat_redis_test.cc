@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <memory>
 #include <string>
 #include <vector>
@@ -67,6 +68,58 @@ class ChatRedisTest : public ::testing::Test {
     return *std::move(s);
   }
 
+  // Who joins where, for JoinInTurn.
+  struct Joining {
+    const ServerProgram* server;
+    const char* name;
+  };
+  // Users joining in turn, each on its server; everyone already in sees
+  // each join. Once it returns, no join notice is on its way to anyone: a
+  // notice crosses Redis to each server on its own, and a server's writes
+  // to Redis go out after it welcomed the user, so a newcomer may still be
+  // sent the join of someone in before it (design.md: "A user who joins gets
+  // what its server receives from then on"), allowed once. Two rounds of
+  // /who settle them: each server answers the first after what it
+  // published reached Redis, so by the second every join is published, and
+  // Redis sends a server the channel's messages before the answer, on the
+  // same connection. Check HasFailure() after.
+  template <size_t N>
+  std::array<std::unique_ptr<User>, N> JoinInTurn(const Joining (&who)[N]) {
+    std::array<std::unique_ptr<User>, N> users;
+    std::vector<std::vector<std::string>> strays(N);  // each user's, so far
+    // `line` next at user i, after nothing but joins of users in before it,
+    // each once.
+    auto expect = [&](size_t i, absl::string_view line) {
+      absl::StatusOr<std::vector<std::string>> before = users[i]->waitFor(line);
+      ASSERT_TRUE(before.ok()) << before.status() << " at " << who[i].name;
+      for (const std::string& l : *before) {
+        bool earlier = false;
+        for (size_t k = 0; k < i; ++k) {
+          earlier |= l == absl::StrCat("* ", who[k].name, " has joined");
+        }
+        const bool again = std::find(strays[i].begin(), strays[i].end(), l) != strays[i].end();
+        EXPECT_TRUE(earlier && !again) << "before '" << line << "' at " << who[i].name << ": " << l;
+        strays[i].push_back(l);
+      }
+    };
+    std::vector<std::string> names;
+    for (size_t i = 0; i < N; ++i) {
+      users[i] = User::Join(who[i].server->address, who[i].name);
+      if (users[i] == nullptr) return users;
+      for (size_t j = 0; j < i; ++j) expect(j, absl::StrCat("* ", who[i].name, " has joined"));
+      names.push_back(who[i].name);
+    }
+    std::sort(names.begin(), names.end());
+    const std::string online = absl::StrCat("Online: ", absl::StrJoin(names, ", "));
+    for (int round = 0; round < 2; ++round) {
+      for (size_t i = 0; i < N; ++i) {
+        users[i]->send("/who\n");
+        expect(i, online);
+      }
+    }
+    return users;
+  }
+
   // The number of users of each server in the room, as Redis has them
   // (through redis-cli), sorted; empty if that failed.
   std::vector<int> UsersPerServer() {
@@ -94,11 +147,9 @@ class ChatRedisTest : public ::testing::Test {
 TEST_F(ChatRedisTest, TwoServersShareOneRoom) {
   ServerProgram one = StartChat();
   ServerProgram two = StartChat();
-  std::unique_ptr<User> alice = User::Join(one.address, "alice");
-  ASSERT_NE(alice, nullptr);
-  std::unique_ptr<User> anna = User::Join(one.address, "anna");  // alice's neighbour
-  ASSERT_NE(anna, nullptr);
-  alice->expect("* anna has joined");
+  // anna is alice's neighbour.
+  auto [alice, anna] = JoinInTurn({{&one, "alice"}, {&one, "anna"}});
+  ASSERT_FALSE(HasFailure());
 
   // A name is unique across servers.
   absl::StatusOr<BlockingClient> c = BlockingClient::Connect(two.address);
@@ -196,13 +247,8 @@ TEST_F(ChatRedisTest, TwoServersShareOneRoom) {
 TEST_F(ChatRedisTest, KilledServerUsersLeaveWithinTheBound) {
   ServerProgram one = StartChat();
   ServerProgram two = StartChat();
-  std::unique_ptr<User> alice = User::Join(one.address, "alice");
-  ASSERT_NE(alice, nullptr);
-  std::unique_ptr<User> anna = User::Join(one.address, "anna");
-  ASSERT_NE(anna, nullptr);
-  std::unique_ptr<User> bob = User::Join(two.address, "bob");
-  ASSERT_NE(bob, nullptr);
-  EXPECT_EQ(bob->who(), "Online: alice, anna, bob");
+  auto [alice, anna, bob] = JoinInTurn({{&one, "alice"}, {&one, "anna"}, {&two, "bob"}});
+  ASSERT_FALSE(HasFailure());
 
   const absl::Time killed = absl::Now();
   one.process.Signal(SIGKILL);
@@ -234,15 +280,8 @@ TEST_F(ChatRedisTest, KilledServerUsersLeaveWithinTheBound) {
 TEST_F(ChatRedisTest, RedisKilledAndRestarted) {
   ServerProgram one = StartChat();
   ServerProgram two = StartChat();
-  std::unique_ptr<User> alice = User::Join(one.address, "alice");
-  ASSERT_NE(alice, nullptr);
-  std::unique_ptr<User> anna = User::Join(one.address, "anna");
-  ASSERT_NE(anna, nullptr);
-  std::unique_ptr<User> bob = User::Join(two.address, "bob");
-  ASSERT_NE(bob, nullptr);
-  alice->expect("* anna has joined");
-  alice->expect("* bob has joined");
-  anna->expect("* bob has joined");
+  auto [alice, anna, bob] = JoinInTurn({{&one, "alice"}, {&one, "anna"}, {&two, "bob"}});
+  ASSERT_FALSE(HasFailure());
   bob->send("before\n");
   alice->expect("<bob> before");
   anna->expect("<bob> before");
@@ -398,6 +437,121 @@ TEST_F(ChatRedisTest, WorkersShareTheRoom) {
   EXPECT_EQ(bob->who(), "Online: bob");
 }
 
+// --threads=2 --redis: each reactor of the pool is a server of the room of
+// its own (its own link and id), as each --workers worker is: users on
+// either reactor and on another server are in one conversation.
+TEST_F(ChatRedisTest, ThreadsShareTheRoom) {
+  ASSERT_EQ(::access("/usr/bin/redis-cli", X_OK), 0) << "redis-cli (redis-tools) is missing";
+  ServerProgram threads = StartChat({"--threads=2"});
+  ServerProgram two = StartChat();
+  // Round robin: u0 and u2 on one reactor, u1 and u3 on the other.
+  auto [bob, u0, u1, u2, u3] = JoinInTurn(
+      {{&two, "bob"}, {&threads, "u0"}, {&threads, "u1"}, {&threads, "u2"}, {&threads, "u3"}});
+  ASSERT_FALSE(HasFailure());
+  std::vector<User*> everyone = {bob.get(), u0.get(), u1.get(), u2.get(), u3.get()};
+  // Three servers in the room: bob's with 1 user, each reactor with 2.
+  EXPECT_EQ(UsersPerServer(), (std::vector<int>{1, 2, 2}));
+
+  // Everyone says 20 lines at once; everyone else gets each exactly once,
+  // each sender's in order.
+  constexpr int kLines = 20;
+  for (User* u : everyone) {
+    std::string lines;
+    for (int k = 0; k < kLines; ++k) absl::StrAppend(&lines, "m", k, "\n");
+    u->send(lines);
+  }
+  const std::vector<std::string> names = {"bob", "u0", "u1", "u2", "u3"};
+  for (size_t r = 0; r < everyone.size(); ++r) {
+    // Per sender, what reached user r, in order of arrival.
+    std::vector<std::vector<std::string>> from(names.size());
+    for (size_t n = 0; n < kLines * (names.size() - 1); ++n) {
+      absl::StatusOr<std::string> l = everyone[r]->next();
+      ASSERT_TRUE(l.ok()) << l.status() << " user " << names[r];
+      for (size_t s = 0; s < names.size(); ++s) {
+        if (absl::StartsWith(*l, absl::StrCat("<", names[s], "> "))) from[s].push_back(*l);
+      }
+    }
+    for (size_t s = 0; s < names.size(); ++s) {
+      std::vector<std::string> want;
+      if (s != r) {
+        for (int k = 0; k < kLines; ++k) want.push_back(absl::StrCat("<", names[s], "> m", k));
+      }
+      EXPECT_EQ(from[s], want) << names[s] << "'s lines as " << names[r] << " got them";
+    }
+  }
+  // No copy comes late: a last line from each server (bob, and u1 on the
+  // other reactor than u0's) is all that comes next; a duplicate of a line
+  // said earlier would come before it, in the order of the channel.
+  bob->send("end\n");
+  everyone[2]->send("end\n");
+  for (size_t r = 0; r < everyone.size(); ++r) {
+    std::vector<std::string> want;
+    for (size_t s : {0, 2}) {
+      if (s != r) want.push_back(absl::StrCat("<", names[s], "> end"));
+    }
+    std::vector<std::string> got;
+    for (size_t n = 0; n < want.size(); ++n) {
+      absl::StatusOr<std::string> l = everyone[r]->next();
+      ASSERT_TRUE(l.ok()) << l.status() << " user " << names[r];
+      got.push_back(*l);
+    }
+    std::sort(got.begin(), got.end());
+    EXPECT_EQ(got, want) << "user " << names[r];
+  }
+  // /who lists everyone, from either reactor and the other server.
+  const std::string online = "Online: bob, u0, u1, u2, u3";
+  for (User* u : everyone) EXPECT_EQ(u->who(), online);
+  // A name is unique across reactors and servers: a newcomer on one
+  // reactor tries the names of both reactors' users and bob's.
+  absl::StatusOr<BlockingClient> c = BlockingClient::Connect(threads.address);
+  ASSERT_TRUE(c.ok()) << c.status();
+  auto carl = std::make_unique<User>(*std::move(c));
+  carl->send("u0\nu1\nbob\ncarl\n");
+  carl->expect("What's your name?");
+  for (int i = 0; i < 3; ++i) carl->expect("Name taken, please choose another.");
+  carl->expect("Welcome, carl!");
+  for (User* u : everyone) u->expect("* carl has joined");
+  absl::StatusOr<BlockingClient> c2 = BlockingClient::Connect(two.address);
+  ASSERT_TRUE(c2.ok()) << c2.status();
+  User dup(*std::move(c2));
+  dup.send("u2\nu3\ncarl\n");
+  dup.expect("What's your name?");
+  for (int i = 0; i < 3; ++i) dup.expect("Name taken, please choose another.");
+  EXPECT_EQ(bob->who(), "Online: bob, carl, u0, u1, u2, u3");
+
+  // SIGTERM: every reactor leaves the room, the process exits 0, and bob
+  // sees each of its users leave once.
+  std::vector<User*> theirs(everyone.begin() + 1, everyone.end());
+  theirs.push_back(carl.get());
+  threads.process.Signal(SIGTERM);
+  absl::StatusOr<int> status = threads.process.Wait(kWait);
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << *status;
+  // Both reactors' servers left Redis as they stopped: their heartbeats
+  // would keep them there for another second at least.
+  EXPECT_EQ(UsersPerServer(), std::vector<int>{1});
+  std::vector<std::string> left;
+  for (size_t i = 0; i < theirs.size(); ++i) {
+    absl::StatusOr<std::string> l = bob->next();
+    ASSERT_TRUE(l.ok()) << l.status();
+    left.push_back(*l);
+  }
+  std::sort(left.begin(), left.end());
+  EXPECT_EQ(left, (std::vector<std::string>{"* carl has left", "* u0 has left", "* u1 has left",
+                                            "* u2 has left", "* u3 has left"}));
+  for (User* u : theirs) {
+    absl::StatusOr<std::string> l;
+    while ((l = u->next()).ok()) {
+    }
+    EXPECT_TRUE(absl::IsUnavailable(l.status())) << l.status();
+  }
+  // Their names are free.
+  EXPECT_EQ(bob->who(), "Online: bob");
+  std::unique_ptr<User> again = User::Join(two.address, "u0");
+  ASSERT_NE(again, nullptr);
+  bob->expect("* u0 has joined");
+}
+
 TEST(ChatRedisFlagsTest, BadRedisUrlIsBadUsage) {
   testing::ExpectOneLineFailure(
       "examples/chat_server", {"--redis=redis://127.0.0.1:99999"},
@@ -406,10 +560,6 @@ TEST(ChatRedisFlagsTest, BadRedisUrlIsBadUsage) {
   testing::ExpectOneLineFailure(
       "examples/chat_server", {"--redis=redis://127.0.0.1:6379", "--redis_expiry=0"},
       "chat_server: invalid --redis_expiry 0: must be 0.1..86400 seconds");
-  testing::ExpectOneLineFailure(
-      "examples/chat_server", {"--redis=redis://127.0.0.1:6379", "--threads=2"},
-      "chat_server: --threads and --redis cannot be combined yet: use --workers=N for more "
-      "cores");
   testing::ExpectOneLineFailure(
       "examples/chat_server", {"--workers=2"},
       "chat_server: --workers=2: chat cannot share its users across processes without "
