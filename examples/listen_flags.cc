@@ -139,6 +139,11 @@ absl::StatusOr<std::vector<ServerEndpointSpec>> ListenSpecs(bool datagram) {
             "--listen=", listen, ": this server takes ",
             datagram ? "datagram endpoints (udp:)" : "stream endpoints (tcp:, tcp6:, unix:, ssl:)"));
       }
+      // A key or certificate that is not one is bad usage too, said now
+      // rather than when the server listens.
+      if (absl::Status s = CheckServerEndpointSpec(*spec); !s.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat("--listen=", listen, ": ", s.message()));
+      }
       specs.push_back(*std::move(spec));
     }
     return specs;
@@ -155,6 +160,9 @@ absl::StatusOr<std::vector<ServerEndpointSpec>> ListenSpecs(bool datagram) {
     spec.type = ServerEndpointSpec::Type::kSsl;
     spec.cert_key = FLAGS_tls_cert;
     spec.private_key = FLAGS_tls_key;
+    if (absl::Status s = CheckServerEndpointSpec(spec); !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--tls_cert/--tls_key: ", s.message()));
+    }
   }
   if (datagram) {
     absl::StatusOr<Address> a = Address::Parse(FLAGS_host, 0);

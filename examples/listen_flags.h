@@ -17,7 +17,8 @@ namespace twist {
 /// datagram server); with --tls_cert=CERT.pem --tls_key=KEY.pem that
 /// endpoint is TLS (ssl:), in servers that link //protocols:tls_endpoints.
 /// Bad usage is one line on stderr and exit 2: one of the two TLS flags
-/// without the other, either file unreadable, or with --listen.
+/// without the other, either file unreadable, not PEM or not a matching
+/// pair (for ssl: endpoints of --listen too), or with --listen.
 
 /// gflags::ParseCommandLineFlags, after taking every --listen out of argv
 /// (gflags keeps only a flag's last value); they are kept in order. Left-

@@ -269,6 +269,7 @@ struct TlsMakers {
   endpoints_internal::TlsServerMaker server = nullptr;
   endpoints_internal::TlsClientMaker client = nullptr;
   endpoints_internal::TlsFactoryMaker factory = nullptr;
+  endpoints_internal::TlsServerCheck check = nullptr;
 };
 TlsMakers& Tls() {
   static TlsMakers makers;
@@ -284,6 +285,15 @@ void endpoints_internal::SetTlsEndpointMakers(TlsServerMaker server, TlsClientMa
   Tls().server = server;
   Tls().client = client;
   Tls().factory = factory;
+}
+
+void endpoints_internal::SetTlsServerCheck(TlsServerCheck check) { Tls().check = check; }
+
+absl::Status CheckServerEndpointSpec(const ServerEndpointSpec& spec) {
+  if (spec.type != ServerEndpointSpec::Type::kSsl || Tls().check == nullptr) {
+    return absl::OkStatus();
+  }
+  return Tls().check(spec);
 }
 
 absl::StatusOr<std::unique_ptr<Factory>> serverFactoryForSpec(Reactor* reactor,

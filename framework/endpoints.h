@@ -234,6 +234,13 @@ std::unique_ptr<ClientEndpoint> clientFromSpec(Reactor* reactor, ClientEndpointS
 /// //protocols:tls_endpoints): for a program to refuse TLS options early.
 bool TlsEndpointsAvailable();
 
+/// What of `spec` can be checked before listening, for a program to report
+/// a bad flag as usage: for ssl:, its key and certificate are read as
+/// listen() reads them (unreadable, not PEM, not matching: the error names
+/// the file); OK for every other type, and when the program does not link
+/// TLS (listen() says so).
+absl::Status CheckServerEndpointSpec(const ServerEndpointSpec& spec);
+
 namespace endpoints_internal {
 // The ssl: and tls: endpoints, installed by //protocols:tls_endpoints when a
 // program links it (the framework itself does not depend on OpenSSL).
@@ -243,6 +250,8 @@ using TlsFactoryMaker = absl::StatusOr<std::unique_ptr<Factory>> (*)(Reactor*,
                                                                      const ServerEndpointSpec&,
                                                                      Factory*);
 void SetTlsEndpointMakers(TlsServerMaker server, TlsClientMaker client, TlsFactoryMaker factory);
+using TlsServerCheck = absl::Status (*)(const ServerEndpointSpec&);
+void SetTlsServerCheck(TlsServerCheck check);
 }  // namespace endpoints_internal
 
 // --- connectProtocol -------------------------------------------------------

@@ -17,12 +17,25 @@ std::unique_ptr<Protocol> PerReactorFactory::buildProtocol(const Address& addr) 
   return p;
 }
 
+// Each on its own reactor's thread (ReactorPool::callOnReactor): before
+// run() and after, on the caller's; while the pool runs, posted, so the
+// last port to stop, whichever reactor it is on, never touches another
+// reactor's factory. Nothing here may touch `this` once posted: the port
+// that stops last may destroy its factory.
 void PerReactorFactory::startFactory() {
-  for (Factory* f : factories_) f->doStart();
+  for (size_t i = 0; i < factories_.size(); ++i) {
+    Factory* f = factories_[i];
+    pool_->callOnReactor(static_cast<int>(i), [f] { f->doStart(); });
+  }
 }
 
 void PerReactorFactory::stopFactory() {
-  for (Factory* f : factories_) f->doStop();
+  const ReactorPool* pool = pool_;
+  const std::vector<Factory*> factories = factories_;
+  for (size_t i = 0; i < factories.size(); ++i) {
+    Factory* f = factories[i];
+    pool->callOnReactor(static_cast<int>(i), [f] { f->doStop(); });
+  }
 }
 
 }  // namespace twist

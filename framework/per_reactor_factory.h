@@ -18,10 +18,18 @@ class ReactorPool;
 /// thread, asks `factories[i]`, and the protocol's factory() is that one, so
 /// factoryAs<> finds the program's own type.
 ///
-/// startFactory/stopFactory start and stop every per-reactor factory, on
-/// the thread the pool's first port starts or last port stops on (see
-/// Factory): a per-reactor factory whose stopFactory touches its reactor
-/// posts there. The per-reactor factories must outlive the pool.
+/// startFactory/stopFactory (when the pool's first port starts, and when
+/// its last one stops, on whichever reactor: see Factory) start and stop
+/// each per-reactor factory on its own reactor's thread
+/// (ReactorPool::callOnReactor): at once when the pool is not running (set-
+/// up, or ports stopped as the pool is destroyed), else posted to that
+/// reactor, and run before its run() returns, or, if it has returned
+/// already, at once on the calling thread, which then holds it. So a
+/// per-reactor factory's stopFactory may use its reactor (cancel its
+/// timers, say), and it always runs. It may run after its reactor's other
+/// shutdown work (the post waits for the reactor's turn) and, during a
+/// run, after PerReactorFactory::stopFactory has returned. The per-reactor
+/// factories must outlive the pool.
 class PerReactorFactory : public Factory {
  public:
   /// `factories[i]` serves `pool->reactor(i)`; one per reactor.

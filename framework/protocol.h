@@ -128,7 +128,9 @@ class Factory {
   /// it happens on (the count is atomic). In a pool, ports start on the
   /// thread that sets the pool up, and stop on their reactors' threads as
   /// the pool shuts down, so stopFactory may run on any of them, after
-  /// every other port of the factory has stopped.
+  /// every other port of the factory has stopped. (A PerReactorFactory
+  /// hands each of its per-reactor factories' calls to that factory's own
+  /// reactor.)
   virtual void startFactory() {}
   virtual void stopFactory() {}
 

@@ -40,15 +40,21 @@ struct CurrentReactor {
 };
 thread_local CurrentReactor current;
 
-// Runs reactor `i` of `pool` on this thread, known to currentIndex().
-void RunAs(const ReactorPool* pool, int i, Reactor* r) {
-  CurrentReactor saved = current;
-  current = {pool, i};
-  r->run();
-  current = saved;
-}
-
 }  // namespace
+
+// A call callOnReactor posted: run by the reactor, or, if the reactor's
+// run() returned first, by finishRun on the same thread; once either way.
+struct ReactorPool::Late {
+  explicit Late(absl::AnyInvocable<void()> f) : fn(std::move(f)) {}
+  void runOnce() {
+    if (ran) return;
+    ran = true;
+    absl::AnyInvocable<void()> f = std::move(fn);
+    f();
+  }
+  absl::AnyInvocable<void()> fn;
+  bool ran = false;  // only touched on the reactor's thread
+};
 
 absl::StatusOr<Spread> ParseSpread(absl::string_view name) {
   if (name == "round_robin") return Spread::kRoundRobin;
@@ -109,6 +115,11 @@ ReactorPool::ReactorPool(std::vector<std::unique_ptr<Reactor>> reactors)
     : reactors_(std::move(reactors)) {}
 
 ReactorPool::~ReactorPool() {
+  // Our ports stop while every reactor is still there: the last one to stop
+  // stops its factory, and a PerReactorFactory's per-reactor factories may
+  // use their reactors then (ports stopped in ~Reactor would stop them after
+  // some reactors were gone).
+  for (Port* p : ports_) p->stopListening();
   // The last first: reactor 0's round-robin ports hand off to the others,
   // but only from their accept loop, which no longer runs.
   while (!reactors_.empty()) reactors_.pop_back();
@@ -130,6 +141,7 @@ absl::StatusOr<std::vector<Port*>> ReactorPool::listenTCP(int port, Factory* fac
         reactors_[0]->listenTCP(port, factory, backlog, interface, dual_stack);
     if (!p.ok()) return p.status();
     spreadRoundRobin(*p, factory);
+    ports_.push_back(*p);
     return std::vector<Port*>{*p};
   }
   std::vector<Port*> ports;
@@ -144,6 +156,7 @@ absl::StatusOr<std::vector<Port*>> ReactorPool::listenTCP(int port, Factory* fac
     if (port == 0) port = (*p)->getHost().port();
     ports.push_back(*p);
   }
+  ports_.insert(ports_.end(), ports.begin(), ports.end());
   return ports;
 }
 
@@ -159,6 +172,7 @@ absl::StatusOr<std::vector<Port*>> ReactorPool::listenUNIX(absl::string_view pat
   absl::StatusOr<Port*> p = reactors_[0]->listenUNIX(path, factory, backlog, mode, want_pid);
   if (!p.ok()) return p.status();
   spreadRoundRobin(*p, factory);
+  ports_.push_back(*p);
   return std::vector<Port*>{*p};
 }
 
@@ -183,20 +197,79 @@ void ReactorPool::stop() {
   }
 }
 
+void ReactorPool::callOnReactor(int i, absl::AnyInvocable<void()> fn) const {
+  if (currentIndex() == i) {
+    fn();
+    return;
+  }
+  std::shared_ptr<Late> late;
+  {
+    std::lock_guard<std::mutex> lock(late_mu_);
+    if (pool_running_ && !finished_[i]) {
+      late = std::make_shared<Late>(std::move(fn));
+      late_[i].push_back(late);
+    }
+  }
+  if (late == nullptr) {
+    // No run() of reactor i is going, nor will one start: the pool is not
+    // running (this is the thread that holds it), or reactor i has finished
+    // (finishRun's lock orders its last touch before this one).
+    fn();
+    return;
+  }
+  // Not yet running, the reactor runs it first thing in run().
+  reactors_[i]->callFromThread([late] { late->runOnce(); });
+}
+
+void ReactorPool::finishRun(int i) {
+  for (;;) {
+    std::vector<std::shared_ptr<Late>> left;
+    {
+      std::lock_guard<std::mutex> lock(late_mu_);
+      if (late_[i].empty()) {
+        finished_[i] = true;  // later calls run on their caller's thread
+        return;
+      }
+      left.swap(late_[i]);
+    }
+    // Posted after the reactor's last turn (or dropped with it): here,
+    // still on its thread. A call may post more: the loop takes those too.
+    for (auto& late : left) late->runOnce();
+  }
+}
+
 void ReactorPool::run() {
   // Any reactor that stops, however (a callback's stop(), a signal),
   // stops the pool: as its shutdown begins, not after its grace.
   for (auto& r : reactors_) {
     r->addSystemEventTrigger(EventPhase::kBefore, "shutdown", [this] { stop(); });
   }
+  {
+    std::lock_guard<std::mutex> lock(late_mu_);
+    pool_running_ = true;
+    finished_.assign(reactors_.size(), false);
+    late_.assign(reactors_.size(), {});
+  }
+  // Reactor i on this thread, known to currentIndex() until everything
+  // callOnReactor asked of it has run.
+  auto run_as = [this](int i) {
+    CurrentReactor saved = current;
+    current = {this, i};
+    reactors_[i]->run();
+    finishRun(i);
+    current = saved;
+  };
   std::vector<std::thread> threads;
   threads.reserve(reactors_.size() - 1);
   for (size_t i = 1; i < reactors_.size(); ++i) {
-    Reactor* r = reactors_[i].get();
-    threads.emplace_back([this, i, r] { RunAs(this, static_cast<int>(i), r); });
+    threads.emplace_back([run_as, i] { run_as(static_cast<int>(i)); });
   }
-  RunAs(this, 0, reactors_[0].get());
+  run_as(0);
   for (std::thread& t : threads) t.join();
+  {
+    std::lock_guard<std::mutex> lock(late_mu_);
+    pool_running_ = false;
+  }
   stop_requested_.store(false, std::memory_order_release);
 }
 

@@ -8,6 +8,8 @@
 #include <mutex>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -67,7 +69,8 @@ class ReactorPool {
   static absl::StatusOr<std::unique_ptr<ReactorPool>> Create(int threads,
                                                              ReactorOptions options = {});
   /// Destroys the reactors (after run() has returned, or if it never ran):
-  /// what they still hold is closed as ~Reactor does.
+  /// what they still hold is closed as ~Reactor does. The ports listenTCP
+  /// and listenUNIX made stop first, while every reactor still exists.
   ~ReactorPool();
   ReactorPool(const ReactorPool&) = delete;
   ReactorPool& operator=(const ReactorPool&) = delete;
@@ -116,15 +119,39 @@ class ReactorPool {
   /// Thread-safe: whether stop() was asked for since run() started.
   bool stopRequested() const { return stop_requested_.load(std::memory_order_acquire); }
 
+  /// Thread-safe: runs `fn` once on reactor `i`'s thread, for work that
+  /// belongs to that reactor and must not be lost at shutdown (a
+  /// per-reactor factory's stopFactory). On that thread, at once. While
+  /// run() is going and reactor `i`'s run() has not returned, posted
+  /// (callFromThread): it runs before reactor `i`'s thread is done, even if
+  /// posted after that reactor's last turn. Otherwise (run() is not going,
+  /// or reactor `i` has finished and its thread touches it no more), at
+  /// once on the calling thread, which may then use reactor `i`
+  /// (isInReactorThread() is true there). Calls posted to one reactor run
+  /// in the order they were posted. `i` is 0..size()-1.
+  void callOnReactor(int i, absl::AnyInvocable<void()> fn) const;
+
  private:
   class RoundRobin;
+  struct Late;
   explicit ReactorPool(std::vector<std::unique_ptr<Reactor>> reactors);
   // Makes `port` (on reactor 0) hand its sockets round robin.
   void spreadRoundRobin(Port* port, Factory* factory);
+  // Reactor `i`'s run() has returned (on its thread): runs what
+  // callOnReactor posted that it did not run, then marks it finished.
+  void finishRun(int i);
 
   std::vector<std::unique_ptr<Reactor>> reactors_;
   std::vector<std::unique_ptr<RoundRobin>> round_robins_;
+  std::vector<Port*> ports_;  // listenTCP's and listenUNIX's (their reactors own them)
   std::atomic<bool> stop_requested_{false};
+
+  // callOnReactor's state: whether run() is going, which reactors have
+  // finished, and the calls posted to each that may not have run yet.
+  mutable std::mutex late_mu_;
+  bool pool_running_ ABSL_GUARDED_BY(late_mu_) = false;
+  std::vector<bool> finished_ ABSL_GUARDED_BY(late_mu_);
+  mutable std::vector<std::vector<std::shared_ptr<Late>>> late_ ABSL_GUARDED_BY(late_mu_);
 };
 
 }  // namespace twist

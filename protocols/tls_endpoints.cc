@@ -230,6 +230,9 @@ absl::StatusOr<std::unique_ptr<Factory>> MakeFactory(Reactor* reactor,
                                                spec.handshake_timeout.value_or(absl::Seconds(30)));
 }
 
+// A flag-time check: the context is made and dropped; listen() makes its own.
+absl::Status CheckServer(const ServerEndpointSpec& spec) { return ServerContext(spec).status(); }
+
 // Linking the library installs the endpoints (its BUILD target is
 // alwayslink), as Twisted's plugins are found without being named.
 const bool kInstalled = [] {
@@ -241,6 +244,7 @@ const bool kInstalled = [] {
 
 void InstallTlsEndpoints() {
   endpoints_internal::SetTlsEndpointMakers(&MakeServer, &MakeClient, &MakeFactory);
+  endpoints_internal::SetTlsServerCheck(&CheckServer);
 }
 
 }  // namespace twist

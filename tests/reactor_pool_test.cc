@@ -22,6 +22,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "framework/connection_handle.h"
+#include "framework/defer.h"
+#include "framework/per_reactor_factory.h"
 #include "framework/protocol.h"
 #include "framework/reactor.h"
 #include "framework/tcp_port.h"
@@ -581,6 +583,145 @@ TEST(ReactorThreadDeathTest, CallFromAnotherThreadAbortsNamingTheMethod) {
       },
       "Reactor::stop called from a thread");
 #endif
+}
+
+// A per-reactor factory that checks where it is started and stopped: on
+// its reactor's thread, which it touches there (seconds(): ASan sees a
+// reactor already destroyed).
+class ThreadCheckingFactory : public Factory {
+ public:
+  explicit ThreadCheckingFactory(Reactor* reactor) : reactor_(reactor) {}
+  void startFactory() override {
+    if (!reactor_->isInReactorThread()) wrong_thread = true;
+    reactor_->seconds();
+    ++starts;
+  }
+  void stopFactory() override {
+    if (!reactor_->isInReactorThread()) {
+      wrong_thread = true;
+    } else {
+      stopped_in_run = reactor_->running();
+      reactor_->seconds();
+    }
+    stopped_on = std::this_thread::get_id();
+    if (on_stop) on_stop();
+    ++stops;
+  }
+  Reactor* reactor_;
+  absl::AnyInvocable<void()> on_stop;  // set before the pool runs
+  std::atomic<int> starts{0};
+  std::atomic<int> stops{0};
+  std::atomic<bool> wrong_thread{false};
+  std::atomic<bool> stopped_in_run{false};
+  std::atomic<std::thread::id> stopped_on{};
+};
+
+// The thread id each reactor of `pool` runs on (they all run).
+std::vector<std::thread::id> ReactorThreads(ReactorPool& pool) {
+  std::vector<std::promise<std::thread::id>> ids(pool.size());
+  std::vector<std::thread::id> out;
+  for (int i = 0; i < pool.size(); ++i) {
+    pool.reactor(i).callFromThread([&ids, i] { ids[i].set_value(std::this_thread::get_id()); });
+  }
+  for (auto& id : ids) {
+    std::future<std::thread::id> f = id.get_future();
+    if (f.wait_for(std::chrono::seconds(absl::ToInt64Seconds(kTimeout))) !=
+        std::future_status::ready) {
+      return {};
+    }
+    out.push_back(f.get());
+  }
+  return out;
+}
+
+// The round-robin port is on reactor 0, so the pool's last port stops
+// there. Reactors 1 and 2 are held in their shutdown ("before shutdown"
+// Deferreds) until factory 2 has stopped: if the factories were stopped on
+// reactor 0's thread, 1 and 2 would be stopped while their reactors run on
+// other threads.
+TEST(PerReactorFactoryTest, StopsEachFactoryOnItsOwnRunningReactor) {
+  std::unique_ptr<ReactorPool> pool = MakePool(3, kTimeout);
+  std::vector<std::unique_ptr<ThreadCheckingFactory>> each;
+  for (int i = 0; i < 3; ++i) {
+    each.push_back(std::make_unique<ThreadCheckingFactory>(&pool->reactor(i)));
+  }
+  PerReactorFactory factory(pool.get(), {each[0].get(), each[1].get(), each[2].get()});
+  absl::StatusOr<std::vector<Port*>> ports =
+      pool->listenTCP(0, &factory, Spread::kRoundRobin, 16, "127.0.0.1");
+  ASSERT_TRUE(ports.ok()) << ports.status();
+  for (auto& f : each) EXPECT_EQ(f->starts.load(), 1);  // before run(): here
+  // Made here, before the threads start; then touched on its reactor only.
+  std::vector<Deferred<Unit>> held(3);
+  for (int i = 1; i < 3; ++i) {
+    pool->reactor(i).addSystemEventTrigger(EventPhase::kBefore, "shutdown",
+                                           [&held, i] { return held[i]; });
+  }
+  ReactorPool* p = pool.get();
+  each[2]->on_stop = [p, &held] {
+    for (int i = 1; i < 3; ++i) {
+      p->reactor(i).callFromThread([&held, i] { held[i].callback(Unit{}).IgnoreError(); });
+    }
+  };
+  PoolThread running(pool.get());
+  std::vector<std::thread::id> threads = ReactorThreads(*pool);
+  ASSERT_EQ(threads.size(), 3u);
+  pool->stop();
+  ASSERT_TRUE(running.Join());
+  for (int i = 0; i < 3; ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(each[i]->stops.load(), 1);
+    EXPECT_FALSE(each[i]->wrong_thread.load());
+    EXPECT_TRUE(each[i]->stopped_in_run.load()) << "not stopped while its reactor ran";
+    EXPECT_EQ(each[i]->stopped_on.load(), threads[i]);
+  }
+}
+
+// Without run(), every factory is started and stopped on the thread that
+// holds the pool, while every reactor exists: the pool's ports stop first
+// when it is destroyed.
+TEST(PerReactorFactoryTest, StartsAndStopsHereWhenThePoolNeverRuns) {
+  for (Spread spread : {Spread::kRoundRobin, Spread::kReusePort}) {
+    SCOPED_TRACE(SpreadName(spread));
+    std::unique_ptr<ReactorPool> pool = MakePool(3);
+    std::vector<std::unique_ptr<ThreadCheckingFactory>> each;
+    for (int i = 0; i < 3; ++i) {
+      each.push_back(std::make_unique<ThreadCheckingFactory>(&pool->reactor(i)));
+    }
+    PerReactorFactory factory(pool.get(), {each[0].get(), each[1].get(), each[2].get()});
+    ASSERT_TRUE(pool->listenTCP(0, &factory, spread, 16, "127.0.0.1").ok());
+    pool.reset();
+    for (auto& f : each) {
+      EXPECT_EQ(f->starts.load(), 1);
+      EXPECT_EQ(f->stops.load(), 1);
+      EXPECT_FALSE(f->wrong_thread.load());
+      EXPECT_EQ(f->stopped_on.load(), std::this_thread::get_id());
+    }
+  }
+}
+
+// Reactors that finish their run() before the last port stops, or between
+// the post and their last turn: each factory is still stopped exactly once,
+// on a thread that may use its reactor. Many short runs, for the races.
+TEST(PerReactorFactoryTest, EveryFactoryStopsOnceWhicheverReactorFinishesFirst) {
+  for (int run = 0; run < 20; ++run) {
+    SCOPED_TRACE(run);
+    std::unique_ptr<ReactorPool> pool = MakePool(3);
+    std::vector<std::unique_ptr<ThreadCheckingFactory>> each;
+    for (int i = 0; i < 3; ++i) {
+      each.push_back(std::make_unique<ThreadCheckingFactory>(&pool->reactor(i)));
+    }
+    PerReactorFactory factory(pool.get(), {each[0].get(), each[1].get(), each[2].get()});
+    const Spread spread = run % 2 == 0 ? Spread::kReusePort : Spread::kRoundRobin;
+    ASSERT_TRUE(pool->listenTCP(0, &factory, spread, 16, "127.0.0.1").ok());
+    if (run % 4 < 2) pool->stop();  // before run(): some reactors may not have started
+    PoolThread running(pool.get());
+    if (run % 4 >= 2) pool->stop();
+    ASSERT_TRUE(running.Join());
+    for (auto& f : each) {
+      EXPECT_EQ(f->stops.load(), 1);
+      EXPECT_FALSE(f->wrong_thread.load());
+    }
+  }
 }
 
 TEST(ReactorThreadTest, IsInReactorThreadOnlyOnItsOwn) {

@@ -138,6 +138,16 @@ TEST(TlsFlagsTest, ChatServerServesTls) {
 TEST(TlsFlagsTest, BadCombinationsAreOneLineAndExitTwo) {
   const std::string cert = "--tls_cert=" + Certs().pem("server");
   const std::string key = "--tls_key=" + Certs().key("server");
+  // Readable, but neither a certificate nor a key.
+  testing::SocketDir dir;
+  const std::string not_pem = dir.path("not.pem");
+  {
+    FILE* f = fopen(not_pem.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    fputs("this is not PEM\n", f);
+    fclose(f);
+  }
+  const std::string ssl_listen = "--listen=ssl:0:interface=127.0.0.1:privateKey=";
   struct Case {
     std::string program;
     std::vector<std::string> args;
@@ -154,6 +164,22 @@ TEST(TlsFlagsTest, BadCombinationsAreOneLineAndExitTwo) {
        "--tls_cert/--tls_key and --listen both say how to listen"},
       {"examples/coro_echo_server", {cert, key}, "this server does not serve TLS"},
       {"examples/udp_echo_server", {cert, key}, "a datagram server has no TLS"},
+      // Files that are there but are no certificate or key: flags, not a
+      // failure to listen.
+      {"examples/echo_server", {"--tls_cert=" + not_pem, key},
+       "--tls_cert/--tls_key: cannot read the certificate chain " + not_pem + ": "},
+      {"examples/hello_http", {cert, "--tls_key=" + not_pem},
+       "--tls_cert/--tls_key: cannot read the private key " + not_pem + ": "},
+      {"examples/chat_server", {cert, "--tls_key=" + Certs().key("client")},
+       "--tls_cert/--tls_key: cannot read the private key " + Certs().key("client") +
+           ": key values mismatch"},
+      {"examples/echo_server", {ssl_listen + not_pem + ":certKey=" + Certs().pem("server")},
+       ": cannot read the private key " + not_pem + ": "},
+      {"examples/echo_server", {ssl_listen + not_pem + ":certKey=" + Certs().pem("server"),
+                                "--threads=2"},
+       ": cannot read the private key " + not_pem + ": "},
+      {"examples/echo_server", {"--tls_cert=" + not_pem, key, "--workers=2"},
+       "cannot read the certificate chain " + not_pem},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(absl::StrCat(c.program, " ", absl::StrJoin(c.args, " ")));

@@ -12,6 +12,7 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -557,6 +558,61 @@ TEST_F(TlsTest, TlsInsideTlsEchoesByteForByte) {
   ASSERT_TRUE(RunUntil(*reactor_, [&] { return client.lost; }));
   EXPECT_TRUE(client.reason.ok()) << client.reason;
   EXPECT_EQ(inner.handshakeFailures() + outer.handshakeFailures(), 0);
+}
+
+// At shutdown a connection still in its handshake is waited for, within
+// the grace (docs/design.md, "TLS", "At shutdown"): a client that completes
+// it then gets close_notify; one that stalls is aborted when the grace
+// ends, with no alert (OpenSSL's SSL_shutdown refuses mid-handshake and has
+// no other way to send one): not a byte, then the end of the stream.
+TEST(TlsShutdownTest, AHandshakeIsWaitedForWithinTheGrace) {
+  Certs();
+  for (bool completes : {true, false}) {
+    SCOPED_TRACE(completes ? "completes in the grace" : "stalls");
+    std::deque<Seen> store;  // outlives the reactor
+    ReactorOptions options;
+    options.shutdown_grace = completes ? kTimeout : absl::Milliseconds(300);
+    absl::StatusOr<std::unique_ptr<Reactor>> created = Reactor::Create(options);
+    ASSERT_TRUE(created.ok()) << created.status();
+    std::unique_ptr<Reactor> reactor = *std::move(created);
+    Server server(reactor.get(), &store, ServerContext());
+    absl::StatusOr<BlockingClient> c = BlockingClient::Connect(server.address());
+    ASSERT_TRUE(c.ok()) << c.status();
+    // The wrapped protocol is connected at once, before the handshake.
+    ASSERT_TRUE(RunUntil(*reactor, [&] { return !store.empty() && store.back().made; }));
+    std::thread client;
+    std::string handshake;
+    size_t read = 0;
+    int error = 0;
+    absl::StatusOr<std::string> rest = absl::UnknownError("not read");
+    // "during shutdown": the server has asked the connection to close.
+    reactor->addSystemEventTrigger(EventPhase::kDuring, "shutdown", [&] {
+      client = std::thread([&] {
+        if (!completes) {
+          rest = c->ReadUntilClosed();
+          return;
+        }
+        RawTlsClient tls;
+        handshake = tls.Connect(c->fd());
+        read = tls.Read(1).size();
+        error = tls.last_error;
+      });
+    });
+    reactor->callLater(absl::ZeroDuration(), [&] { reactor->stop(); });
+    reactor->run();
+    client.join();
+    ASSERT_TRUE(store.back().lost);
+    if (completes) {
+      EXPECT_EQ(handshake, "ok");
+      EXPECT_EQ(read, 0u);
+      EXPECT_EQ(error, SSL_ERROR_ZERO_RETURN) << "no close_notify";
+      EXPECT_TRUE(IsConnectionDone(store.back().reason)) << store.back().reason;
+    } else {
+      ASSERT_TRUE(rest.ok()) << rest.status();
+      EXPECT_EQ(*rest, "") << "the server sent something";
+      EXPECT_TRUE(IsConnectionAborted(store.back().reason)) << store.back().reason;
+    }
+  }
 }
 
 TEST(TlsContextTest, BadFilesAndOptionsAreReadableErrors) {
