@@ -558,7 +558,9 @@ void HttpChannel::requestDone() {
   producer_ = nullptr;
   if (!keep_alive_) {
     dead_ = true;
-    if (!in_process_) flush();
+    // Out before the close, even mid-process(): a TLS transport sends
+    // close_notify in loseConnection() and drops what is written after it.
+    flush();
     transport()->loseConnection();
     return;
   }
