@@ -84,11 +84,12 @@ int main(int argc, char** argv) {
                                           where.status().message()));
     }
     static_cast<twist::RedisOptions&>(redis) = *where;
-    if (!(FLAGS_redis_expiry >= 0.1 && FLAGS_redis_expiry <= 86400)) {
-      return twist::BadUsage("chat_server", absl::StrCat("invalid --redis_expiry ",
-                                                          FLAGS_redis_expiry,
-                                                          ": must be 0.1..86400 seconds"));
-    }
+  }
+  // Checked with or without --redis, like every flag.
+  if (!(FLAGS_redis_expiry >= 0.1 && FLAGS_redis_expiry <= 86400)) {
+    return twist::BadUsage("chat_server", absl::StrCat("invalid --redis_expiry ",
+                                                        FLAGS_redis_expiry,
+                                                        ": must be 0.1..86400 seconds"));
   }
   twist::ChatOptions options;
   options.max_line = static_cast<size_t>(FLAGS_max_line);

@@ -205,10 +205,6 @@ int ServeOnPool(absl::string_view program, Factory* factory, WrapFactory wrap,
                 std::vector<ServerEndpointSpec> specs, PoolFactory pool_factory) {
   absl::StatusOr<Spread> spread = ParseSpread(FLAGS_spread);
   if (!spread.ok()) return BadUsage(program, absl::StrCat("--spread: ", spread.status().message()));
-  if (FLAGS_threads > 1024) {
-    return BadUsage(program,
-                    absl::StrCat("invalid --threads ", FLAGS_threads, ": must be 1..1024"));
-  }
   for (const ServerEndpointSpec& spec : specs) {
     if (spec.type == ServerEndpointSpec::Type::kUnix && *spread == Spread::kReusePort) {
       return BadUsage(program, "--spread=reuseport is for tcp endpoints: a unix socket "
@@ -275,9 +271,14 @@ int ServeForever(absl::string_view program, Factory* factory, WrapFactory wrap,
     return BadUsage(program, absl::StrCat("invalid --accept_rate ", FLAGS_accept_rate,
                                           ": must be 0..1e9 per second"));
   }
-  if (FLAGS_threads < 1) {
+  if (FLAGS_threads < 1 || FLAGS_threads > 1024) {
     return BadUsage(program,
                     absl::StrCat("invalid --threads ", FLAGS_threads, ": must be 1..1024"));
+  }
+  // Checked whether or not --threads uses it: a typo must not wait for the
+  // day --threads is added.
+  if (absl::Status s = ParseSpread(FLAGS_spread).status(); !s.ok()) {
+    return BadUsage(program, absl::StrCat("--spread: ", s.message()));
   }
   // A server's connections are its descriptors: use all the system allows.
   rlimit files;

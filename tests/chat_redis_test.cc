@@ -560,6 +560,9 @@ TEST(ChatRedisFlagsTest, BadRedisUrlIsBadUsage) {
   testing::ExpectOneLineFailure(
       "examples/chat_server", {"--redis=redis://127.0.0.1:6379", "--redis_expiry=0"},
       "chat_server: invalid --redis_expiry 0: must be 0.1..86400 seconds");
+  testing::ExpectOneLineFailure("examples/chat_server", {"--redis_expiry=-1", "--port=0"},
+                                "chat_server: invalid --redis_expiry -1: must be 0.1..86400 "
+                                "seconds");
   testing::ExpectOneLineFailure(
       "examples/chat_server", {"--workers=2"},
       "chat_server: --workers=2: chat cannot share its users across processes without "

@@ -76,6 +76,12 @@ TEST(EchoServerThreadsFlagsTest, BadThreadsAndSpreadAreUsageErrors) {
   testing::ExpectOneLineFailure(
       kServer, {"--threads=2", "--spread=random", "--port=0"},
       "echo_server: --spread: unknown spread 'random': round_robin or reuseport");
+  // Without --threads too: a typo must not wait for the day it is used.
+  testing::ExpectOneLineFailure(
+      kServer, {"--spread=foo", "--port=0"},
+      "echo_server: --spread: unknown spread 'foo': round_robin or reuseport");
+  testing::ExpectOneLineFailure(kServer, {"--threads=1025", "--port=0"},
+                                "echo_server: invalid --threads 1025: must be 1..1024");
   testing::ExpectOneLineFailure(
       kServer, {"--threads=2", "--spread=reuseport", "--listen=unix:@twist-threads-test"},
       "echo_server: --spread=reuseport is for tcp endpoints: a unix socket cannot be "
