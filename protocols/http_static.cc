@@ -161,6 +161,21 @@ void File::render_GET(Request& request) {
   struct stat st;
   if (::fstat(fd, &st) != 0) return fail(404);
   if (S_ISDIR(st.st_mode)) {
+    if (!absl::EndsWith(request.path(), "/")) {
+      // A directory's page is served at its name with a slash, as
+      // Twisted's File (and nginx) redirect: the page's relative links
+      // resolve below the directory, not beside it.
+      ::close(fd);
+      absl::string_view uri = request.uri();
+      const size_t query = uri.find('?');
+      request.setResponseCode(301);
+      request.setHeader("Location", absl::StrCat(request.path(), "/",
+                                                 query == absl::string_view::npos
+                                                     ? absl::string_view()
+                                                     : uri.substr(query)));
+      request.finish();
+      return;
+    }
     const int index = ::openat(fd, "index.html", O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
     ::close(fd);
     fd = index;

@@ -90,7 +90,13 @@ TEST_F(HttpStaticTest, ServesFilesWithTypesAndDates) {
   EXPECT_EQ(r.body, std::string(100000, 'd')) << "streamed in chunks by a producer";
   EXPECT_EQ(r.header("content-type"), "application/octet-stream");
   EXPECT_EQ(Get("/sub/").body, "<p>index</p>");
-  EXPECT_EQ(Get("/sub").body, "<p>index</p>");
+  // A directory without its slash is redirected to it, as Twisted's File
+  // does, so that the page's relative links resolve inside it.
+  r = Get("/sub");
+  EXPECT_EQ(r.code, 301);
+  EXPECT_EQ(r.header("location"), "/sub/");
+  EXPECT_EQ(Get("/sub?x=1&y").header("location"), "/sub/?x=1&y");
+  EXPECT_EQ(Get("/noindex").code, 301);
   EXPECT_EQ(Get("/noindex/").code, 403) << "no listings";
   EXPECT_EQ(Get("/fifo").code, 403) << "regular files only";
   EXPECT_EQ(Get("/missing").code, 404);
