@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <ostream>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -24,6 +25,7 @@
 #include "protocols/traffic_logging.h"
 
 DECLARE_int32(threads);  // examples/server_main.cc
+DECLARE_int32(workers);  // examples/server_main.cc
 
 DEFINE_int64(read_limit, 0,
              "Most bytes per second read from all clients together (Twisted's "
@@ -34,6 +36,22 @@ DEFINE_int64(write_limit, 0,
 DEFINE_string(log_traffic, "",
               "Log each connection's traffic to the file PREFIX-N, N counting "
               "connections from 1 (Twisted's TrafficLoggingFactory); empty: no log.");
+
+namespace {
+
+// --workers: every worker numbers its connections from 1, so each one's
+// logs carry its pid (PREFIX-PID-N) rather than overwrite another's.
+class WorkerTrafficLog : public twist::TrafficLoggingFactory {
+ public:
+  using TrafficLoggingFactory::TrafficLoggingFactory;
+  std::unique_ptr<std::ostream> open(const std::string& name) override {
+    const size_t dash = name.rfind('-');
+    return TrafficLoggingFactory::open(
+        absl::StrCat(name.substr(0, dash), "-", getpid(), name.substr(dash)));
+  }
+};
+
+}  // namespace
 
 int main(int argc, char** argv) {
   constexpr char kProgram[] = "echo_server";
@@ -61,7 +79,9 @@ int main(int argc, char** argv) {
       return twist::BadUsage(
           kProgram, absl::StrCat("--log_traffic: cannot write in ", dir, ": ", strerror(errno)));
     }
-    logged = std::make_unique<twist::TrafficLoggingFactory>(factory, FLAGS_log_traffic);
+    logged = FLAGS_workers > 1
+                 ? std::make_unique<WorkerTrafficLog>(factory, FLAGS_log_traffic)
+                 : std::make_unique<twist::TrafficLoggingFactory>(factory, FLAGS_log_traffic);
     factory = logged.get();
   }
   // The throttle needs the reactor's time, so ServeForever makes it (one

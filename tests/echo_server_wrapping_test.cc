@@ -7,13 +7,17 @@
 #include <sys/wait.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
@@ -56,6 +60,52 @@ TEST(EchoServerWrappingTest, LogTrafficLogsEachConnection) {
     EXPECT_EQ(log.str(), absl::StrCat("*\nC ", n, ": \"", line, "\"\nS ", n, ": \"", line,
                                       "\"\nC ", n, ": * write\nS ", n, ": *\nC ", n,
                                       ": OK\n"));
+  }
+}
+
+// --workers: each worker numbers its connections from 1, so its logs are
+// PREFIX-PID-N; before, the workers overwrote each other's PREFIX-N and
+// half the connections' logs were lost.
+TEST(EchoServerWrappingTest, LogTrafficWithWorkersKeepsEveryConnection) {
+  const std::string dir = TempPrefix("workers-traffic");
+  ASSERT_EQ(std::system(("rm -rf '" + dir + "' && mkdir -p '" + dir + "'").c_str()), 0);
+  absl::StatusOr<testing::ServerProgram> server = testing::StartServerProgram(
+      "examples/echo_server", {"--workers=2", "--log_traffic=" + dir + "/wl"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  constexpr int kConnections = 12;
+  for (int i = 0; i < kConnections; ++i) {
+    absl::StatusOr<BlockingClient> c = BlockingClient::Connect(server->address);
+    ASSERT_TRUE(c.ok()) << c.status();
+    const std::string line = absl::StrCat("conn", i, "\n");
+    ASSERT_TRUE(c->SendAll(line).ok());
+    EXPECT_EQ(*c->ReadExactly(line.size()), line);
+    c->ShutdownWrite();
+    EXPECT_EQ(*c->ReadToEof(), "");
+  }
+  server->process.Signal(SIGTERM);
+  absl::StatusOr<int> status = server->process.Wait(testing::kTimeout);
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << server->process.err();
+  // Every connection's line is in exactly one file named wl-PID-N.
+  std::string all;
+  int files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    std::vector<std::string> parts = absl::StrSplit(name, '-');
+    ASSERT_EQ(parts.size(), 3u) << name;
+    EXPECT_EQ(parts[0], "wl");
+    int pid = 0, n = 0;
+    EXPECT_TRUE(absl::SimpleAtoi(parts[1], &pid) && pid > 0) << name;
+    EXPECT_TRUE(absl::SimpleAtoi(parts[2], &n) && n >= 1) << name;
+    std::ifstream in(entry.path());
+    std::stringstream log;
+    log << in.rdbuf();
+    all += log.str();
+    ++files;
+  }
+  EXPECT_EQ(files, kConnections);
+  for (int i = 0; i < kConnections; ++i) {
+    EXPECT_NE(all.find(absl::StrCat("\"conn", i, "\\n\"")), std::string::npos) << "conn" << i;
   }
 }
 
