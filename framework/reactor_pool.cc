@@ -1,17 +1,45 @@
 #include "framework/reactor_pool.h"
 
+#include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "framework/address.h"
 #include "framework/protocol.h"
 #include "framework/system_event.h"
 #include "framework/tcp_port.h"
 
 namespace twist {
 namespace {
+
+// SO_REUSEPORT lets any socket of this user join a port, so a pool that
+// binds its listeners with it would silently share a port another process
+// already serves. One bind without it first fails while anyone listens
+// there, as a plain listenTCP does. (A process that starts listening
+// between this probe and the pool's binds still gets in.)
+absl::Status PortIsFree(int port, absl::string_view interface, DualStack dual_stack) {
+  absl::StatusOr<Address> addr = Address::Resolve(interface, port);
+  if (!addr.ok()) return addr.status();
+  const int fd = ::socket(addr->family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::ErrnoToStatus(errno, "socket");
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (addr->isIPv6()) {
+    int v6only = addr->isIPv6Any() && dual_stack == DualStack::kOn ? 0 : 1;
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
+  }
+  absl::Status s;
+  if (::bind(fd, addr->sockaddr_ptr(), addr->length()) != 0) {
+    s = absl::ErrnoToStatus(errno, absl::StrCat("cannot listen on ", addr->ToString()));
+  }
+  ::close(fd);
+  return s;
+}
 
 // A socket on its way to another reactor: closed if the call that carries
 // it is dropped (its reactor stopped, or was destroyed, first).
@@ -143,6 +171,9 @@ absl::StatusOr<std::vector<Port*>> ReactorPool::listenTCP(int port, Factory* fac
     spreadRoundRobin(*p, factory);
     ports_.push_back(*p);
     return std::vector<Port*>{*p};
+  }
+  if (port != 0) {
+    if (absl::Status s = PortIsFree(port, interface, dual_stack); !s.ok()) return s;
   }
   std::vector<Port*> ports;
   for (auto& r : reactors_) {

@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "framework/connection_handle.h"
@@ -229,6 +230,33 @@ INSTANTIATE_TEST_SUITE_P(Modes, SpreadTest,
                          [](const ::testing::TestParamInfo<Spread>& info) {
                            return std::string(SpreadName(info.param));
                          });
+
+// SO_REUSEPORT would let a second pool (or process) join a port that is
+// already served and take half its clients; the pool refuses, as a plain
+// listen does, whichever spread the port in use was made with.
+TEST(ReactorPoolTest, ReusePortRefusesAPortInUse) {
+  for (Spread first : {Spread::kReusePort, Spread::kRoundRobin}) {
+    SCOPED_TRACE(SpreadName(first));
+    std::unique_ptr<ReactorPool> a = MakePool(2);
+    std::unique_ptr<ReactorPool> b = MakePool(2);
+    CountingFactory fa(2), fb(2);
+    fa.pool = a.get();
+    fb.pool = b.get();
+    absl::StatusOr<std::vector<Port*>> served = a->listenTCP(0, &fa, first, 128, "127.0.0.1");
+    ASSERT_TRUE(served.ok()) << served.status();
+    const int port = (*served)[0]->getHost().port();
+    absl::StatusOr<std::vector<Port*>> again =
+        b->listenTCP(port, &fb, Spread::kReusePort, 128, "127.0.0.1");
+    ASSERT_FALSE(again.ok()) << "joined a port in use";
+    EXPECT_TRUE(absl::StrContains(again.status().message(), "cannot listen on 127.0.0.1:"))
+        << again.status();
+    // Once it is free again, the same call takes it.
+    for (Port* p : *served) p->stopListening();
+    absl::StatusOr<std::vector<Port*>> later =
+        b->listenTCP(port, &fb, Spread::kReusePort, 128, "127.0.0.1");
+    EXPECT_TRUE(later.ok()) << later.status();
+  }
+}
 
 TEST(ReactorPoolTest, UnixRoundRobinAndNoReusePort) {
   testing::SocketDir dir;
