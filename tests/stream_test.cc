@@ -175,8 +175,7 @@ TEST_P(StreamTest, SlowReaderHoldsTheWriterBackAtTheHighMark) {
 TEST_P(StreamTest, ReactorDestroyedUnderAPendingAwaitResumesIt) {
   Outcome out;
   Served served = Serve([&](std::shared_ptr<Stream> s) { return shout(s, &out); });
-  std::unique_ptr<Reactor>& reactor = served.reactor;
-  BlockingClient& c = served.client;
+  std::unique_ptr<Reactor>& reactor = served.reactor;  // served.client stays connected
   ASSERT_TRUE(RunUntil(*reactor, [&] { return reactor->connectionCount() == 1; }));
   reactor.reset();
   EXPECT_TRUE(out.done);

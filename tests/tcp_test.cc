@@ -109,7 +109,9 @@ TEST_P(StreamTransportTest, HostAndPeerAddresses) {
   Factory factory([&] { return std::make_unique<RecordingProtocol>(&r); });
   auto reactor_ = NewReactor();
   Address addr = Listen(&factory);
-  if (isTcp()) EXPECT_NE(addr.port(), 0) << "port 0 must report the real port";
+  if (isTcp()) {
+    EXPECT_NE(addr.port(), 0) << "port 0 must report the real port";
+  }
   BlockingClient c = Connect(addr);
   ASSERT_TRUE(RunUntil(*reactor_, [&] { return r.transport != nullptr; }));
   EXPECT_EQ(r.transport->getHost(), addr);
