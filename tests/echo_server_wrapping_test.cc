@@ -34,24 +34,33 @@ std::string TempPrefix(absl::string_view name) {
   return absl::StrCat(dir != nullptr ? dir : "/tmp", "/", name);
 }
 
+// One connection: `line` echoed, then a half-close answered by the close.
+void EchoOnceAndClose(const Address& to, absl::string_view line) {
+  absl::StatusOr<BlockingClient> c = BlockingClient::Connect(to);
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE(c->SendAll(line).ok());
+  EXPECT_EQ(*c->ReadExactly(line.size()), line);
+  c->ShutdownWrite();
+  EXPECT_EQ(*c->ReadToEof(), "");
+}
+
+void StopAndExpectExitZero(testing::ServerProgram& server) {
+  server.process.Signal(SIGTERM);
+  absl::StatusOr<int> status = server.process.Wait(testing::kTimeout);
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << server.process.err();
+}
+
 TEST(EchoServerWrappingTest, LogTrafficLogsEachConnection) {
   const std::string prefix = TempPrefix("echo-traffic");
   absl::StatusOr<testing::ServerProgram> server =
       testing::StartServerProgram("examples/echo_server", {"--log_traffic=" + prefix});
   ASSERT_TRUE(server.ok()) << server.status();
   for (absl::string_view line : {"hello\n", "bye\n"}) {
-    absl::StatusOr<BlockingClient> c = BlockingClient::Connect(server->address);
-    ASSERT_TRUE(c.ok()) << c.status();
-    ASSERT_TRUE(c->SendAll(line).ok());
-    EXPECT_EQ(*c->ReadExactly(line.size()), line);
-    c->ShutdownWrite();
-    EXPECT_EQ(*c->ReadToEof(), "");
+    ASSERT_NO_FATAL_FAILURE(EchoOnceAndClose(server->address, line));
   }
   // Once it has exited, every connection's log is complete.
-  server->process.Signal(SIGTERM);
-  absl::StatusOr<int> status = server->process.Wait(testing::kTimeout);
-  ASSERT_TRUE(status.ok()) << status.status();
-  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << server->process.err();
+  ASSERT_NO_FATAL_FAILURE(StopAndExpectExitZero(*server));
   for (int n : {1, 2}) {
     std::ifstream in(absl::StrCat(prefix, "-", n));
     std::stringstream log;
@@ -74,18 +83,9 @@ TEST(EchoServerWrappingTest, LogTrafficWithWorkersKeepsEveryConnection) {
   ASSERT_TRUE(server.ok()) << server.status();
   constexpr int kConnections = 12;
   for (int i = 0; i < kConnections; ++i) {
-    absl::StatusOr<BlockingClient> c = BlockingClient::Connect(server->address);
-    ASSERT_TRUE(c.ok()) << c.status();
-    const std::string line = absl::StrCat("conn", i, "\n");
-    ASSERT_TRUE(c->SendAll(line).ok());
-    EXPECT_EQ(*c->ReadExactly(line.size()), line);
-    c->ShutdownWrite();
-    EXPECT_EQ(*c->ReadToEof(), "");
+    ASSERT_NO_FATAL_FAILURE(EchoOnceAndClose(server->address, absl::StrCat("conn", i, "\n")));
   }
-  server->process.Signal(SIGTERM);
-  absl::StatusOr<int> status = server->process.Wait(testing::kTimeout);
-  ASSERT_TRUE(status.ok()) << status.status();
-  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << server->process.err();
+  ASSERT_NO_FATAL_FAILURE(StopAndExpectExitZero(*server));
   // Every connection's line is in exactly one file named wl-PID-N.
   std::string all;
   int files = 0;

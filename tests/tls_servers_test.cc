@@ -232,6 +232,21 @@ TEST(HttpsTest, CurlGetsHelloTwiceOverOneConnection) {
   }
 }
 
+// A --root for hello_http: big.bin (`big` bytes of a pattern) and
+// small.txt ("small\n").
+void WriteRoot(const testing::SocketDir& dir, size_t big) {
+  std::string data(big, '\0');
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>((i * 7919) >> 3);
+  FILE* f = fopen(dir.path("big.bin").c_str(), "wb");
+  ASSERT_NE(f, nullptr);
+  ASSERT_EQ(fwrite(data.data(), 1, data.size(), f), data.size());
+  fclose(f);
+  f = fopen(dir.path("small.txt").c_str(), "wb");
+  ASSERT_NE(f, nullptr);
+  fputs("small\n", f);
+  fclose(f);
+}
+
 // http.client over ssl: three requests on one keep-alive connection, then a
 // file of 3 MiB (File's producer, through the TLS layer), byte-exact.
 constexpr char kPythonHttps[] = R"(
@@ -256,18 +271,7 @@ c.close()
 TEST(HttpsTest, PythonHttpClientKeepsTheConnectionAndGetsFilesWhole) {
   testing::SocketDir dir;
   const std::string big = dir.path("big.bin");
-  {
-    std::string data(3 << 20, '\0');
-    for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>((i * 7919) >> 3);
-    FILE* f = fopen(big.c_str(), "wb");
-    ASSERT_NE(f, nullptr);
-    ASSERT_EQ(fwrite(data.data(), 1, data.size(), f), data.size());
-    fclose(f);
-    f = fopen(dir.path("small.txt").c_str(), "wb");
-    ASSERT_NE(f, nullptr);
-    fputs("small\n", f);
-    fclose(f);
-  }
+  ASSERT_NO_FATAL_FAILURE(WriteRoot(dir, 3 << 20));
   std::vector<std::string> args = TlsFlags();
   args.push_back("--root=" + big.substr(0, big.rfind('/')));
   ServerProgram s = Start("examples/hello_http", args);
@@ -316,18 +320,7 @@ for version, extra in (("1.0", ""), ("1.1", "Connection: close\r\n")):
 
 TEST(HttpsTest, ResponsesThatEndInACloseArriveWhole) {
   testing::SocketDir dir;
-  {
-    std::string data(5000000, '\0');
-    for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>((i * 7919) >> 3);
-    FILE* f = fopen(dir.path("big.bin").c_str(), "wb");
-    ASSERT_NE(f, nullptr);
-    ASSERT_EQ(fwrite(data.data(), 1, data.size(), f), data.size());
-    fclose(f);
-    f = fopen(dir.path("small.txt").c_str(), "wb");
-    ASSERT_NE(f, nullptr);
-    fputs("small\n", f);
-    fclose(f);
-  }
+  ASSERT_NO_FATAL_FAILURE(WriteRoot(dir, 5000000));
   std::vector<std::string> args = TlsFlags();
   args.push_back("--root=" + dir.path(""));
   ServerProgram s = Start("examples/hello_http", args);
