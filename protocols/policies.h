@@ -72,7 +72,7 @@ class ProtocolWrapper : public Protocol,
   void readConnectionLost() override;
   void readingResumed() override;
   void connectionLost(const absl::Status& reason) override;
-  Protocol* wrapped() const { return wrapped_.get(); }
+  /// The protocol this wraps (Twisted's ProtocolWrapper.wrappedProtocol).
   Protocol* wrappedProtocol() const override { return wrapped_.get(); }
 
   // Transport, for the wrapped protocol: each passes the call on to this

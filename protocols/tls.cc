@@ -143,7 +143,7 @@ void TLSMemoryBIOProtocol::connectionMade() {
                                              [this] { handshakeTimedOut(); });
   }
   if (wrapped_connected_) {
-    wrapped()->moveToTransport(this);
+    wrappedProtocol()->moveToTransport(this);
   } else {
     ProtocolWrapper::connectionMade();  // the wrapped protocol's makeConnection
   }
@@ -294,7 +294,7 @@ void TLSMemoryBIOProtocol::deliver() {
 
 void TLSMemoryBIOProtocol::peerClosed() {
   // The peer's close_notify: what end of input is to a plain transport.
-  if (auto* h = dynamic_cast<HalfCloseableProtocol*>(wrapped())) {
+  if (auto* h = dynamic_cast<HalfCloseableProtocol*>(wrappedProtocol())) {
     h->readConnectionLost();
   } else {
     loseConnection();

@@ -312,10 +312,10 @@ TEST(WrappingFactoryTest, ByItselfPassesEverythingThroughAndStartsTheWrappedFact
   std::unique_ptr<Protocol> p = wrapping.buildProtocol(Address());
   auto* wrapper = dynamic_cast<ProtocolWrapper*>(p.get());
   ASSERT_NE(wrapper, nullptr);
-  EXPECT_EQ(wrapper->wrapped()->factory(), &echo) << "the wrapped protocol keeps its factory";
+  EXPECT_EQ(wrapper->wrappedProtocol()->factory(), &echo) << "the wrapped protocol keeps its factory";
   StringTransport t;
   t.connect(p.get());
-  EXPECT_EQ(wrapper->wrapped()->transport(), wrapper);
+  EXPECT_EQ(wrapper->wrappedProtocol()->transport(), wrapper);
   t.receive("hello");
   EXPECT_EQ(t.take(), "hello");
   t.disconnect();

@@ -61,7 +61,7 @@ TEST(FactoryAsTest, FindsTheInnerFactoryUnderTimeoutFactory) {
   ASSERT_NE(outer, nullptr);
   auto* wrapper = dynamic_cast<ProtocolWrapper*>(outer.get());
   ASSERT_NE(wrapper, nullptr);
-  EXPECT_EQ(wrapper->wrapped()->factoryAs<GreetingFactory>(), &inner);
+  EXPECT_EQ(wrapper->wrappedProtocol()->factoryAs<GreetingFactory>(), &inner);
 }
 
 }  // namespace

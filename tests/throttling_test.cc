@@ -93,7 +93,7 @@ struct Conn {
   // The protocol the throttle wraps.
   template <typename P>
   P* inner() {
-    return dynamic_cast<P*>(static_cast<ProtocolWrapper*>(protocol.get())->wrapped());
+    return dynamic_cast<P*>(static_cast<ProtocolWrapper*>(protocol.get())->wrappedProtocol());
   }
   std::unique_ptr<Protocol> protocol;
   StringTransport transport;

@@ -128,7 +128,7 @@ TEST(TrafficLoggingTest, LogsEachEventInTwistedsFormat) {
   StringTransport t;
   t.connect(p.get());
   auto* wrapper = static_cast<TrafficLoggingProtocol*>(p.get());
-  Transport* as_seen = wrapper->wrapped()->transport();  // the wrapper itself
+  Transport* as_seen = wrapper->wrappedProtocol()->transport();  // the wrapper itself
   as_seen->write("hi\n");
   as_seen->writeSequence({"a", absl::string_view("b\0\"", 3)});
   t.receive("x\x01y");
@@ -149,7 +149,7 @@ TEST(TrafficLoggingTest, LogsEachEventInTwistedsFormat) {
             "C 1: ABORTED: connection aborted\n");
   // And everything reached the real transport and the wrapped protocol.
   EXPECT_EQ(t.value(), absl::string_view("hi\nab\0\"", 7));
-  auto* puppet = static_cast<Puppet*>(wrapper->wrapped());
+  auto* puppet = static_cast<Puppet*>(wrapper->wrappedProtocol());
   EXPECT_EQ(puppet->received, "x\x01y");
   EXPECT_EQ(puppet->read_lost, 1);
   EXPECT_TRUE(t.aborted());
@@ -161,7 +161,7 @@ TEST(TrafficLoggingTest, TheLogGivesBackEveryByteOfBinaryTraffic) {
   std::unique_ptr<Protocol> p = logging.buildProtocol(Address());
   StringTransport t;
   t.connect(p.get());
-  Transport* as_seen = static_cast<ProtocolWrapper*>(p.get())->wrapped()->transport();
+  Transport* as_seen = static_cast<ProtocolWrapper*>(p.get())->wrappedProtocol()->transport();
   std::mt19937 rng(12);
   std::string sent;  // by the peer
   for (int i = 0; i < 2000; ++i) {
