@@ -458,23 +458,10 @@ absl::StatusOr<Port*> Reactor::listenTCPSocket(int port, Factory* factory, int b
   absl::StatusOr<Address> addr = Address::Resolve(interface, port);
   if (!addr.ok()) return addr.status();
   const std::string where = absl::StrCat("cannot listen on ", addr->ToString());
-  int fd = ::socket(addr->family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return absl::ErrnoToStatus(errno, where);
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  if (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
-    absl::Status s = absl::ErrnoToStatus(errno, absl::StrCat(where, ": SO_REUSEPORT"));
-    ::close(fd);
-    return s;
-  }
-  if (addr->isIPv6()) {
-    // "::" serves IPv4 clients too unless asked not to (whatever the
-    // system's bindv6only default); any other IPv6 address only IPv6.
-    int v6only = addr->isIPv6Any() && dual_stack == DualStack::kOn ? 0 : 1;
-    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
-  }
-  if (::bind(fd, addr->sockaddr_ptr(), addr->length()) != 0 ||
-      ::listen(fd, backlog) != 0) {
+  absl::StatusOr<int> bound_fd = BoundTcpSocket(*addr, dual_stack, reuse_port);
+  if (!bound_fd.ok()) return bound_fd.status();
+  const int fd = *bound_fd;
+  if (::listen(fd, backlog) != 0) {
     absl::Status s = absl::ErrnoToStatus(errno, where);
     ::close(fd);
     return s;

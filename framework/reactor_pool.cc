@@ -1,8 +1,5 @@
 #include "framework/reactor_pool.h"
 
-#include <errno.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <thread>
@@ -25,20 +22,10 @@ namespace {
 absl::Status PortIsFree(int port, absl::string_view interface, DualStack dual_stack) {
   absl::StatusOr<Address> addr = Address::Resolve(interface, port);
   if (!addr.ok()) return addr.status();
-  const int fd = ::socket(addr->family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return absl::ErrnoToStatus(errno, "socket");
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  if (addr->isIPv6()) {
-    int v6only = addr->isIPv6Any() && dual_stack == DualStack::kOn ? 0 : 1;
-    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
-  }
-  absl::Status s;
-  if (::bind(fd, addr->sockaddr_ptr(), addr->length()) != 0) {
-    s = absl::ErrnoToStatus(errno, absl::StrCat("cannot listen on ", addr->ToString()));
-  }
-  ::close(fd);
-  return s;
+  absl::StatusOr<int> fd = BoundTcpSocket(*addr, dual_stack, /*reuse_port=*/false);
+  if (!fd.ok()) return fd.status();
+  ::close(*fd);
+  return absl::OkStatus();
 }
 
 // A socket on its way to another reactor: closed if the call that carries

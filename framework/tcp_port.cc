@@ -1,6 +1,7 @@
 #include "framework/tcp_port.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "framework/connection_host.h"
 
 namespace twist {
@@ -55,6 +57,31 @@ void Port::setAcceptRateLimit(double per_second, int burst) {
   burst_ = burst < 1 ? 1 : burst;
   tokens_ = burst_;
   refilled_ = reactor_->time().seconds();
+}
+
+absl::StatusOr<int> BoundTcpSocket(const Address& addr, DualStack dual_stack, bool reuse_port) {
+  const std::string where = absl::StrCat("cannot listen on ", addr.ToString());
+  int fd = ::socket(addr.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::ErrnoToStatus(errno, where);
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+    absl::Status s = absl::ErrnoToStatus(errno, absl::StrCat(where, ": SO_REUSEPORT"));
+    ::close(fd);
+    return s;
+  }
+  if (addr.isIPv6()) {
+    // "::" serves IPv4 clients too unless asked not to (whatever the
+    // system's bindv6only default); any other IPv6 address only IPv6.
+    int v6only = addr.isIPv6Any() && dual_stack == DualStack::kOn ? 0 : 1;
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
+  }
+  if (::bind(fd, addr.sockaddr_ptr(), addr.length()) != 0) {
+    absl::Status s = absl::ErrnoToStatus(errno, where);
+    ::close(fd);
+    return s;
+  }
+  return fd;
 }
 
 void Port::handleEvents(uint32_t ready) {

@@ -6,8 +6,10 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/time/time.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "framework/address.h"
 #include "framework/delayed_call.h"
+#include "framework/dual_stack.h"
 #include "framework/poller.h"
 #include "framework/protocol.h"
 #include "framework/unix_socket_file.h"
@@ -15,6 +17,12 @@
 namespace twist {
 
 class ConnectionHost;
+
+/// A TCP socket bound to `addr` (SO_REUSEADDR; SO_REUSEPORT if asked; an
+/// IPv6 "::" also serves IPv4 unless dual_stack is off), not yet listening:
+/// what Reactor::listenTCP and a ReactorPool's port probe share. The error
+/// names the address ("cannot listen on ADDR: ...").
+absl::StatusOr<int> BoundTcpSocket(const Address& addr, DualStack dual_stack, bool reuse_port);
 
 /// A listening stream socket, TCP or Unix (Twisted's tcp.Port / unix.Port,
 /// IListeningPort), returned by Reactor::listenTCP and listenUNIX and owned
