@@ -57,20 +57,6 @@ thread_local CurrentReactor current;
 
 }  // namespace
 
-// A call callOnReactor posted: run by the reactor, or, if the reactor's
-// run() returned first, by finishRun on the same thread; once either way.
-struct ReactorPool::Late {
-  explicit Late(absl::AnyInvocable<void()> f) : fn(std::move(f)) {}
-  void runOnce() {
-    if (ran) return;
-    ran = true;
-    absl::AnyInvocable<void()> f = std::move(fn);
-    f();
-  }
-  absl::AnyInvocable<void()> fn;
-  bool ran = false;  // only touched on the reactor's thread
-};
-
 absl::StatusOr<Spread> ParseSpread(absl::string_view name) {
   if (name == "round_robin") return Spread::kRoundRobin;
   if (name == "reuseport") return Spread::kReusePort;
@@ -220,39 +206,55 @@ void ReactorPool::callOnReactor(int i, absl::AnyInvocable<void()> fn) const {
     fn();
     return;
   }
-  std::shared_ptr<Late> late;
+  bool queued = false;
+  bool first = false;
   {
     std::lock_guard<std::mutex> lock(late_mu_);
     if (pool_running_ && !finished_[i]) {
-      late = std::make_shared<Late>(std::move(fn));
-      late_[i].push_back(late);
+      first = late_[i].empty();
+      late_[i].push_back(std::move(fn));
+      queued = true;
     }
   }
-  if (late == nullptr) {
+  if (!queued) {
     // No run() of reactor i is going, nor will one start: the pool is not
     // running (this is the thread that holds it), or reactor i has finished
     // (finishRun's lock orders its last touch before this one).
     fn();
     return;
   }
-  // Not yet running, the reactor runs it first thing in run().
-  reactors_[i]->callFromThread([late] { late->runOnce(); });
+  // One drain per batch, so that the calls run in the order they were
+  // queued whichever thread's post arrives first. A drain the reactor drops
+  // (it stopped first) leaves them to finishRun, on the same thread.
+  if (first) reactors_[i]->callFromThread([this, i] { drainLate(i); });
+}
+
+void ReactorPool::drainLate(int i) const {
+  for (;;) {
+    std::vector<absl::AnyInvocable<void()>> calls;
+    {
+      std::lock_guard<std::mutex> lock(late_mu_);
+      if (late_[i].empty()) return;
+      calls.swap(late_[i]);
+    }
+    for (auto& call : calls) call();  // a call may queue more: taken next
+  }
 }
 
 void ReactorPool::finishRun(int i) {
   for (;;) {
-    std::vector<std::shared_ptr<Late>> left;
+    std::vector<absl::AnyInvocable<void()>> calls;
     {
       std::lock_guard<std::mutex> lock(late_mu_);
       if (late_[i].empty()) {
         finished_[i] = true;  // later calls run on their caller's thread
         return;
       }
-      left.swap(late_[i]);
+      calls.swap(late_[i]);
     }
     // Posted after the reactor's last turn (or dropped with it): here,
-    // still on its thread. A call may post more: the loop takes those too.
-    for (auto& late : left) late->runOnce();
+    // still on its thread.
+    for (auto& call : calls) call();
   }
 }
 
@@ -266,7 +268,8 @@ void ReactorPool::run() {
     std::lock_guard<std::mutex> lock(late_mu_);
     pool_running_ = true;
     finished_.assign(reactors_.size(), false);
-    late_.assign(reactors_.size(), {});
+    late_.clear();
+    late_.resize(reactors_.size());
   }
   // Reactor i on this thread, known to currentIndex() until everything
   // callOnReactor asked of it has run.

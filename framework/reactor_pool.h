@@ -127,16 +127,21 @@ class ReactorPool {
   /// posted after that reactor's last turn. Otherwise (run() is not going,
   /// or reactor `i` has finished and its thread touches it no more), at
   /// once on the calling thread, which may then use reactor `i`
-  /// (isInReactorThread() is true there). Calls posted to one reactor run
-  /// in the order they were posted. `i` is 0..size()-1.
+  /// (isInReactorThread() is true there); two threads that call it then
+  /// for the same finished reactor run their calls at the same time, so such
+  /// calls must not touch what they share without a lock (a per-reactor
+  /// factory's stopFactory touches its own factory only). Calls posted to
+  /// one reactor run in the order they were posted. `i` is 0..size()-1.
   void callOnReactor(int i, absl::AnyInvocable<void()> fn) const;
 
  private:
   class RoundRobin;
-  struct Late;
   explicit ReactorPool(std::vector<std::unique_ptr<Reactor>> reactors);
   // Makes `port` (on reactor 0) hand its sockets round robin.
   void spreadRoundRobin(Port* port, Factory* factory);
+  // On reactor `i`'s thread: runs what callOnReactor queued for it, in
+  // order, until none is left.
+  void drainLate(int i) const;
   // Reactor `i`'s run() has returned (on its thread): runs what
   // callOnReactor posted that it did not run, then marks it finished.
   void finishRun(int i);
@@ -151,7 +156,7 @@ class ReactorPool {
   mutable std::mutex late_mu_;
   bool pool_running_ ABSL_GUARDED_BY(late_mu_) = false;
   std::vector<bool> finished_ ABSL_GUARDED_BY(late_mu_);
-  mutable std::vector<std::vector<std::shared_ptr<Late>>> late_ ABSL_GUARDED_BY(late_mu_);
+  mutable std::vector<std::vector<absl::AnyInvocable<void()>>> late_ ABSL_GUARDED_BY(late_mu_);
 };
 
 }  // namespace twist
