@@ -29,13 +29,16 @@ DECLARE_int32(workers);  // examples/server_main.cc
 
 DEFINE_int64(read_limit, 0,
              "Most bytes per second read from all clients together (Twisted's "
-             "ThrottlingFactory); 0: no limit.");
+             "ThrottlingFactory; with --threads=N each reactor gets an Nth); 0: no "
+             "limit.");
 DEFINE_int64(write_limit, 0,
              "Most bytes per second echoed to all clients together (the echo "
-             "stops reading while over it); 0: no limit.");
+             "stops reading while over it; with --threads=N each reactor gets an "
+             "Nth); 0: no limit.");
 DEFINE_string(log_traffic, "",
               "Log each connection's traffic to the file PREFIX-N, N counting "
-              "connections from 1 (Twisted's TrafficLoggingFactory); empty: no log.");
+              "connections from 1 (Twisted's TrafficLoggingFactory; with --workers, "
+              "PREFIX-PID-N, each worker counting its own); empty: no log.");
 
 namespace {
 

@@ -24,7 +24,8 @@ DEFINE_string(plans, "",
               "plan that finger USER sends (required).");
 DEFINE_int32(pool_threads, 4,
              "Threads of the reactor's pool that read the plans (Twisted's "
-             "suggestThreadPoolSize).");
+             "suggestThreadPoolSize; with --threads=N, each reactor has a pool "
+             "of its own).");
 
 int main(int argc, char** argv) {
   constexpr char kProgram[] = "finger_server";

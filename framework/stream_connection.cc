@@ -66,10 +66,9 @@ ssize_t StreamConnection::sendNow(const iovec* iov, int n) {
 void StreamConnection::loseConnectionFromApplication() {
   Transport* top = this;
   Protocol* p = protocol_.get();
-  for (int depth = 0; depth < 16 && p != nullptr; ++depth) {  // layers nest a few deep
+  while (p != nullptr) {
     Protocol* inner = p->wrappedProtocol();
-    if (inner == nullptr) break;
-    if (inner->transport() != nullptr) top = inner->transport();
+    if (inner != nullptr && inner->transport() != nullptr) top = inner->transport();
     p = inner;
   }
   top->loseConnection();

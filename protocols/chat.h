@@ -289,8 +289,8 @@ class ChatRoom {
 /// served through PerReactorFactory (framework/per_reactor_factory.h): a
 /// connection's Chat is built by the ChatFactory of the reactor that takes
 /// it, which becomes the Chat's factory(); so a user lives on its reactor
-/// alone (its startFactory and stopFactory, which do nothing, run on the
-/// thread of the pool's ports). A pool of one reactor gets a plain
+/// alone (its startFactory and stopFactory, which do nothing, run on each
+/// per-reactor factory's own reactor's thread, as PerReactorFactory runs them). A pool of one reactor gets a plain
 /// ChatFactory(options), without a room: one reactor's chat, exactly as
 /// without a pool. Made before the pool runs; it must outlive the pool (its
 /// reactors' connections use it).

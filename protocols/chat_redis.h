@@ -106,7 +106,7 @@ class ChatRedisLink : public ChatLink {
   /// Reachable, or not known yet: until the first connection attempt has
   /// ended, claims and /who wait for it (so that a server's first users
   /// are not told Redis is away while it is only being reached).
-  bool up() const override { return up_ || starting_; }
+  bool up() const override { return !closed_ && (up_ || starting_); }
   void publish(absl::string_view line) override;
   void claim(absl::string_view name,
              absl::AnyInvocable<void(absl::StatusOr<bool>)> done) override;

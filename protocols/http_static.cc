@@ -163,8 +163,8 @@ void File::render_GET(Request& request) {
   if (S_ISDIR(st.st_mode)) {
     if (!absl::EndsWith(request.path(), "/")) {
       // A directory's page is served at its name with a slash, as
-      // Twisted's File (and nginx) redirect: the page's relative links
-      // resolve below the directory, not beside it.
+      // Twisted's File redirects (302 there; 301 here, as nginx, see
+      // docs/design.md): its relative links resolve below the directory.
       ::close(fd);
       absl::string_view uri = request.uri();
       const size_t query = uri.find('?');
